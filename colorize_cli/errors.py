@@ -1,0 +1,38 @@
+"""The typed errors of colorize; `cli.py` turns them into one-line messages and exit codes."""
+
+from __future__ import annotations
+
+from os import PathLike
+
+
+class ColorizeError(Exception):
+    """Base of every error colorize raises on purpose. `exit_code` is what the CLI returns."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, path: str | PathLike[str] | None = None) -> None:
+        self.path = None if path is None else str(path)
+        self.reason = message
+        super().__init__(f"{self.path}: {message}" if self.path else message)
+
+
+class UsageError(ColorizeError):
+    """Bad arguments or options: nothing was done."""
+
+
+class ImageError(ColorizeError):
+    """A photo that cannot be read or written (missing, not an image, corrupt, too large...)."""
+
+    exit_code = 1
+
+
+class ShardError(ColorizeError):
+    """A shard file that is missing, foreign, of an incompatible version or damaged."""
+
+
+class ModelError(ColorizeError):
+    """A model file that is missing, unsafe, or of the wrong shape."""
+
+
+class TrainingError(ColorizeError):
+    """Training cannot go on (NaN loss, unusable run directory, missing devices...)."""
