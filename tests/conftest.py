@@ -1,0 +1,29 @@
+"""Shared fixtures: real photos from ../shared/data/dev, copied into a temporary folder."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+DEV_DIR = REPO.parent / "shared" / "data" / "dev"
+
+
+def dev_photos(count: int, stride: int = 97) -> list[Path]:
+    """A deterministic spread of `count` dev photos (different sources, sizes and content)."""
+    photos = sorted(DEV_DIR.glob("*.jpg"))
+    if len(photos) < count:
+        pytest.skip(f"needs {count} photos in {DEV_DIR}")
+    return [photos[(i * stride) % len(photos)] for i in range(count)]
+
+
+@pytest.fixture
+def photo_dir(tmp_path: Path) -> Path:
+    """A folder holding 8 real dev photos."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for photo in dev_photos(8):
+        shutil.copy(photo, folder / photo.name)
+    return folder

@@ -1,0 +1,179 @@
+"""End-to-end tests of the `colorize` command line, in subprocesses, on real photos."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from PIL import Image
+
+from colorize_cli import __version__
+
+PY = sys.executable
+
+
+def run(*args: str, stdin: str | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [PY, "-m", "colorize_cli", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=300,
+    )
+
+
+def modules_after(*argv: str) -> set[str]:
+    """The modules loaded after running the CLI in-process with these arguments."""
+    code = (
+        "import sys\n"
+        "from colorize_cli.cli import app\n"
+        f"try:\n    app({list(argv)!r}, prog_name='colorize')\n"
+        "except SystemExit:\n    pass\n"
+        "print('\\n'.join(sorted(sys.modules)))\n"
+    )
+    result = subprocess.run([PY, "-c", code], capture_output=True, text=True, timeout=120)
+    return set(result.stdout.split())
+
+
+def test_help_lists_every_command_and_does_not_import_tensorflow() -> None:
+    result = run("--help")
+    assert result.returncode == 0
+    for command in ("prepare", "train", "eval", "apply", "info"):
+        assert command in result.stdout
+    loaded = modules_after("--help")
+    assert "typer" in loaded
+    assert "tensorflow" not in loaded and "keras" not in loaded
+
+
+def test_help_is_fast() -> None:
+    best = min(_timed(PY, "-m", "colorize_cli", "--help") for _ in range(3))
+    assert best < 1.0, f"colorize --help took {best:.2f}s"
+
+
+def _timed(*cmd: str) -> float:
+    start = time.perf_counter()
+    subprocess.run(cmd, capture_output=True, check=True)
+    return time.perf_counter() - start
+
+
+def test_version() -> None:
+    result = run("--version")
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"colorize {__version__}"
+    assert "tensorflow" not in modules_after("--version")
+
+
+def test_console_script_is_installed() -> None:
+    script = Path(PY).parent / "colorize"
+    result = subprocess.run([str(script), "--version"], capture_output=True, text=True)
+    assert result.stdout.strip() == f"colorize {__version__}"
+
+
+def test_unknown_option_is_a_usage_error() -> None:
+    result = run("prepare", "--no-such-option", "x", "y.h5")
+    assert result.returncode == 2
+    assert "no-such-option" in result.stderr
+    assert result.stdout == ""
+
+
+def test_prepare_then_info_on_real_photos(photo_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "data.h5"
+    result = run("prepare", str(photo_dir), str(out), "--size", "64", "--val-fraction", "0.25")
+    assert result.returncode == 0, result.stderr
+    written = [Path(line) for line in result.stdout.splitlines()]
+    assert out in written and all(p.exists() for p in written)
+    assert "Traceback" not in result.stderr
+
+    with h5py.File(out, "r") as f:
+        gray, rgb = f["gray"][:], f["rgb"][:]
+    assert gray.shape[1:] == (64, 64) and rgb.shape[1:] == (64, 64, 3)
+    expected = np.asarray(Image.fromarray(rgb[0]).convert("L"))
+    np.testing.assert_array_equal(gray[0], expected)
+
+    info = run("info", "--json", "--verify", *map(str, written))
+    assert info.returncode == 0, info.stderr
+    descriptions = [json.loads(line) for line in info.stdout.splitlines()]
+    assert len(descriptions) == len(written)
+    assert sum(d["count"] for d in descriptions) == 8
+    assert "tensorflow" not in modules_after("info", str(out))
+
+
+def test_prepare_reads_paths_from_stdin(photo_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "stdin.h5"
+    paths = "\n".join(str(p) for p in sorted(photo_dir.iterdir())[:3]) + "\n"
+    result = run("prepare", "-", str(out), "--size", "32", "--val-fraction", "0", stdin=paths)
+    assert result.returncode == 0, result.stderr
+    with h5py.File(out, "r") as f:
+        assert f["gray"].shape == (3, 32, 32)
+
+
+def test_prepare_skips_bad_files_and_exits_1(photo_dir: Path, tmp_path: Path) -> None:
+    (photo_dir / "notes.jpg").write_text("this is not a photo")
+    (photo_dir / "empty.png").write_bytes(b"")
+    errors = tmp_path / "errors.tsv"
+    out = tmp_path / "data.h5"
+    result = run(
+        "prepare", str(photo_dir), str(out), "--size", "32", "--val-fraction", "0",
+        "--errors", str(errors),
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    assert "notes.jpg" in result.stderr and "empty.png" in result.stderr
+    assert "Traceback" not in result.stderr
+    with h5py.File(out, "r") as f:
+        assert f["gray"].shape[0] == 8
+    rows = errors.read_text().splitlines()
+    assert any("notes.jpg" in row for row in rows) and any("empty.png" in row for row in rows)
+
+
+def test_prepare_with_nothing_usable_exits_2(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.jpg"
+    bad.write_text("nope")
+    out = tmp_path / "out.h5"
+    result = run("prepare", str(bad), str(out))
+    assert result.returncode == 2
+    assert "bad.jpg" in result.stderr and "Traceback" not in result.stderr
+    assert not out.exists()
+
+
+def test_prepare_bad_part_is_usage_error(photo_dir: Path, tmp_path: Path) -> None:
+    result = run("prepare", str(photo_dir), str(tmp_path / "x.h5"), "--part", "3/2")
+    assert result.returncode == 2
+    assert "--part" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_info_refuses_a_non_shard_with_one_line(tmp_path: Path) -> None:
+    fake = tmp_path / "fake.h5"
+    fake.write_text("not hdf5")
+    result = run("info", str(fake))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "fake.h5" in lines[0]
+
+
+def test_debug_shows_traceback(tmp_path: Path) -> None:
+    fake = tmp_path / "fake.h5"
+    fake.write_text("not hdf5")
+    result = run("--debug", "info", str(fake))
+    assert result.returncode != 0
+    assert "Traceback" in result.stderr
+
+
+@pytest.mark.parametrize("env_var", ["NO_COLOR"])
+def test_plain_stderr_when_not_a_terminal(photo_dir: Path, tmp_path: Path, env_var: str) -> None:
+    env = dict(os.environ, **{env_var: "1"})
+    result = subprocess.run(
+        [PY, "-m", "colorize_cli", "prepare", str(photo_dir), str(tmp_path / "o.h5"),
+         "--size", "32"],
+        capture_output=True, text=True, env=env, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "\x1b[" not in result.stderr
