@@ -21,8 +21,16 @@ lint: $(STAMP)
 	$(BIN)/ruff check colorize_cli tests bench
 	$(BIN)/ruff format --check colorize_cli tests bench
 
+DEV    := ../shared/data/dev
+DEMO   := demo-output
+
+# Until a default model is bundled: prepare shards from a few real photos and describe them.
 demo: $(STAMP)
-	$(BIN)/python scripts/demo.py
+	rm -rf $(DEMO) && mkdir -p $(DEMO)/photos
+	ls $(DEV)/*.jpg | awk 'NR % 100 == 1' | xargs -I{} cp {} $(DEMO)/photos/
+	$(BIN)/colorize prepare $(DEMO)/photos $(DEMO)/demo.h5 --size 256 --val-fraction 0.2
+	$(BIN)/colorize info $(DEMO)/demo.h5 $(DEMO)/demo.val.h5
+	@echo "demo: shards written to $(DEMO)/ (photos copied to $(DEMO)/photos)"
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
