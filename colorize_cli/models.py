@@ -1,0 +1,195 @@
+"""The networks: a pix2pix-style U-Net generator, a PatchGAN discriminator, their presets and FLOPs.
+
+Built from stock Keras layers only, so a saved generator loads with `safe_mode=True` and no custom
+objects. Keras (and so TensorFlow) is imported inside the builders: listing presets stays cheap.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Literal
+
+from colorize_cli.errors import UsageError
+
+if TYPE_CHECKING:
+    import keras
+
+# The generator's tanh is scaled to +-AB_SCALE Lab units; it covers the sRGB gamut's a*, b*
+# (about -86..98 and -108..94) with a little room. Recipes divide by it to compare on [-1, 1].
+AB_SCALE = 110.0
+L_MAX = 100.0
+# The PatchGAN halves its input this many times at most (pix2pix's 70x70 patches at 3).
+DISCRIMINATOR_DOWNSAMPLINGS = 3
+LEAK = 0.2
+MAX_GROUPS = 32
+OUTPUTS = ("ab", "rgb")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The shape of a generator/discriminator pair; `stride` is what input sides must divide by."""
+
+    preset: str = "small"
+    depth: int = 6
+    base_filters: int = 32
+    max_filters: int = 256
+    output: Literal["ab", "rgb"] = "ab"
+
+    def __post_init__(self) -> None:
+        if self.output not in OUTPUTS:
+            raise UsageError(
+                f"model output must be one of {', '.join(OUTPUTS)}, not {self.output!r}"
+            )
+        if self.depth < 1 or self.base_filters < 1 or self.max_filters < self.base_filters:
+            raise UsageError(
+                f"model needs depth >= 1 and 1 <= base_filters <= max_filters, got depth "
+                f"{self.depth}, base_filters {self.base_filters}, max_filters {self.max_filters}"
+            )
+
+    @property
+    def stride(self) -> int:
+        """The generator's total downsampling: input height and width must be multiples of it."""
+        return 2**self.depth
+
+    @property
+    def channels(self) -> int:
+        """Channels of the generator's output (and of the discriminator's colour input)."""
+        return 2 if self.output == "ab" else 3
+
+    @property
+    def discriminator_stride(self) -> int:
+        """How much smaller the discriminator's patch grid is than its input."""
+        return 2 ** min(self.depth, DISCRIMINATOR_DOWNSAMPLINGS)
+
+    def filters(self, level: int) -> int:
+        """Filters at encoder level `level` (0 = full resolution / 2), doubling up to the cap."""
+        return min(self.base_filters * 2**level, self.max_filters)
+
+
+PRESETS: dict[str, ModelConfig] = {
+    "tiny": ModelConfig(preset="tiny", depth=3, base_filters=8, max_filters=32),
+    "small": ModelConfig(preset="small", depth=6, base_filters=32, max_filters=256),
+    "base": ModelConfig(preset="base", depth=7, base_filters=64, max_filters=512),
+}
+
+
+def model_config(preset: str, output: str = "ab") -> ModelConfig:
+    """The named preset predicting `output` ("ab" Lab chroma or "rgb"); UsageError if unknown."""
+    if preset not in PRESETS:
+        raise UsageError(f"unknown model preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    return replace(PRESETS[preset], output=output)
+
+
+def _groups(channels: int) -> int:
+    """Most groups (<= 32) that divide `channels` and keep at least 4 channels per group."""
+    return max(g for g in range(1, min(MAX_GROUPS, max(channels // 4, 1)) + 1) if channels % g == 0)
+
+
+def _conv_block(x, filters: int, kernel: int, stride: int, normalize: bool, leaky: bool, name: str):
+    """Conv -> GroupNorm (optional) -> LeakyReLU(0.2) or ReLU; no conv bias before a norm."""
+    import keras
+
+    x = keras.layers.Conv2D(
+        filters, kernel, strides=stride, padding="same", use_bias=not normalize, name=f"{name}_conv"
+    )(x)
+    if normalize:
+        x = keras.layers.GroupNormalization(_groups(filters), name=f"{name}_norm")(x)
+    if leaky:
+        return keras.layers.LeakyReLU(negative_slope=LEAK, name=f"{name}_act")(x)
+    return keras.layers.ReLU(name=f"{name}_act")(x)
+
+
+def build_generator(config: ModelConfig) -> keras.Model:
+    """The U-Net generator: L* in [0, 100] -> a*b* in Lab units, or sRGB in [0, 1].
+
+    Encoder: `depth` strided 4x4 convs (GroupNorm but on the first and innermost, LeakyReLU 0.2).
+    Decoder: bilinear 2x upsampling + 3x3 conv (no checkerboard), ReLU, concatenated with the
+    encoder feature of the same size; the last conv also sees the input lightness, so colour edges
+    can follow luminance edges at full resolution.
+    """
+    import keras
+
+    lightness = keras.Input((None, None, 1), name="lightness")
+    x = keras.layers.Rescaling(2.0 / L_MAX, offset=-1.0, name="lightness_scale")(lightness)
+    scaled_lightness = x
+    skips = []
+    for level in range(config.depth):
+        normalize = 0 < level < config.depth - 1
+        x = _conv_block(x, config.filters(level), 4, 2, normalize, True, f"down{level}")
+        skips.append(x)
+    for level in reversed(range(config.depth - 1)):
+        x = keras.layers.UpSampling2D(interpolation="bilinear", name=f"up{level}_resize")(x)
+        x = _conv_block(x, config.filters(level), 3, 1, True, False, f"up{level}")
+        x = keras.layers.Concatenate(name=f"up{level}_skip")([x, skips[level]])
+    x = keras.layers.UpSampling2D(interpolation="bilinear", name="out_resize")(x)
+    x = keras.layers.Concatenate(name="out_skip")([x, scaled_lightness])
+    # Zero-initialised, so an untrained generator predicts no colour (the gray baseline) rather
+    # than saturated noise; the kernel still gets gradients from the first step.
+    x = keras.layers.Conv2D(
+        config.channels, 3, padding="same", kernel_initializer="zeros", name="out_conv"
+    )(x)
+    # The head runs in float32 so a mixed-precision policy cannot quantise the colours.
+    if config.output == "ab":
+        x = keras.layers.Activation("tanh", dtype="float32", name="out_tanh")(x)
+        colour = keras.layers.Rescaling(AB_SCALE, dtype="float32", name="ab")(x)
+    else:
+        colour = keras.layers.Activation("sigmoid", dtype="float32", name="rgb")(x)
+    return keras.Model(lightness, colour, name=f"generator_{config.preset}_{config.output}")
+
+
+def build_discriminator(config: ModelConfig, conditional: bool = True) -> keras.Model:
+    """The PatchGAN: patch logits (B, H/s, W/s, 1), s = `config.discriminator_stride`.
+
+    conditional=True takes `[lightness, colour]` (L* in [0, 100] and the generator's output space)
+    and judges the pair; conditional=False takes the colour tensor alone. Inputs are rescaled to
+    [-1, 1] inside; the logits have no sigmoid (the recipes use BCE from logits).
+    """
+    import keras
+
+    colour = keras.Input((None, None, config.channels), name="colour")
+    if config.output == "ab":
+        x = keras.layers.Rescaling(1.0 / AB_SCALE, name="colour_scale")(colour)
+    else:
+        x = keras.layers.Rescaling(2.0, offset=-1.0, name="colour_scale")(colour)
+    inputs = colour
+    if conditional:
+        lightness = keras.Input((None, None, 1), name="lightness")
+        scaled = keras.layers.Rescaling(2.0 / L_MAX, offset=-1.0, name="lightness_scale")(lightness)
+        x = keras.layers.Concatenate(name="pair")([scaled, x])
+        inputs = [lightness, colour]
+    downsamplings = min(config.depth, DISCRIMINATOR_DOWNSAMPLINGS)
+    for level in range(downsamplings):
+        x = _conv_block(x, config.filters(level), 4, 2, level > 0, True, f"down{level}")
+    x = _conv_block(x, config.filters(downsamplings), 4, 1, True, True, "patch")
+    logits = keras.layers.Conv2D(1, 4, padding="same", dtype="float32", name="logits")(x)
+    kind = "conditional" if conditional else "unconditional"
+    return keras.Model(inputs, logits, name=f"discriminator_{config.preset}_{kind}")
+
+
+def count_flops(model: keras.Model, height: int, width: int) -> int:
+    """Forward FLOPs per image (2 x multiply-adds) of the conv and dense layers at height x width.
+
+    Normalisation, activations, resizing and bias adds are left out (a few percent at most).
+    The model is cloned on fixed-size inputs so every layer's spatial size is known.
+    """
+    import keras
+
+    inputs = keras.tree.map_structure(
+        lambda tensor: keras.Input((height, width, *tensor.shape[3:])), model.input
+    )
+    sized = keras.models.clone_model(model, input_tensors=inputs)
+    flops = 0
+    for layer in sized.layers:
+        if isinstance(layer, keras.layers.Conv2DTranspose):
+            # Every input pixel is spread over a kernel-sized window of each output channel.
+            _, h, w, c_in = layer.input.shape
+            flops += 2 * h * w * math.prod(layer.kernel_size) * c_in * layer.filters
+        elif isinstance(layer, keras.layers.Conv2D):
+            _, h, w, _ = layer.output.shape
+            c_in = layer.input.shape[-1] // layer.groups
+            flops += 2 * h * w * math.prod(layer.kernel_size) * c_in * layer.filters
+        elif isinstance(layer, keras.layers.Dense):
+            positions = math.prod(layer.output.shape[1:-1])
+            flops += 2 * positions * layer.input.shape[-1] * layer.units
+    return flops

@@ -1,0 +1,148 @@
+"""The training recipes: what the generator predicts, its losses and its optimizers, by name.
+
+A recipe is a small difference, not a trainer: the losses are pure functions of tensors that
+`train.py` calls inside its compiled step. TensorFlow is imported inside them, so listing the
+recipes (e.g. for `--help`) stays cheap.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+from colorize_cli.errors import UsageError
+from colorize_cli.models import AB_SCALE, OUTPUTS
+
+if TYPE_CHECKING:
+    import keras
+    import tensorflow as tf
+
+RECONSTRUCTIONS = ("l1", "mse")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Losses and optimizer settings of one way to train the GAN.
+
+    The reconstruction loss compares generator output and target on a [-1, 1] scale whatever the
+    output space (a*b* / AB_SCALE, or 2 x sRGB), so `reconstruction_weight` 100 means what it means
+    in pix2pix. The adversarial weight is 0 before `adversarial_start_step`, `adversarial_weight`
+    from it on. The discriminator learns towards `real_label` / `fake_label` (soft labels when not
+    1 / 0); the generator always aims its fakes at label 1.
+    """
+
+    name: str
+    description: str
+    output: Literal["ab", "rgb"]
+    conditional_discriminator: bool
+    learning_rate: float
+    beta_1: float
+    reconstruction: Literal["l1", "mse"] = "l1"
+    reconstruction_weight: float = 100.0
+    adversarial_weight: float = 1.0
+    adversarial_start_step: int = 0
+    real_label: float = 1.0
+    fake_label: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.output not in OUTPUTS:
+            raise UsageError(f"recipe {self.name!r}: output must be one of {', '.join(OUTPUTS)}")
+        if self.reconstruction not in RECONSTRUCTIONS:
+            choices = ", ".join(RECONSTRUCTIONS)
+            raise UsageError(f"recipe {self.name!r}: reconstruction must be one of {choices}")
+
+    @property
+    def error_scale(self) -> float:
+        """Factor that maps a difference in output units onto the [-1, 1] scale pix2pix uses."""
+        return 1.0 / AB_SCALE if self.output == "ab" else 2.0
+
+    def target(self, batch: dict) -> tf.Tensor:
+        """The ground truth the generator's output is compared with: `batch[self.output]`."""
+        return batch[self.output]
+
+    def adversarial_weight_at(self, step: int | tf.Tensor) -> tf.Tensor:
+        """The adversarial weight at training step `step` (a Python int or an integer tensor)."""
+        import tensorflow as tf
+
+        started = tf.cast(step, tf.int64) >= self.adversarial_start_step
+        return tf.where(started, tf.constant(self.adversarial_weight), tf.constant(0.0))
+
+    def generator_loss(
+        self, real: tf.Tensor, fake: tf.Tensor, fake_logits: tf.Tensor, step: int | tf.Tensor
+    ) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
+        """Total generator loss and its unweighted parts `{reconstruction: ..., "adv": ...}`.
+
+        Every term is a mean over the batch given (per replica under tf.distribute).
+        """
+        import tensorflow as tf
+
+        error = (tf.cast(fake, tf.float32) - tf.cast(real, tf.float32)) * self.error_scale
+        if self.reconstruction == "l1":
+            reconstruction = tf.reduce_mean(tf.abs(error))
+        else:
+            reconstruction = tf.reduce_mean(tf.square(error))
+        adversarial = _bce_from_logits(1.0, fake_logits)
+        total = (
+            self.reconstruction_weight * reconstruction
+            + self.adversarial_weight_at(step) * adversarial
+        )
+        return total, {self.reconstruction: reconstruction, "adv": adversarial}
+
+    def discriminator_loss(self, real_logits: tf.Tensor, fake_logits: tf.Tensor) -> tf.Tensor:
+        """Mean of the real and fake BCE terms (halved as in pix2pix, so D learns at G's pace)."""
+        real = _bce_from_logits(self.real_label, real_logits)
+        fake = _bce_from_logits(self.fake_label, fake_logits)
+        return 0.5 * (real + fake)
+
+    def make_optimizers(
+        self, learning_rate: float | None = None
+    ) -> tuple[keras.optimizers.Optimizer, keras.optimizers.Optimizer]:
+        """(generator, discriminator) Adam optimizers; call inside the distribution strategy scope."""
+        import keras
+
+        rate = self.learning_rate if learning_rate is None else learning_rate
+        return tuple(
+            keras.optimizers.Adam(learning_rate=rate, beta_1=self.beta_1, name=f"{net}_adam")
+            for net in ("generator", "discriminator")
+        )
+
+
+def _bce_from_logits(label: float, logits: tf.Tensor) -> tf.Tensor:
+    """Mean binary cross-entropy of every patch logit against the constant `label`."""
+    import tensorflow as tf
+
+    logits = tf.cast(logits, tf.float32)
+    labels = tf.fill(tf.shape(logits), label)
+    return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits))
+
+
+RECIPES: dict[str, Recipe] = {
+    "pix2pix": Recipe(
+        name="pix2pix",
+        description="pix2pix (Isola et al. 2017) on Lab: predict a*b* from L*, L1 x 100 + "
+        "conditional PatchGAN, Adam 2e-4 beta1 0.5.",
+        output="ab",
+        conditional_discriminator=True,
+        learning_rate=2e-4,
+        beta_1=0.5,
+    ),
+    "paper": Recipe(
+        name="paper",
+        description="The seed paper: predict sRGB from gray, MSE + an unconditional "
+        "discriminator with soft labels (real 0.9), Adam 1e-3.",
+        output="rgb",
+        conditional_discriminator=False,
+        learning_rate=1e-3,
+        beta_1=0.9,
+        reconstruction="mse",
+        real_label=0.9,
+    ),
+}
+DEFAULT_RECIPE = "pix2pix"
+
+
+def get_recipe(name: str) -> Recipe:
+    """The recipe called `name`; UsageError naming the valid ones otherwise."""
+    if name not in RECIPES:
+        raise UsageError(f"unknown recipe {name!r}; choose one of {', '.join(RECIPES)}")
+    return RECIPES[name]
