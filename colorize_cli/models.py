@@ -1,16 +1,19 @@
 """The networks: a pix2pix-style U-Net generator, a PatchGAN discriminator, their presets and FLOPs.
 
 Built from stock Keras layers only, so a saved generator loads with `safe_mode=True` and no custom
-objects. Keras (and so TensorFlow) is imported inside the builders: listing presets stays cheap.
+objects. Keras (so TensorFlow, via tf_setup) is imported inside the builders: listing presets
+stays cheap.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from types import ModuleType
 from typing import TYPE_CHECKING, Literal
 
 from colorize_cli.errors import UsageError
+from colorize_cli.tf_setup import import_tf
 
 if TYPE_CHECKING:
     import keras
@@ -81,6 +84,14 @@ def model_config(preset: str, output: str = "ab") -> ModelConfig:
     return replace(PRESETS[preset], output=output)
 
 
+def _keras() -> ModuleType:
+    """Keras, imported after tf_setup has set TensorFlow's environment."""
+    import_tf()
+    import keras
+
+    return keras
+
+
 def _groups(channels: int) -> int:
     """Most groups (<= 32) that divide `channels` and keep at least 4 channels per group."""
     return max(g for g in range(1, min(MAX_GROUPS, max(channels // 4, 1)) + 1) if channels % g == 0)
@@ -88,7 +99,7 @@ def _groups(channels: int) -> int:
 
 def _conv_block(x, filters: int, kernel: int, stride: int, normalize: bool, leaky: bool, name: str):
     """Conv -> GroupNorm (optional) -> LeakyReLU(0.2) or ReLU; no conv bias before a norm."""
-    import keras
+    keras = _keras()
 
     x = keras.layers.Conv2D(
         filters, kernel, strides=stride, padding="same", use_bias=not normalize, name=f"{name}_conv"
@@ -108,7 +119,7 @@ def build_generator(config: ModelConfig) -> keras.Model:
     encoder feature of the same size; the last conv also sees the input lightness, so colour edges
     can follow luminance edges at full resolution.
     """
-    import keras
+    keras = _keras()
 
     lightness = keras.Input((None, None, 1), name="lightness")
     x = keras.layers.Rescaling(2.0 / L_MAX, offset=-1.0, name="lightness_scale")(lightness)
@@ -145,7 +156,7 @@ def build_discriminator(config: ModelConfig, conditional: bool = True) -> keras.
     and judges the pair; conditional=False takes the colour tensor alone. Inputs are rescaled to
     [-1, 1] inside; the logits have no sigmoid (the recipes use BCE from logits).
     """
-    import keras
+    keras = _keras()
 
     colour = keras.Input((None, None, config.channels), name="colour")
     if config.output == "ab":
@@ -173,7 +184,7 @@ def count_flops(model: keras.Model, height: int, width: int) -> int:
     Normalisation, activations, resizing and bias adds are left out (a few percent at most).
     The model is cloned on fixed-size inputs so every layer's spatial size is known.
     """
-    import keras
+    keras = _keras()
 
     inputs = keras.tree.map_structure(
         lambda tensor: keras.Input((height, width, *tensor.shape[3:])), model.input

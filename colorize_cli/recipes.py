@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Literal
 
 from colorize_cli.errors import UsageError
 from colorize_cli.models import AB_SCALE, OUTPUTS
+from colorize_cli.tf_setup import import_tf
 
 if TYPE_CHECKING:
     import keras
@@ -62,7 +63,7 @@ class Recipe:
 
     def adversarial_weight_at(self, step: int | tf.Tensor) -> tf.Tensor:
         """The adversarial weight at training step `step` (a Python int or an integer tensor)."""
-        import tensorflow as tf
+        tf = import_tf()
 
         started = tf.cast(step, tf.int64) >= self.adversarial_start_step
         return tf.where(started, tf.constant(self.adversarial_weight), tf.constant(0.0))
@@ -74,7 +75,7 @@ class Recipe:
 
         Every term is a mean over the batch given (per replica under tf.distribute).
         """
-        import tensorflow as tf
+        tf = import_tf()
 
         error = (tf.cast(fake, tf.float32) - tf.cast(real, tf.float32)) * self.error_scale
         if self.reconstruction == "l1":
@@ -97,7 +98,8 @@ class Recipe:
     def make_optimizers(
         self, learning_rate: float | None = None
     ) -> tuple[keras.optimizers.Optimizer, keras.optimizers.Optimizer]:
-        """(generator, discriminator) Adam optimizers; call inside the distribution strategy scope."""
+        """(generator, discriminator) Adam optimizers; call inside the tf.distribute scope."""
+        import_tf()
         import keras
 
         rate = self.learning_rate if learning_rate is None else learning_rate
@@ -109,7 +111,7 @@ class Recipe:
 
 def _bce_from_logits(label: float, logits: tf.Tensor) -> tf.Tensor:
     """Mean binary cross-entropy of every patch logit against the constant `label`."""
-    import tensorflow as tf
+    tf = import_tf()
 
     logits = tf.cast(logits, tf.float32)
     labels = tf.fill(tf.shape(logits), label)
