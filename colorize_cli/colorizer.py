@@ -1,0 +1,277 @@
+"""Model -> any-size photo: the network runs at a render size, its colour is upsampled to full
+resolution and recombined with the photo's own gray, so `grayscale(output) == grayscale(input)`.
+
+`Colorizer` is the one code path `colorize apply` and `colorize eval` share. TensorFlow is imported
+when a model is loaded, never at import time.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import numpy as np
+from PIL import Image
+
+from colorize_cli import color
+from colorize_cli.errors import ModelError
+
+if TYPE_CHECKING:
+    import keras
+
+DEFAULT_MODEL_PATH = Path(__file__).resolve().parent / "weights" / "default.keras"
+# Provisional: issue 5 picks the default by measurement on the dev validation split.
+DEFAULT_RENDER_SIZE = 256
+DEFAULT_BATCH_SIZE = 8
+# A very long, thin photo is squeezed along its long side rather than rendered this many times
+# wider than `render_size`: the network's cost stays bounded whatever the aspect ratio.
+MAX_ASPECT = 4
+# Photos in one batch hold at most this many pixels together (a bigger photo goes alone), so a
+# batch of large photos cannot exhaust memory.
+BATCH_PIXEL_BUDGET = 16 * 2**20
+# The full-resolution recombination runs over bands of about this many pixels.
+_BAND_PIXELS = 2**20
+
+T = TypeVar("T")
+
+
+def load_generator(path: str | Path | None = None) -> keras.Model:
+    """Load a generator `.keras` file in Keras safe mode and check it obeys the generator contract.
+
+    None means the bundled model. Raises ModelError for a missing, unreadable or unsafe file (a
+    Lambda layer carries Python code, which safe mode refuses) and for the wrong input or output.
+    """
+    from colorize_cli.tf_setup import import_tf
+
+    import_tf()
+    import keras
+
+    model_path = DEFAULT_MODEL_PATH if path is None else Path(path)
+    if not model_path.is_file():
+        if path is None:
+            raise ModelError(
+                "no bundled model yet: train one with `colorize train` and pass its "
+                "model.keras with --model",
+                model_path,
+            )
+        raise ModelError("model file not found", model_path)
+    try:
+        model = keras.saving.load_model(model_path, compile=False, safe_mode=True)
+    except ValueError as exc:
+        if "safe_mode" in str(exc):
+            raise ModelError(
+                "refused: the model carries Python code (a Lambda layer) that safe mode does "
+                "not run; rebuild it from standard Keras layers",
+                model_path,
+            ) from None
+        raise ModelError(f"not a loadable Keras model: {exc}", model_path) from None
+    except Exception as exc:  # a damaged zip or config fails in many ways
+        raise ModelError(f"not a loadable Keras model: {exc}", model_path) from None
+    _check_contract(model, model_path)
+    return model
+
+
+def _check_contract(model: Any, path: Path) -> None:
+    inputs, outputs = model.inputs, model.outputs
+    in_shape = tuple(inputs[0].shape) if len(inputs) == 1 else None
+    out_shape = tuple(outputs[0].shape) if len(outputs) == 1 else None
+    if (
+        in_shape is None
+        or out_shape is None
+        or len(in_shape) != 4
+        or in_shape[1:] != (None, None, 1)
+        or len(out_shape) != 4
+        or out_shape[-1] not in (2, 3)
+    ):
+        raise ModelError(
+            "not a colorize generator: it must take (batch, H, W, 1) L* with free H and W and "
+            f"give (batch, H, W, 2) a*b* or (batch, H, W, 3) RGB; this one takes "
+            f"{[tuple(t.shape) for t in inputs]} and gives {[tuple(t.shape) for t in outputs]}",
+            path,
+        )
+
+
+def model_stride(model: Any) -> int:
+    """What the model's input sides must be multiples of: the product of its downsampling strides.
+
+    A saved `.keras` file does not record the generator's depth, so it is read off the layers.
+    """
+    import keras
+
+    downsampling = (keras.layers.Conv2D, keras.layers.MaxPooling2D, keras.layers.AveragePooling2D)
+    stride = 1
+    for layer in model.layers:
+        if hasattr(layer, "layers"):
+            stride *= model_stride(layer)
+        elif isinstance(layer, downsampling):
+            stride *= layer.strides[0]
+    return stride
+
+
+def render_shape(height: int, width: int, render_size: int) -> tuple[int, int]:
+    """The (height, width) the network sees for a photo: short side `render_size`, never larger
+    than the photo, long side at most MAX_ASPECT x `render_size`."""
+    scale = min(
+        1.0, render_size / min(height, width), MAX_ASPECT * render_size / max(height, width)
+    )
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+@dataclass
+class _Rendered:
+    """A photo's gray at full size and its padded L* at render size."""
+
+    gray: np.ndarray
+    shape: tuple[int, int]
+    lightness: np.ndarray
+
+
+class Colorizer:
+    """A loaded generator that colorizes photos of any size (load once, call many times)."""
+
+    def __init__(
+        self,
+        model_path: str | Path | None = None,
+        render_size: int = DEFAULT_RENDER_SIZE,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+    ) -> None:
+        if render_size < 1 or batch_size < 1:
+            raise ValueError(
+                f"render_size and batch_size must be >= 1, got {render_size}, {batch_size}"
+            )
+        self.model = load_generator(model_path)
+        self.model_path = DEFAULT_MODEL_PATH if model_path is None else Path(model_path)
+        self.render_size = render_size
+        self.batch_size = batch_size
+        self.stride = model_stride(self.model)
+        self.predicts_rgb = self.model.outputs[0].shape[-1] == 3
+        self._compiled: dict[tuple[int, int], Any] = {}
+        self._shapes_seen: set[tuple[int, int]] = set()
+        self.network_seconds = 0.0  # time spent in the network, for benchmarks
+
+    def colorize(self, image: np.ndarray) -> np.ndarray:
+        """uint8 (H, W, 3) colour or (H, W) gray -> uint8 (H, W, 3) colorized from its gray."""
+        ((_, out),) = self.colorize_many([(None, image)])
+        return out
+
+    def colorize_many(
+        self, items: Iterable[tuple[T, np.ndarray]]
+    ) -> Iterator[tuple[T, np.ndarray]]:
+        """Colorize (tag, photo) pairs in batches, yielding (tag, colorized) in the input order.
+
+        Photos are read from `items` lazily, `batch_size` (or BATCH_PIXEL_BUDGET) at a time; each
+        result equals what `colorize` gives for that photo alone.
+        """
+        batch: list[tuple[T, _Rendered]] = []
+        pixels = 0
+        for tag, image in items:
+            rendered = self._render(image)
+            batch.append((tag, rendered))
+            pixels += rendered.gray.size
+            if len(batch) >= self.batch_size or pixels >= BATCH_PIXEL_BUDGET:
+                yield from self._run(batch)
+                batch, pixels = [], 0
+        if batch:
+            yield from self._run(batch)
+
+    def _render(self, image: np.ndarray) -> _Rendered:
+        image = np.asarray(image)
+        if image.dtype != np.uint8 or not (
+            image.ndim == 2 or (image.ndim == 3 and image.shape[-1] == 3)
+        ):
+            raise ValueError(f"expected uint8 (H, W) or (H, W, 3), got {image.dtype} {image.shape}")
+        if 0 in image.shape:
+            raise ValueError(f"empty image of shape {image.shape}")
+        gray = image if image.ndim == 2 else color.grayscale(image)
+        height, width = render_shape(*gray.shape, self.render_size)
+        small = gray
+        if (height, width) != gray.shape:
+            small = np.asarray(
+                Image.fromarray(gray).resize((width, height), Image.Resampling.BICUBIC)
+            )
+        padded = np.pad(
+            color.gray_to_lightness(small),
+            ((0, -height % self.stride), (0, -width % self.stride)),
+            mode="symmetric",
+        )
+        return _Rendered(gray, (height, width), padded)
+
+    def _run(self, batch: list[tuple[T, _Rendered]]) -> Iterator[tuple[T, np.ndarray]]:
+        """Predict each group of same-shape renders together, then finish in input order."""
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for i, (_, rendered) in enumerate(batch):
+            groups.setdefault(rendered.lightness.shape, []).append(i)
+        chroma: list[np.ndarray | None] = [None] * len(batch)
+        for indices in groups.values():
+            x = np.stack([batch[i][1].lightness for i in indices])[..., np.newaxis]
+            started = time.perf_counter()
+            y = self._network(x)
+            self.network_seconds += time.perf_counter() - started
+            for i, prediction in zip(indices, y, strict=True):
+                height, width = batch[i][1].shape
+                chroma[i] = self._ab(prediction[:height, :width])
+        for (tag, rendered), ab in zip(batch, chroma, strict=True):
+            yield tag, recombine(rendered.gray, ab)
+
+    def _network(self, x: np.ndarray) -> np.ndarray:
+        """Run the generator on a (B, H, W, 1) batch.
+
+        Keras's bilinear UpSampling2D cannot be traced with unknown H and W, so the network is
+        compiled once per render shape (batch size left free). Tracing costs about a second, more
+        than a few eager calls, so a shape runs eagerly until it comes back.
+        """
+        shape = x.shape[1:3]
+        compiled = self._compiled.get(shape)
+        if compiled is None and shape in self._shapes_seen:
+            from colorize_cli.tf_setup import import_tf
+
+            tf = import_tf()
+            compiled = self._compiled[shape] = tf.function(
+                lambda batch: self.model(batch, training=False),
+                input_signature=[tf.TensorSpec([None, *shape, 1], tf.float32)],
+            )
+        self._shapes_seen.add(shape)
+        if compiled is None:
+            return np.asarray(self.model(x, training=False))
+        return compiled(x).numpy()
+
+    def _ab(self, prediction: np.ndarray) -> np.ndarray:
+        if self.predicts_rgb:
+            return color.srgb_to_lab(np.clip(prediction, 0.0, 1.0))[..., 1:]
+        return prediction.astype(np.float32)
+
+
+def _linear_taps(size_in: int, size_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Bilinear source indices and weights with half-pixel centres (as PIL and tf.image.resize)."""
+    source = (np.arange(size_out) + 0.5) * (size_in / size_out) - 0.5
+    source = np.clip(source, 0, size_in - 1)
+    low = np.floor(source).astype(np.intp)
+    high = np.minimum(low + 1, size_in - 1)
+    return low, high, (source - low).astype(np.float32)
+
+
+def recombine(gray: np.ndarray, ab: np.ndarray) -> np.ndarray:
+    """Full-resolution photo from its uint8 gray (H, W) and a low-resolution a*b* (h, w, 2).
+
+    The a*b* planes are upsampled bilinearly, joined to the gray's L*, turned into sRGB and made
+    to keep the gray exactly (`color.keep_luminance`); all of it in row bands, so the memory
+    beyond the output is a few float32 bands, whatever the photo's size.
+    """
+    height, width = gray.shape
+    low, high, weight = _linear_taps(ab.shape[1], width)
+    ab_wide = ab[:, low] * (1 - weight[:, None]) + ab[:, high] * weight[:, None]
+    rows_low, rows_high, rows_weight = _linear_taps(ab.shape[0], height)
+    out = np.empty((height, width, 3), np.uint8)
+    band = max(1, _BAND_PIXELS // width)
+    for top in range(0, height, band):
+        rows = slice(top, min(top + band, height))
+        w = rows_weight[rows, None, None]
+        lab = np.empty((rows.stop - top, width, 3), np.float32)
+        lab[..., 0] = color.gray_to_lightness(gray[rows])
+        lab[..., 1:] = ab_wide[rows_low[rows]] * (1 - w) + ab_wide[rows_high[rows]] * w
+        rgb = np.rint(color.lab_to_srgb(lab) * 255).astype(np.uint8)
+        out[rows] = color.keep_luminance(rgb, gray[rows])
+    return out
