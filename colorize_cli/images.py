@@ -1,0 +1,454 @@
+"""Reading and writing photos safely: any file becomes an 8-bit sRGB array or a clear ImageError.
+
+Also owns which files count as photos (`IMAGE_EXTENSIONS`) and how command-line sources (files,
+directories, globs, `-`) expand into a list of photo paths.
+
+Decoding policy (one path, `_decode`, serves `read_image`, `read_image_bytes` and
+`read_image_with_info`):
+
+- The header is parsed first and the pixel count checked against `max_pixels` before any pixel is
+  decoded; PIL's own process-wide bomb limit is switched off because ours replaces it.
+- Truncated or corrupt data is an error, never a half-decoded photo (PNG chunk CRCs are verified,
+  which PIL skips for pixel data).
+- Multi-frame files (animated GIF/PNG/WebP, multi-page TIFF, MPO) give their first frame.
+- EXIF orientation is applied. Alpha is composited over white.
+- 16-bit integer greys are scaled by value * 255 / 65535, rounded (mode `I` is clipped to
+  0..65535 first); 32-bit float greys (mode `F`) are taken as 0.0 = black .. 1.0 = white and
+  clipped, NaN -> black. 16-bit RGB PNGs are reduced to 8 bits by PIL itself.
+- An embedded ICC profile is converted to sRGB (perceptual intent) when it describes the pixels'
+  colour space; an unreadable or mismatched profile is ignored (the pixels are taken as sRGB, as
+  browsers do) and the reason is reported in `ImageInfo.icc_error`. CMYK without a profile uses
+  PIL's naive conversion.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import functools
+import io
+import os
+import stat
+import struct
+import sys
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, TextIO
+
+import numpy as np
+from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
+
+from colorize_cli.errors import ImageError, UsageError
+
+DEFAULT_MAX_PIXELS = 200_000_000
+
+IMAGE_EXTENSIONS = frozenset(
+    {".jpg", ".jpeg", ".jpe", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif", ".ppm", ".pgm"}
+    | {".pbm", ".pnm", ".avif"}
+)
+
+# Our per-call `max_pixels` replaces PIL's global limit, which warns at 89 MP and refuses at 179 MP,
+# below our 200 MP default.
+Image.MAX_IMAGE_PIXELS = None
+
+# Formats that are plain raster photos; others (EPS runs Ghostscript, ...) are refused.
+_READ_FORMATS = ("JPEG", "PNG", "WEBP", "TIFF", "BMP", "GIF", "PPM", "AVIF")
+
+_WRITE_FORMATS = {
+    "png": "PNG",
+    "jpg": "JPEG",
+    "jpeg": "JPEG",
+    "webp": "WEBP",
+    "tif": "TIFF",
+    "tiff": "TIFF",
+    "bmp": "BMP",
+}
+
+# Exceptions PIL (and its codecs) raise on malformed input.
+_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, IndexError, KeyError)
+_DECODE_ERRORS += (TypeError, ZeroDivisionError, zlib.error)
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_ORIENTATION = 0x0112
+_ICC_SPACE_FOR_MODE = {"L": "GRAY", "RGB": "RGB", "CMYK": "CMYK"}
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """What `apply` needs to know about a photo besides its pixels."""
+
+    format: str  # PIL's format name, e.g. "JPEG"
+    mode: str  # PIL's mode as stored, e.g. "CMYK", "I;16", "P"
+    size: tuple[int, int]  # (width, height) as stored, before EXIF rotation
+    exif: bytes | None  # raw EXIF ("Exif\0\0..."), orientation reset to 1 since it was applied
+    icc_converted: bool
+    icc_error: str | None = None  # why an embedded profile was ignored, if it was
+
+
+def read_image(
+    path: str | os.PathLike[str], max_pixels: int | None = DEFAULT_MAX_PIXELS
+) -> np.ndarray:
+    """Read a photo as (H, W, 3) uint8 sRGB; `max_pixels=None` disables the size limit."""
+    return read_image_with_info(path, max_pixels)[0]
+
+
+def read_image_bytes(
+    data: bytes, name: str = "-", max_pixels: int | None = DEFAULT_MAX_PIXELS
+) -> np.ndarray:
+    """Decode an encoded photo held in memory (stdin); `name` is used in error messages."""
+    return read_image_with_info(data, max_pixels, name=name)[0]
+
+
+def read_image_with_info(
+    source: str | os.PathLike[str] | bytes,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    name: str = "-",
+) -> tuple[np.ndarray, ImageInfo]:
+    """Read a photo from a path or from encoded bytes (named `name` in errors) with its metadata."""
+    if isinstance(source, bytes | bytearray | memoryview):
+        return _decode(io.BytesIO(source), name, len(source), max_pixels)
+    path = os.fspath(source)
+    try:
+        fp = open(path, "rb")  # noqa: SIM115 - closed by the with below, errors mapped here
+    except OSError as exc:
+        raise ImageError(_os_reason(exc), path) from exc
+    with fp:
+        info = os.fstat(fp.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            # Pipes and devices cannot seek, which PIL and the PNG check need.
+            data = fp.read()
+            return _decode(io.BytesIO(data), path, len(data), max_pixels)
+        return _decode(fp, path, info.st_size, max_pixels)
+
+
+def _decode(
+    fp: BinaryIO, name: str, size: int, max_pixels: int | None
+) -> tuple[np.ndarray, ImageInfo]:
+    if size == 0:
+        raise ImageError("file is empty", name)
+    try:
+        im = Image.open(fp, formats=_readable_formats())
+    except UnidentifiedImageError:
+        raise ImageError(_unidentified_reason(fp), name) from None
+    except _DECODE_ERRORS as exc:
+        raise ImageError(_corrupt_reason(exc), name) from exc
+    with im:
+        width, height = im.size
+        if max_pixels is not None and width * height > max_pixels:
+            raise ImageError(
+                f"image is {width}x{height} = {width * height / 1e6:g} megapixels, over the "
+                f"{max_pixels / 1e6:g} megapixel limit (--max-pixels)",
+                name,
+            )
+        fmt, mode = im.format or "?", im.mode
+        try:
+            if fmt == "PNG":
+                _check_png_chunks(fp)
+            im.load()
+            exif = _exif_bytes(im)
+            icc = im.info.get("icc_profile")
+            ImageOps.exif_transpose(im, in_place=True)
+            flat = _flatten_alpha(_to_8bit(im))
+            rgb, icc_converted, icc_error = _to_srgb(flat, icc)
+            pixels = np.array(rgb, dtype=np.uint8)
+        except _DECODE_ERRORS as exc:
+            raise ImageError(_corrupt_reason(exc), name) from exc
+    return pixels, ImageInfo(fmt, mode, (width, height), exif, icc_converted, icc_error)
+
+
+@functools.cache
+def _readable_formats() -> tuple[str, ...]:
+    Image.init()
+    return tuple(f for f in _READ_FORMATS if f in Image.OPEN)
+
+
+def _unidentified_reason(fp: BinaryIO) -> str:
+    fp.seek(0)
+    if fp.read(len(_PNG_SIGNATURE)) == _PNG_SIGNATURE:
+        try:
+            _check_png_chunks(fp)
+        except ValueError as exc:
+            return _corrupt_reason(exc)
+        return "corrupt PNG header"
+    return "not an image file (or an unsupported format)"
+
+
+def _corrupt_reason(exc: BaseException) -> str:
+    detail = str(exc).strip()
+    return (
+        f"truncated or corrupt image data ({detail})"
+        if detail
+        else "truncated or corrupt image data"
+    )
+
+
+def _check_png_chunks(fp: BinaryIO) -> None:
+    """Verify every chunk's CRC up to IEND, leaving the file position as it was."""
+    position = fp.tell()
+    fp.seek(len(_PNG_SIGNATURE))
+    while True:
+        head = fp.read(8)
+        if len(head) < 8:
+            raise ValueError("PNG data ends before its IEND chunk")
+        length, kind = struct.unpack(">I4s", head)
+        crc = zlib.crc32(kind)
+        remaining = length
+        while remaining:
+            block = fp.read(min(remaining, 1 << 20))
+            if not block:
+                raise ValueError(f"PNG data ends inside its {kind.decode('latin-1')} chunk")
+            crc = zlib.crc32(block, crc)
+            remaining -= len(block)
+        stored = fp.read(4)
+        if len(stored) < 4 or struct.unpack(">I", stored)[0] != crc:
+            raise ValueError(f"bad CRC in PNG chunk {kind.decode('latin-1')}")
+        if kind == b"IEND":
+            break
+    fp.seek(position)
+
+
+def _exif_bytes(im: Image.Image) -> bytes | None:
+    raw = im.info.get("exif")
+    if not raw:
+        return None
+    exif = Image.Exif()
+    exif.load(raw)
+    if _ORIENTATION in exif:
+        exif[_ORIENTATION] = 1
+    return exif.tobytes()
+
+
+def _to_8bit(im: Image.Image) -> Image.Image:
+    if im.mode.startswith("I"):
+        values = np.clip(np.asarray(im, dtype=np.int64), 0, 65535)
+        return Image.fromarray(((values * 255 + 32767) // 65535).astype(np.uint8))
+    if im.mode == "F":
+        values = np.nan_to_num(np.asarray(im, dtype=np.float32), nan=0.0)
+        return Image.fromarray(np.rint(np.clip(values, 0.0, 1.0) * 255).astype(np.uint8))
+    return im
+
+
+def _flatten_alpha(im: Image.Image) -> Image.Image:
+    """Composite any alpha or transparent colour over white, keeping grey photos grey."""
+    transparent = "transparency" in im.info
+    if im.mode in ("LA", "La") or (im.mode == "L" and transparent):
+        im = im.convert("LA")
+    elif im.mode in ("RGBA", "RGBa", "PA") or (im.mode in ("P", "RGB") and transparent):
+        im = im.convert("RGBA")
+    else:
+        return im
+    values = np.asarray(im, dtype=np.uint32)
+    colour, alpha = values[..., :-1], values[..., -1:]
+    flat = (colour * alpha + 255 * (255 - alpha) + 127) // 255
+    return Image.fromarray(
+        np.squeeze(flat.astype(np.uint8), axis=-1) if im.mode == "LA" else flat.astype(np.uint8)
+    )
+
+
+def _to_srgb(im: Image.Image, icc: bytes | None) -> tuple[Image.Image, bool, str | None]:
+    """Return the photo as an sRGB 'RGB' image, whether a profile was applied, and why not."""
+    if im.mode == "1":
+        im = im.convert("L")
+    elif im.mode not in _ICC_SPACE_FOR_MODE:
+        im = im.convert("RGB")
+    if not icc:
+        return im.convert("RGB"), False, None
+    try:
+        converted = ImageCms.applyTransform(im, _transform_to_srgb(icc, im.mode))
+    except (OSError, ValueError, TypeError, ImageCms.PyCMSError) as exc:
+        return im.convert("RGB"), False, f"ICC profile ignored: {exc}"
+    return converted, True, None
+
+
+@functools.lru_cache(maxsize=16)
+def _transform_to_srgb(icc: bytes, mode: str) -> ImageCms.ImageCmsTransform:
+    # Cached because building a transform costs as much as applying it to a small photo, and a
+    # dataset usually carries only a few distinct profiles.
+    profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+    space = profile.profile.xcolor_space.strip()
+    if space != _ICC_SPACE_FOR_MODE[mode]:
+        raise ValueError(f"it describes {space} pixels, not {mode}")
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+    return ImageCms.buildTransform(
+        profile, srgb, mode, "RGB", renderingIntent=ImageCms.Intent.PERCEPTUAL
+    )
+
+
+def output_format(path: str | os.PathLike[str], format: str | None = None) -> str:
+    """PIL's format name for writing `path` (from `format`, else the extension), or ImageError."""
+    key = (format or Path(path).suffix).lower().lstrip(".")
+    if key not in _WRITE_FORMATS:
+        choices = ", ".join(sorted(_WRITE_FORMATS))
+        what = f"format {format!r}" if format else f"extension {Path(path).suffix!r}"
+        raise ImageError(f"cannot write {what}: choose one of {choices}", path)
+    return _WRITE_FORMATS[key]
+
+
+def encode_image(
+    rgb: np.ndarray, format: str, quality: int = 95, exif: bytes | None = None
+) -> bytes:
+    """Encode an (H, W, 3) uint8 sRGB array; JPEG keeps full chroma (4:4:4) at quality >= 90."""
+    pil_format = _WRITE_FORMATS.get(format.lower().lstrip("."), format.upper())
+    if pil_format not in _WRITE_FORMATS.values():
+        raise ImageError(
+            f"cannot write format {format!r}: choose one of {', '.join(sorted(_WRITE_FORMATS))}"
+        )
+    if not 1 <= quality <= 100:
+        raise UsageError(f"quality must be between 1 and 100, not {quality}")
+    if not (
+        isinstance(rgb, np.ndarray)
+        and rgb.dtype == np.uint8
+        and rgb.ndim == 3
+        and rgb.shape[2] == 3
+    ):
+        raise ValueError(
+            f"expected an (H, W, 3) uint8 array, got {getattr(rgb, 'shape', type(rgb))}"
+        )
+    options: dict[str, object] = {}
+    if pil_format == "JPEG":
+        options = {"quality": quality, "subsampling": 0 if quality >= 90 else 2}
+    elif pil_format == "WEBP":
+        options = {"quality": quality}
+    elif pil_format == "TIFF":
+        options = {"compression": "tiff_deflate"}
+    if exif and pil_format != "BMP":
+        options["exif"] = exif
+    buffer = io.BytesIO()
+    try:
+        Image.fromarray(np.ascontiguousarray(rgb)).save(buffer, format=pil_format, **options)
+    except (OSError, ValueError) as exc:
+        raise ImageError(f"cannot encode {pil_format}: {exc}") from exc
+    return buffer.getvalue()
+
+
+def write_image(
+    path: str | os.PathLike[str],
+    rgb: np.ndarray,
+    format: str | None = None,
+    quality: int = 95,
+    exif: bytes | None = None,
+) -> None:
+    """Encode and write a photo atomically: readers see the old file or the whole new one."""
+    pil_format = output_format(path, format)
+    try:
+        data = encode_image(rgb, pil_format, quality, exif)
+    except ImageError as exc:
+        raise ImageError(exc.reason, path) from exc
+    target = Path(path)
+    temporary = target.with_name(f"{target.name}.tmp-{os.getpid()}")
+    try:
+        with open(temporary, "wb") as fp:
+            fp.write(data)
+            fp.flush()
+            os.fsync(fp.fileno())
+        os.replace(temporary, target)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            temporary.unlink(missing_ok=True)
+        raise ImageError(
+            f"cannot write: {_os_reason(exc, missing='no such directory')}", path
+        ) from exc
+    # Makes the rename itself durable; some filesystems cannot fsync a directory.
+    with contextlib.suppress(OSError):
+        directory = os.open(target.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+
+
+def _os_reason(exc: OSError, missing: str = "no such file") -> str:
+    reasons = {
+        errno.ENOENT: missing,
+        errno.ENOTDIR: missing,
+        errno.EACCES: "permission denied",
+        errno.EPERM: "permission denied",
+        errno.EISDIR: "is a directory",
+        errno.ENOSPC: "disk full",
+        errno.EROFS: "read-only file system",
+    }
+    return reasons.get(exc.errno, exc.strerror or str(exc))
+
+
+def expand_inputs(
+    sources: Sequence[str], stdin: TextIO | None = None
+) -> tuple[list[Path], list[tuple[str, str]]]:
+    """Expand files, directories, globs and `-` into de-duplicated photo paths plus problems.
+
+    Named files are kept whatever their extension (the reader decides); directories are walked
+    recursively for `IMAGE_EXTENSIONS`, sorted, skipping hidden entries and never entering a
+    directory twice (symlink loops). `-` reads one path per line from `stdin` (default
+    `sys.stdin`); those lines are paths, never globs. Order follows `sources`; a file reached twice
+    (even through a symlink) is listed once, at its first place.
+    """
+    paths: list[Path] = []
+    problems: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    for source in sources:
+        if source == "-":
+            lines = (stdin or sys.stdin).read().splitlines()
+            found = [
+                path for line in lines if line.strip() for path in _expand(line, False, problems)
+            ]
+        else:
+            found = _expand(source, True, problems)
+        for path in found:
+            key = os.path.realpath(path)
+            if key not in seen:
+                seen.add(key)
+                paths.append(path)
+    return paths, problems
+
+
+def _expand(source: str, allow_glob: bool, problems: list[tuple[str, str]]) -> list[Path]:
+    path = Path(source)
+    if path.is_dir():
+        found = _walk(path, problems)
+        if not found:
+            problems.append((source, "no images in directory"))
+        return found
+    if path.exists():
+        return [path]
+    if allow_glob and any(char in source for char in "*?["):
+        matches = _glob(source)
+        if not matches:
+            problems.append((source, "glob matched nothing"))
+        return [
+            found
+            for match in matches
+            for found in (_walk(match, problems) if match.is_dir() else [match])
+        ]
+    problems.append((source, "no such file or directory"))
+    return []
+
+
+def _walk(root: Path, problems: list[tuple[str, str]]) -> list[Path]:
+    found: list[Path] = []
+    visited: set[tuple[int, int]] = set()
+
+    def report(exc: OSError) -> None:
+        problems.append((str(exc.filename), _os_reason(exc)))
+
+    for directory, subdirectories, files in os.walk(root, onerror=report, followlinks=True):
+        info = os.stat(directory)
+        if (info.st_dev, info.st_ino) in visited:
+            subdirectories.clear()
+            continue
+        visited.add((info.st_dev, info.st_ino))
+        subdirectories[:] = [name for name in subdirectories if not name.startswith(".")]
+        found += [
+            Path(directory, name)
+            for name in files
+            if not name.startswith(".") and Path(name).suffix.lower() in IMAGE_EXTENSIONS
+        ]
+    return sorted(found)
+
+
+def _glob(pattern: str) -> list[Path]:
+    """Sorted matches of a glob, absolute or relative; `**` does not follow symlinks (3.11)."""
+    parts = Path(pattern).parts
+    first_magic = next(i for i, part in enumerate(parts) if any(c in part for c in "*?["))
+    base = Path(*parts[:first_magic]) if first_magic else Path()
+    return sorted(base.glob("/".join(parts[first_magic:])))

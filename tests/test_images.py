@@ -1,0 +1,406 @@
+"""Tests for colorize_cli.images: decoding policy, errors, atomic writes, input expansion."""
+
+from __future__ import annotations
+
+import errno
+import io
+import os
+import shutil
+import struct
+import time
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageCms, ImageFile, JpegImagePlugin
+
+from colorize_cli import images
+from colorize_cli.errors import ImageError
+from colorize_cli.images import (
+    IMAGE_EXTENSIONS,
+    encode_image,
+    expand_inputs,
+    read_image,
+    read_image_bytes,
+    read_image_with_info,
+    write_image,
+)
+
+DEV = Path(__file__).resolve().parents[2] / "shared/data/dev"
+
+
+def dev_photos(tmp_path: Path, count: int) -> list[Path]:
+    sources = sorted(DEV.glob("*.jpg"))[:count]
+    assert len(sources) == count, f"dev photos missing under {DEV}"
+    return [Path(shutil.copy(source, tmp_path / source.name)) for source in sources]
+
+
+def save(tmp_path: Path, name: str, im: Image.Image, **options: object) -> Path:
+    path = tmp_path / name
+    im.save(path, **options)
+    return path
+
+
+def reason(excinfo: pytest.ExceptionInfo[ImageError]) -> str:
+    return excinfo.value.reason
+
+
+def png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def icc_profile(gamma: float) -> bytes:
+    """A minimal ICC v2 RGB matrix/TRC profile: sRGB primaries with a pure power-law curve."""
+
+    def xyz(x: float, y: float, z: float) -> bytes:
+        return b"XYZ " + bytes(4) + struct.pack(">3i", *(round(v * 65536) for v in (x, y, z)))
+
+    curve = b"curv" + bytes(4) + struct.pack(">IH", 1, round(gamma * 256))
+    text = b"test RGB gamma %.1f\x00" % gamma
+    tags = [
+        (b"desc", b"desc" + bytes(4) + struct.pack(">I", len(text)) + text + bytes(78)),
+        (b"wtpt", xyz(0.9642, 1.0, 0.8249)),
+        (b"rXYZ", xyz(0.4361, 0.2225, 0.0139)),
+        (b"gXYZ", xyz(0.3851, 0.7169, 0.0971)),
+        (b"bXYZ", xyz(0.1431, 0.0606, 0.7141)),
+        (b"rTRC", curve),
+        (b"gTRC", curve),
+        (b"bTRC", curve),
+    ]
+    start = 128 + 4 + 12 * len(tags)
+    table, body = struct.pack(">I", len(tags)), b""
+    for signature, data in tags:
+        data += bytes(-len(data) % 4)
+        table += struct.pack(">4sII", signature, start + len(body), len(data))
+        body += data
+    header = struct.pack(
+        ">I4sI4s4s4s12s4s28s3i48s",
+        *(start + len(body), b"lcms", 0x02100000, b"mntr", b"RGB ", b"XYZ ", bytes(12)),
+        *(b"acsp", bytes(28), 63190, 65536, 54061, bytes(48)),  # D50 illuminant
+    )
+    return header + table + body
+
+
+# --- reading ---------------------------------------------------------------------------------
+
+
+def test_dev_photos_match_plain_pil_decode(tmp_path: Path) -> None:
+    for path in dev_photos(tmp_path, 4):
+        rgb, info = read_image_with_info(path)
+        with Image.open(path) as im:
+            expected = np.array(im.convert("RGB"))
+        assert rgb.dtype == np.uint8 and rgb.flags.writeable
+        assert rgb.shape == expected.shape == (info.size[1], info.size[0], 3)
+        np.testing.assert_array_equal(rgb, expected)
+        assert info.format == "JPEG" and info.mode == "RGB"
+
+
+def test_read_image_bytes_matches_file(tmp_path: Path) -> None:
+    (path,) = dev_photos(tmp_path, 1)
+    np.testing.assert_array_equal(read_image_bytes(path.read_bytes()), read_image(path))
+    with pytest.raises(ImageError) as excinfo:
+        read_image_bytes(b"hello", name="<stdin>")
+    assert excinfo.value.path == "<stdin>" and "not an image file" in reason(excinfo)
+
+
+def test_truncated_jpeg_is_an_error(tmp_path: Path) -> None:
+    (path,) = dev_photos(tmp_path, 1)
+    cut = tmp_path / "cut.jpg"
+    cut.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(ImageError) as excinfo:
+        read_image(cut)
+    assert excinfo.value.path == str(cut)
+    assert reason(excinfo).startswith("truncated or corrupt image data")
+    assert not ImageFile.LOAD_TRUNCATED_IMAGES
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [(b"", "file is empty"), (b"just some notes\n", "not an image file")],
+)
+def test_empty_and_text_files_named_jpg(tmp_path: Path, content: bytes, expected: str) -> None:
+    path = tmp_path / "photo.jpg"
+    path.write_bytes(content)
+    with pytest.raises(ImageError) as excinfo:
+        read_image(path)
+    assert expected in reason(excinfo) and excinfo.value.path == str(path)
+
+
+def test_filesystem_errors_are_named(tmp_path: Path) -> None:
+    with pytest.raises(ImageError, match="no such file"):
+        read_image(tmp_path / "missing.jpg")
+    with pytest.raises(ImageError, match="is a directory"):
+        read_image(tmp_path)
+    if os.geteuid() != 0:  # root reads anything
+        locked = save(tmp_path, "locked.png", Image.new("RGB", (2, 2)))
+        locked.chmod(0)
+        with pytest.raises(ImageError, match="permission denied"):
+            read_image(locked)
+
+
+def test_16_bit_greys_are_scaled_and_rounded_not_clipped(tmp_path: Path) -> None:
+    values = np.array([[0, 257, 1000, 32768, 65535]], dtype=np.uint16)
+    expected = np.array([0, 1, 4, 128, 255], dtype=np.uint8)
+    little = save(tmp_path, "grey16.png", Image.fromarray(values))
+    big = save(tmp_path, "grey16b.tif", Image.fromarray(values.astype(">u2")))
+    for path, mode in [(little, "I;16"), (big, "I;16B")]:
+        rgb, info = read_image_with_info(path)
+        assert info.mode == mode
+        for channel in range(3):
+            np.testing.assert_array_equal(rgb[0, :, channel], expected)
+
+
+def test_32_bit_int_and_float_greys(tmp_path: Path) -> None:
+    ints = np.array([[-5, 32768, 65535, 70000]], dtype=np.int32)
+    path = save(tmp_path, "int32.tif", Image.fromarray(ints))
+    np.testing.assert_array_equal(read_image(path)[0, :, 0], [0, 128, 255, 255])
+    floats = np.array([[0.0, 0.5, 1.0, 2.0, -1.0, np.nan]], dtype=np.float32)
+    path = save(tmp_path, "float.tif", Image.fromarray(floats))
+    np.testing.assert_array_equal(read_image(path)[0, :, 0], [0, 128, 255, 255, 0, 0])
+
+
+def test_cmyk_jpeg(tmp_path: Path) -> None:
+    path = save(tmp_path, "cmyk.jpg", Image.new("CMYK", (16, 16), (255, 0, 0, 0)), quality=95)
+    rgb, info = read_image_with_info(path)
+    assert info.mode == "CMYK" and rgb.shape == (16, 16, 3)
+    assert np.abs(rgb.astype(int) - [0, 255, 255]).max() <= 3  # cyan
+
+
+def test_alpha_is_composited_over_white(tmp_path: Path) -> None:
+    palette = Image.new("P", (2, 1))
+    palette.putpalette([255, 0, 0, 0, 0, 255])
+    palette.putdata([0, 1])
+    path = save(tmp_path, "palette.png", palette, transparency=0)
+    np.testing.assert_array_equal(read_image(path)[0], [[255, 255, 255], [0, 0, 255]])
+
+    grey_alpha = Image.new("LA", (3, 1))
+    grey_alpha.putdata([(0, 0), (0, 255), (0, 128)])
+    path = save(tmp_path, "la.png", grey_alpha)
+    np.testing.assert_array_equal(read_image(path)[0, :, 0], [255, 0, 127])
+
+    rgba = Image.new("RGBA", (1, 1), (255, 0, 0, 128))
+    path = save(tmp_path, "rgba.png", rgba)
+    np.testing.assert_array_equal(read_image(path)[0, 0], [255, 127, 127])
+
+
+@pytest.mark.parametrize(("orientation", "top", "bottom"), [(6, "red", "blue"), (8, "blue", "red")])
+def test_exif_orientation_is_applied(
+    tmp_path: Path, orientation: int, top: str, bottom: str
+) -> None:
+    stored = Image.new("RGB", (40, 20), "red")
+    stored.paste(Image.new("RGB", (20, 20), "blue"), (20, 0))  # left red, right blue
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    exif[0x010F] = "TestCam"
+    path = save(tmp_path, "rotated.jpg", stored, exif=exif.tobytes(), quality=95)
+    rgb, info = read_image_with_info(path)
+    assert rgb.shape == (40, 20, 3) and info.size == (40, 20)
+    colours = {"red": [255, 0, 0], "blue": [0, 0, 255]}
+    assert np.abs(rgb[5, 10].astype(int) - colours[top]).max() <= 8
+    assert np.abs(rgb[35, 10].astype(int) - colours[bottom]).max() <= 8
+    kept = Image.Exif()
+    kept.load(info.exif)
+    assert kept[0x0112] == 1 and kept[0x010F] == "TestCam"
+
+
+def test_tiny_and_extreme_aspect_images(tmp_path: Path) -> None:
+    assert read_image(save(tmp_path, "one.png", Image.new("RGB", (1, 1), (1, 2, 3)))).tolist() == [
+        [[1, 2, 3]]
+    ]
+    assert read_image(save(tmp_path, "long.png", Image.new("L", (20000, 10), 77))).shape == (
+        10,
+        20000,
+        3,
+    )
+
+
+def test_first_frame_of_an_animated_gif(tmp_path: Path) -> None:
+    frames = [Image.new("RGB", (8, 8), colour) for colour in ("red", "lime", "blue")]
+    path = save(tmp_path, "anim.gif", frames[0], save_all=True, append_images=frames[1:])
+    assert read_image(path)[0, 0].tolist() == [255, 0, 0]
+
+
+def test_decompression_bomb_is_refused_before_decoding(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ihdr = struct.pack(">IIBBBBB", 30000, 30000, 8, 2, 0, 0, 0)
+    idat = zlib.compress(b"\0" * 1000)
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + png_chunk(b"IHDR", ihdr)
+        + png_chunk(b"IDAT", idat)
+        + png_chunk(b"IEND", b"")
+    )
+
+    def no_decoding(self: ImageFile.ImageFile) -> None:
+        raise AssertionError("pixels were decoded")
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", no_decoding)
+    started = time.perf_counter()
+    with pytest.raises(ImageError) as excinfo:
+        read_image(bomb)
+    assert time.perf_counter() - started < 1.0
+    assert reason(excinfo) == (
+        "image is 30000x30000 = 900 megapixels, over the 200 megapixel limit (--max-pixels)"
+    )
+
+
+def test_pixel_limit_is_configurable(tmp_path: Path) -> None:
+    path = save(tmp_path, "small.png", Image.new("RGB", (100, 100)))
+    with pytest.raises(ImageError, match="over the 0.005 megapixel limit"):
+        read_image(path, max_pixels=5000)
+    assert read_image(path, max_pixels=10_000).shape == (100, 100, 3)
+    assert read_image(path, max_pixels=None).shape == (100, 100, 3)
+
+
+@pytest.mark.parametrize("chunk", [b"IHDR", b"IDAT"])
+def test_png_crc_errors(tmp_path: Path, chunk: bytes) -> None:
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8), "red").save(buffer, format="PNG")
+    data = bytearray(buffer.getvalue())
+    start = data.index(chunk)
+    length = struct.unpack(">I", data[start - 4 : start])[0]
+    data[start + 4 + length] ^= 0xFF  # first CRC byte
+    path = tmp_path / "bad.png"
+    path.write_bytes(bytes(data))
+    with pytest.raises(ImageError) as excinfo:
+        read_image(path)
+    assert (
+        reason(excinfo)
+        == f"truncated or corrupt image data (bad CRC in PNG chunk {chunk.decode()})"
+    )
+
+
+def test_icc_profiles(tmp_path: Path) -> None:
+    grey = Image.new("RGB", (4, 4), (128, 128, 128))
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    rgb, info = read_image_with_info(save(tmp_path, "srgb.png", grey, icc_profile=srgb))
+    assert info.icc_converted and (rgb == 128).all()
+
+    # Linear light 0.502 is sRGB-encoded 0.735 -> 188.
+    rgb, info = read_image_with_info(save(tmp_path, "lin.png", grey, icc_profile=icc_profile(1.0)))
+    assert info.icc_converted and info.icc_error is None
+    assert np.abs(rgb.astype(int) - 188).max() <= 1
+
+    rgb, info = read_image_with_info(save(tmp_path, "broken.png", grey, icc_profile=b"junk" * 40))
+    assert not info.icc_converted and "ICC profile ignored" in (info.icc_error or "")
+    assert (rgb == 128).all()
+
+    grey_l = Image.new("L", (4, 4), 128)
+    rgb, info = read_image_with_info(save(tmp_path, "l.png", grey_l, icc_profile=icc_profile(1.0)))
+    assert not info.icc_converted and "not L" in (info.icc_error or "") and (rgb == 128).all()
+
+
+def test_no_file_handles_left_open(tmp_path: Path) -> None:
+    fd_dir = Path("/proc/self/fd")
+    if not fd_dir.is_dir():
+        pytest.skip("needs /proc")
+    good = save(tmp_path, "good.png", Image.new("RGB", (4, 4)))
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    before = len(list(fd_dir.iterdir()))
+    for _ in range(5):
+        read_image(good)
+        with pytest.raises(ImageError):
+            read_image(bad)
+    assert len(list(fd_dir.iterdir())) == before
+
+
+# --- writing ---------------------------------------------------------------------------------
+
+
+def test_write_round_trips_and_jpeg_keeps_full_chroma(tmp_path: Path) -> None:
+    (photo,) = dev_photos(tmp_path, 1)
+    rgb = read_image(photo)
+    for suffix in (".png", ".tif", ".bmp"):
+        write_image(tmp_path / f"out{suffix}", rgb)
+        np.testing.assert_array_equal(read_image(tmp_path / f"out{suffix}"), rgb)
+    write_image(tmp_path / "high.jpg", rgb, quality=95)
+    write_image(tmp_path / "low.jpeg", rgb, quality=75)
+    with Image.open(tmp_path / "high.jpg") as high, Image.open(tmp_path / "low.jpeg") as low:
+        assert JpegImagePlugin.get_sampling(high) == 0  # 4:4:4
+        assert JpegImagePlugin.get_sampling(low) == 2  # 4:2:0
+    assert np.abs(read_image(tmp_path / "high.jpg").astype(int) - rgb).mean() < 3
+    webp = encode_image(rgb, "webp", quality=90)
+    assert read_image_bytes(webp).shape == rgb.shape
+
+
+def test_write_keeps_exif(tmp_path: Path) -> None:
+    exif = Image.Exif()
+    exif[0x010F] = "TestCam"
+    rgb = np.zeros((4, 4, 3), np.uint8)
+    for name in ("e.jpg", "e.png", "e.webp"):
+        write_image(tmp_path / name, rgb, exif=exif.tobytes())
+        _, info = read_image_with_info(tmp_path / name)
+        assert info.exif is not None and b"TestCam" in info.exif
+
+
+def test_write_refuses_unknown_formats(tmp_path: Path) -> None:
+    rgb = np.zeros((2, 2, 3), np.uint8)
+    with pytest.raises(ImageError, match="cannot write extension '.xyz'"):
+        write_image(tmp_path / "out.xyz", rgb)
+    write_image(tmp_path / "out.xyz", rgb, format="png")
+    assert read_image(tmp_path / "out.xyz").shape == (2, 2, 3)
+    with pytest.raises(ImageError, match="no such directory"):
+        write_image(tmp_path / "missing" / "out.png", rgb)
+    with pytest.raises(ValueError, match="uint8"):
+        encode_image(rgb.astype(np.float32), "png")
+
+
+def test_failed_write_leaves_old_file_and_no_temp(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = tmp_path / "out.png"
+    target.write_bytes(b"old")
+
+    def disk_full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(images.os, "fsync", disk_full)
+    with pytest.raises(ImageError) as excinfo:
+        write_image(target, np.zeros((8, 8, 3), np.uint8))
+    assert excinfo.value.path == str(target) and reason(excinfo) == "cannot write: disk full"
+    assert target.read_bytes() == b"old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.png"]
+
+
+# --- expanding inputs ------------------------------------------------------------------------
+
+
+def test_expand_inputs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    for name in ("b.jpg", "a.PNG", "sub/c.jpeg", "sub/notes.txt", ".hidden/d.jpg", "sub/.e.jpg"):
+        Path(name).parent.mkdir(parents=True, exist_ok=True)
+        Path(name).write_bytes(b"x")
+    Path("notes.txt").write_bytes(b"x")
+    os.symlink("..", "sub/loop")  # a directory symlink loop
+
+    paths, problems = expand_inputs(["."])
+    assert paths == [Path("a.PNG"), Path("b.jpg"), Path("sub/c.jpeg")]
+    assert problems == []
+
+    paths, problems = expand_inputs(["notes.txt", "*.jpg", "**/*.jpeg", "b.jpg", "missing.jpg"])
+    assert paths == [Path("notes.txt"), Path("b.jpg"), Path("sub/c.jpeg")]
+    assert problems == [("missing.jpg", "no such file or directory")]
+
+    # Directory symlinks are followed, but no directory is entered twice.
+    paths, problems = expand_inputs(["*.gif", "sub", str(tmp_path / "*.png")])
+    assert paths == [Path("sub/c.jpeg"), Path("sub/loop/a.PNG"), Path("sub/loop/b.jpg")]
+    assert problems == [
+        ("*.gif", "glob matched nothing"),
+        (str(tmp_path / "*.png"), "glob matched nothing"),
+    ]
+
+    paths, problems = expand_inputs(["-"], stdin=io.StringIO("sub/c.jpeg\n\nnotes.txt\n*.jpg\n"))
+    assert paths == [Path("sub/c.jpeg"), Path("notes.txt")]
+    assert problems == [("*.jpg", "no such file or directory")]
+
+    Path("empty").mkdir()
+    assert expand_inputs(["empty"]) == ([], [("empty", "no images in directory")])
+
+
+def test_image_extensions_are_lower_case_suffixes() -> None:
+    assert {".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp"} <= IMAGE_EXTENSIONS
+    assert all(ext.startswith(".") and ext == ext.lower() for ext in IMAGE_EXTENSIONS)
