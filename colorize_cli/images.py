@@ -82,7 +82,7 @@ class ImageInfo:
     format: str  # PIL's format name, e.g. "JPEG"
     mode: str  # PIL's mode as stored, e.g. "CMYK", "I;16", "P"
     size: tuple[int, int]  # (width, height) as stored, before EXIF rotation
-    exif: bytes | None  # raw EXIF ("Exif\0\0..."), orientation reset to 1 since it was applied
+    exif: bytes | None  # "Exif\0\0..." with orientation reset to 1; None if absent or unreadable
     icc_converted: bool
     icc_error: str | None = None  # why an embedded profile was ignored, if it was
 
@@ -102,12 +102,12 @@ def read_image_bytes(
 
 
 def read_image_with_info(
-    source: str | os.PathLike[str] | bytes,
+    source: str | os.PathLike[str] | bytes | bytearray,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
     name: str = "-",
 ) -> tuple[np.ndarray, ImageInfo]:
     """Read a photo from a path or from encoded bytes (named `name` in errors) with its metadata."""
-    if isinstance(source, bytes | bytearray | memoryview):
+    if isinstance(source, bytes | bytearray):
         return _decode(io.BytesIO(source), name, len(source), max_pixels)
     path = os.fspath(source)
     try:
@@ -177,11 +177,7 @@ def _unidentified_reason(fp: BinaryIO) -> str:
 
 def _corrupt_reason(exc: BaseException) -> str:
     detail = str(exc).strip()
-    return (
-        f"truncated or corrupt image data ({detail})"
-        if detail
-        else "truncated or corrupt image data"
-    )
+    return "truncated or corrupt image data" + (f" ({detail})" if detail else "")
 
 
 def _check_png_chunks(fp: BinaryIO) -> None:
@@ -214,7 +210,10 @@ def _exif_bytes(im: Image.Image) -> bytes | None:
     if not raw:
         return None
     exif = Image.Exif()
-    exif.load(raw)
+    try:
+        exif.load(raw)
+    except _DECODE_ERRORS:
+        return None  # unreadable EXIF is dropped, as browsers ignore it, not a reason to refuse
     if _ORIENTATION in exif:
         exif[_ORIENTATION] = 1
     return exif.tobytes()
@@ -277,35 +276,35 @@ def _transform_to_srgb(icc: bytes, mode: str) -> ImageCms.ImageCmsTransform:
 
 
 def output_format(path: str | os.PathLike[str], format: str | None = None) -> str:
-    """PIL's format name for writing `path` (from `format`, else the extension), or ImageError."""
-    key = (format or Path(path).suffix).lower().lstrip(".")
+    """PIL's format name for writing `path`: from `format` if given, else from the extension."""
+    try:
+        return _write_format(format or Path(path).suffix)
+    except ImageError as exc:
+        raise ImageError(exc.reason, path) from None
+
+
+def _write_format(name: str) -> str:
+    key = name.lower().lstrip(".")
     if key not in _WRITE_FORMATS:
+        shown = repr(name) if name else "(no extension)"
         choices = ", ".join(sorted(_WRITE_FORMATS))
-        what = f"format {format!r}" if format else f"extension {Path(path).suffix!r}"
-        raise ImageError(f"cannot write {what}: choose one of {choices}", path)
+        raise ImageError(f"cannot write image format {shown}: use one of {choices}")
     return _WRITE_FORMATS[key]
 
 
 def encode_image(
     rgb: np.ndarray, format: str, quality: int = 95, exif: bytes | None = None
 ) -> bytes:
-    """Encode an (H, W, 3) uint8 sRGB array; JPEG keeps full chroma (4:4:4) at quality >= 90."""
-    pil_format = _WRITE_FORMATS.get(format.lower().lstrip("."), format.upper())
-    if pil_format not in _WRITE_FORMATS.values():
-        raise ImageError(
-            f"cannot write format {format!r}: choose one of {', '.join(sorted(_WRITE_FORMATS))}"
-        )
+    """Encode an (H, W, 3) uint8 sRGB array as `format` ("png", "jpg", "JPEG", ...).
+
+    JPEG keeps full chroma resolution (4:4:4) at quality >= 90: colour edges are what we make.
+    """
+    pil_format = _write_format(format)
     if not 1 <= quality <= 100:
         raise UsageError(f"quality must be between 1 and 100, not {quality}")
-    if not (
-        isinstance(rgb, np.ndarray)
-        and rgb.dtype == np.uint8
-        and rgb.ndim == 3
-        and rgb.shape[2] == 3
-    ):
-        raise ValueError(
-            f"expected an (H, W, 3) uint8 array, got {getattr(rgb, 'shape', type(rgb))}"
-        )
+    if not isinstance(rgb, np.ndarray) or rgb.dtype != np.uint8 or rgb.shape[2:] != (3,):
+        shape = getattr(rgb, "shape", type(rgb).__name__)
+        raise ValueError(f"expected an (H, W, 3) uint8 array, got {shape}")
     options: dict[str, object] = {}
     if pil_format == "JPEG":
         options = {"quality": quality, "subsampling": 0 if quality >= 90 else 2}

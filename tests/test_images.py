@@ -204,6 +204,12 @@ def test_exif_orientation_is_applied(
     assert kept[0x0112] == 1 and kept[0x010F] == "TestCam"
 
 
+def test_unreadable_exif_is_dropped_not_fatal(tmp_path: Path) -> None:
+    path = save(tmp_path, "badexif.jpg", Image.new("RGB", (8, 4)), exif=b"Exif\0\0garbage!")
+    rgb, info = read_image_with_info(path)
+    assert rgb.shape == (4, 8, 3) and info.exif is None
+
+
 def test_tiny_and_extreme_aspect_images(tmp_path: Path) -> None:
     assert read_image(save(tmp_path, "one.png", Image.new("RGB", (1, 1), (1, 2, 3)))).tolist() == [
         [[1, 2, 3]]
@@ -339,7 +345,7 @@ def test_write_keeps_exif(tmp_path: Path) -> None:
 
 def test_write_refuses_unknown_formats(tmp_path: Path) -> None:
     rgb = np.zeros((2, 2, 3), np.uint8)
-    with pytest.raises(ImageError, match="cannot write extension '.xyz'"):
+    with pytest.raises(ImageError, match="cannot write image format '.xyz'"):
         write_image(tmp_path / "out.xyz", rgb)
     write_image(tmp_path / "out.xyz", rgb, format="png")
     assert read_image(tmp_path / "out.xyz").shape == (2, 2, 3)
