@@ -60,7 +60,8 @@ class _Ops(NamedTuple):
 
 
 def _fast_power(x: np.ndarray, p: float) -> np.ndarray:
-    # numpy vectorises float32 exp and log but not power: about 4x faster, within ~3 ulp.
+    # numpy vectorises float32 exp and log but not power: 2x float32 power, 4x float64 power,
+    # within 6 ulp (4e-7 relative), far below what an 8-bit photo can show.
     return np.exp(np.log(x) * np.float32(p))
 
 
@@ -102,7 +103,8 @@ def _lab_f_inverse(f: Any, ops: _Ops) -> Any:
 
 
 def _mix(m: list[list[float]], a: Any, b: Any, c: Any) -> tuple[Any, Any, Any]:
-    return tuple(row[0] * a + row[1] * b + row[2] * c for row in m)  # type: ignore[return-value]
+    x, y, z = (row[0] * a + row[1] * b + row[2] * c for row in m)
+    return x, y, z
 
 
 def _linear_to_lab(r: Any, g: Any, b: Any, ops: _Ops) -> tuple[Any, Any, Any]:
