@@ -114,7 +114,7 @@ def _conv_block(x, filters: int, kernel: int, stride: int, normalize: bool, leak
 def build_generator(config: ModelConfig) -> keras.Model:
     """The U-Net generator: L* in [0, 100] -> a*b* in Lab units, or sRGB in [0, 1].
 
-    Encoder: `depth` strided 4x4 convs (GroupNorm but on the first and innermost, LeakyReLU 0.2).
+    Encoder: `depth` strided 4x4 convs (GroupNorm except on the first and innermost, LeakyReLU 0.2).
     Decoder: bilinear 2x upsampling + 3x3 conv (no checkerboard), ReLU, concatenated with the
     encoder feature of the same size; the last conv also sees the input lightness, so colour edges
     can follow luminance edges at full resolution.
