@@ -1,0 +1,102 @@
+"""The files of a training run directory, each written so a kill never leaves a half-written one.
+
+RUN/config.json      every setting and the shards' provenance (what `--resume` reads back)
+RUN/metrics.jsonl    one JSON line per finished epoch
+RUN/samples/         epoch-NNN.png: gray | generated | truth, one row per validation photo
+RUN/checkpoints/     tf.train.CheckpointManager's files (both networks, optimizers, position)
+RUN/model.keras      the generator alone, what `colorize apply` and `eval` load
+RUN/tensorboard/     event files, with --tensorboard
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from colorize_cli.errors import TrainingError
+from colorize_cli.images import write_image
+
+CONFIG = "config.json"
+METRICS = "metrics.jsonl"
+SAMPLES = "samples"
+CHECKPOINTS = "checkpoints"
+MODEL = "model.keras"
+TENSORBOARD = "tensorboard"
+
+
+@contextlib.contextmanager
+def atomic_path(target: Path) -> Iterator[Path]:
+    """A temporary path beside `target` (same suffix) that replaces it once the block succeeds."""
+    temporary = target.with_name(f"{target.stem}.tmp-{os.getpid()}{target.suffix}")
+    try:
+        yield temporary
+        with open(temporary, "rb") as written:
+            os.fsync(written.fileno())
+        os.replace(temporary, target)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def write_config(run_dir: Path, record: dict[str, Any]) -> None:
+    """Write config.json atomically."""
+    with atomic_path(run_dir / CONFIG) as temporary:
+        temporary.write_text(json.dumps(record, indent=2) + "\n")
+
+
+def read_config(run_dir: Path) -> dict[str, Any]:
+    """config.json of a run; TrainingError when `run_dir` is not a run directory."""
+    path = run_dir / CONFIG
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise TrainingError("not a training run directory (no config.json)", run_dir) from None
+    except (OSError, ValueError) as exc:
+        raise TrainingError(f"unreadable run configuration: {exc}", path) from exc
+
+
+def append_metrics(run_dir: Path, record: dict[str, Any]) -> None:
+    """Add one epoch's line to metrics.jsonl (flushed to disk before returning)."""
+    with open(run_dir / METRICS, "a") as out:
+        out.write(json.dumps(record) + "\n")
+        out.flush()
+        os.fsync(out.fileno())
+
+
+def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
+    """Every line of metrics.jsonl; a torn last line (a kill mid-write) is left out."""
+    try:
+        lines = (run_dir / METRICS).read_text().splitlines()
+    except FileNotFoundError:
+        return []
+    records = []
+    for line in lines:
+        with contextlib.suppress(ValueError):
+            records.append(json.loads(line))
+    return records
+
+
+def keep_metrics_until(run_dir: Path, step: int) -> None:
+    """Drop the lines written after the checkpoint at `step`: a resumed run writes them again."""
+    kept = [record for record in read_metrics(run_dir) if record["step"] <= step]
+    with atomic_path(run_dir / METRICS) as temporary:
+        temporary.write_text("".join(json.dumps(record) + "\n" for record in kept))
+
+
+def write_samples(path: Path, gray: np.ndarray, generated: np.ndarray, truth: np.ndarray) -> None:
+    """A PNG grid with one row per photo: gray | generated | truth (uint8, (N, S, S[, 3]))."""
+    gray_rgb = np.repeat(gray[..., None], 3, axis=-1) if gray.ndim == 3 else gray
+    rows = [np.concatenate(row, axis=1) for row in zip(gray_rgb, generated, truth, strict=True)]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_image(path, np.concatenate(rows, axis=0))
+
+
+def save_model(model: Any, path: Path) -> None:
+    """Save a Keras model atomically: `apply` never loads a half-written model.keras."""
+    with atomic_path(path) as temporary:
+        model.save(temporary)

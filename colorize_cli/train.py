@@ -1,0 +1,459 @@
+"""The training loop: settings, data, models, epochs of compiled GAN steps, checkpoints, resume.
+
+    colorize train data/dev*.h5 --epochs 20 --out runs/dev            # all GPUs, else the CPU
+    colorize train data/dev*.h5 --epochs 20 --out runs/dev --gpu 0,1  # MirroredStrategy
+    TF_CONFIG='{"cluster": ..., "task": ...}' colorize train ...      # docs/distributed.md
+    colorize train --resume runs/dev                                  # continues exactly
+
+docs/training.md explains the run directory, resume, signals and the measured defaults.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import shutil
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from colorize_cli import __version__
+from colorize_cli import run_dir as files
+from colorize_cli.dataset import TrainingData, load_training_data, make_dataset
+from colorize_cli.devices import has_gpu, make_strategy, worker_index
+from colorize_cli.errors import ColorizeError, ModelError, TrainingError, UsageError
+from colorize_cli.gan_step import make_train_step
+from colorize_cli.models import build_discriminator, build_generator, model_config
+from colorize_cli.progress import NullProgress, ProgressSink
+from colorize_cli.recipes import get_recipe
+from colorize_cli.tf_setup import import_tf
+from colorize_cli.validation import Validator
+
+tf = import_tf()
+
+# XLA on the CPU: measured in docs/training.md ("XLA").
+XLA_DEFAULT = False
+PRECISIONS = ("float32", "mixed")
+
+
+@dataclass
+class TrainConfig:
+    """Every setting of a run; config.json stores it and `resume` reads it back."""
+
+    shards: list[str]
+    out: str
+    epochs: int = 10
+    steps_per_epoch: int | None = None  # None: one pass over the training photos
+    batch_size: int = 16
+    crop: int = 128
+    lr: float | None = None  # None: the recipe's
+    seed: int = 0
+    model: str = "small"
+    recipe: str = "pix2pix"
+    xla: bool = XLA_DEFAULT
+    checkpoint_every: int = 0  # steps; 0: at the end of each epoch only
+    keep_checkpoints: int = 3
+    init: str | None = None  # a model.keras to fine-tune
+    tensorboard: bool = False
+    devices: list[str] | None = None  # devices.parse_devices; None: all GPUs, else the CPU
+    precision: str = "float32"
+    val: list[str] | None = None  # None: *.val*.h5 beside the shards, else a held-out slice
+    samples: int = 8
+
+
+@dataclass
+class RunResult:
+    """Where a run stands after `train` or `resume` returns."""
+
+    run_dir: Path
+    model_path: Path
+    epoch: int
+    step: int
+    metrics: dict[str, Any]
+    generator: Any
+
+
+class TrainingInterrupted(ColorizeError):
+    """SIGINT/SIGTERM stopped the run after saving a checkpoint; `resume` continues it."""
+
+    exit_code = 130
+
+
+def train(config: TrainConfig, progress: ProgressSink | None = None) -> RunResult:
+    """Start a new run in `config.out` (a new or empty directory) and train it to the end."""
+    run_dir = Path(config.out)
+    if (run_dir / files.CONFIG).exists():
+        raise TrainingError(
+            f"already holds a run: continue it with `colorize train --resume {run_dir}` or "
+            "choose a new --out",
+            run_dir,
+        )
+    return _Run(config, None, progress or NullProgress()).fit()
+
+
+def resume(
+    run_dir: str | Path,
+    progress: ProgressSink | None = None,
+    epochs: int | None = None,
+    devices: list[str] | None = None,
+) -> RunResult:
+    """Continue a stopped run exactly; `epochs` raises its total, `devices` moves it elsewhere."""
+    run_dir = Path(run_dir)
+    record = files.read_config(run_dir)
+    config = TrainConfig(**record["settings"])
+    config = dataclasses.replace(
+        config,
+        out=str(run_dir),
+        epochs=config.epochs if epochs is None else epochs,
+        devices=config.devices if devices is None else devices,
+    )
+    if not tf.train.latest_checkpoint(run_dir / files.CHECKPOINTS):
+        raise TrainingError("has no checkpoint to resume from", run_dir / files.CHECKPOINTS)
+    return _Run(config, record, progress or NullProgress()).fit()
+
+
+def _check(config: TrainConfig, stride: int) -> None:
+    problems = [
+        (config.epochs >= 1, f"--epochs must be at least 1, got {config.epochs}"),
+        (config.batch_size >= 1, f"--batch-size must be at least 1, got {config.batch_size}"),
+        (
+            config.crop >= stride and config.crop % stride == 0,
+            f"--crop must be a multiple of the model's stride {stride}, got {config.crop}",
+        ),
+        (
+            config.steps_per_epoch is None or config.steps_per_epoch >= 1,
+            f"--steps-per-epoch must be at least 1, got {config.steps_per_epoch}",
+        ),
+        (config.lr is None or config.lr > 0, f"--lr must be positive, got {config.lr}"),
+        (config.checkpoint_every >= 0, "--checkpoint-every must be 0 (epoch ends) or more"),
+        (config.keep_checkpoints >= 1, "--keep-checkpoints must be at least 1"),
+        (config.samples >= 0, "--samples must be 0 or more"),
+        (config.precision in PRECISIONS, f"--precision must be one of {', '.join(PRECISIONS)}"),
+    ]
+    for ok, message in problems:
+        if not ok:
+            raise UsageError(message)
+    if config.precision == "mixed" and not has_gpu(config.devices):
+        raise UsageError("--precision mixed needs a GPU; the CPU trains in float32")
+
+
+class _StopRequest:
+    """Turns the first SIGINT/SIGTERM into a request the loop honours after the current step."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _StopRequest:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {sig: signal.signal(sig, self._handle) for sig in self.SIGNALS}
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._restore()
+
+    def _handle(self, signum: int, frame: object) -> None:
+        self.signal = signum
+        self._restore()  # a second Ctrl-C acts at once
+
+    def _restore(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous = {}
+
+
+class _Run:
+    """One `train` or `resume` call: builds everything, then runs the remaining epochs."""
+
+    def __init__(self, config: TrainConfig, record: dict | None, progress: ProgressSink) -> None:
+        self.config = config
+        self.progress = progress
+        self.run_dir = Path(config.out)
+        self.recipe = get_recipe(config.recipe)
+        self.model_config = model_config(config.model, self.recipe.output)
+        _check(config, self.model_config.stride)
+        # MultiWorkerMirroredStrategy must exist before any other TensorFlow op runs.
+        self.strategy = make_strategy(config.devices)
+        self.worker = worker_index()
+        self.data: TrainingData = load_training_data(
+            config.shards, config.val, None if record is None else record["data"]
+        )
+        self.steps_per_epoch = config.steps_per_epoch or self.data.batches_per_epoch(
+            config.batch_size
+        )
+        if config.batch_size % self.strategy.num_replicas_in_sync:
+            raise UsageError(
+                f"--batch-size {config.batch_size} must divide evenly among the "
+                f"{self.strategy.num_replicas_in_sync} replicas"
+            )
+        self._build_models()
+        self.step_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+        # Running sums of the unfinished epoch, so its metrics line survives a resume.
+        self.epoch_state = tf.Variable("{}", dtype=tf.string, trainable=False, name="epoch_state")
+        self.checkpoint = tf.train.Checkpoint(
+            generator=self.generator.variables,
+            discriminator=self.discriminator.variables,
+            generator_optimizer=self.g_opt,
+            discriminator_optimizer=self.d_opt,
+            step=self.step_var,
+            epoch_state=self.epoch_state,
+        )
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if record is None:
+            self._write_config()
+        else:
+            self._restore(record)
+
+    @property
+    def chief(self) -> bool:
+        return self.worker == 0
+
+    def _build_models(self) -> None:
+        import keras
+
+        mixed = self.config.precision == "mixed"
+        previous = keras.mixed_precision.global_policy()
+        keras.mixed_precision.set_global_policy("mixed_float16" if mixed else "float32")
+        try:
+            keras.utils.set_random_seed(self.config.seed)
+            with self.strategy.scope():
+                self.generator = build_generator(self.model_config)
+                self.discriminator = build_discriminator(
+                    self.model_config, self.recipe.conditional_discriminator
+                )
+                # Keras 3 optimizers must be built inside the strategy scope.
+                g_opt, d_opt = self.recipe.make_optimizers(self.config.lr)
+                if mixed:
+                    g_opt = keras.optimizers.LossScaleOptimizer(g_opt)
+                    d_opt = keras.optimizers.LossScaleOptimizer(d_opt)
+                g_opt.build(self.generator.trainable_variables)
+                d_opt.build(self.discriminator.trainable_variables)
+                self.g_opt, self.d_opt = g_opt, d_opt
+                if self.config.init:
+                    _load_init(self.generator, Path(self.config.init), self.config)
+        finally:
+            keras.mixed_precision.set_global_policy(previous)
+
+    def _write_config(self) -> None:
+        if self.chief:
+            record = {
+                "settings": dataclasses.asdict(self.config),
+                "data": self.data.provenance(),
+                "steps_per_epoch": self.steps_per_epoch,
+                "colorize": __version__,
+                "tensorflow": tf.__version__,
+                "replicas": self.strategy.num_replicas_in_sync,
+            }
+            files.write_config(self.run_dir, record)
+
+    def _restore(self, record: dict) -> None:
+        latest = tf.train.latest_checkpoint(self.run_dir / files.CHECKPOINTS)
+        self.checkpoint.restore(latest).assert_existing_objects_matched()
+        if self.chief:
+            files.keep_metrics_until(self.run_dir, int(self.step_var.numpy()))
+            record["settings"] = dataclasses.asdict(self.config)
+            files.write_config(self.run_dir, record)
+
+    def _checkpoint_dir(self) -> Path:
+        # Every worker must write a checkpoint; only the chief's is kept (docs/distributed.md).
+        if self.chief:
+            return self.run_dir / files.CHECKPOINTS
+        return self.run_dir / f".worker-{self.worker}" / files.CHECKPOINTS
+
+    def _save_checkpoint(self, sums: dict[str, float], count: int, seconds: float) -> str:
+        weights = self.generator.trainable_variables + self.discriminator.trainable_variables
+        if not all(bool(tf.reduce_all(tf.math.is_finite(w))) for w in weights):
+            raise TrainingError(
+                "the weights are no longer finite: training diverged; the last good checkpoint "
+                "is kept (try a lower --lr)",
+                self.run_dir,
+            )
+        self.epoch_state.assign(json.dumps({"sums": sums, "count": count, "seconds": seconds}))
+        directory = self._checkpoint_dir()
+        manager = tf.train.CheckpointManager(
+            self.checkpoint, directory, max_to_keep=self.config.keep_checkpoints
+        )
+        path = manager.save(checkpoint_number=int(self.step_var.numpy()))
+        if not self.chief:
+            shutil.rmtree(directory.parent, ignore_errors=True)
+        return path
+
+    def _dataset(self, input_context: tf.distribute.InputContext) -> tf.data.Dataset:
+        return make_dataset(
+            self.data.train,
+            self.config.batch_size,
+            self.config.crop,
+            seed=self.config.seed,
+            skip_batches=int(self.step_var.numpy()),
+            pipeline=(input_context.input_pipeline_id, input_context.num_input_pipelines),
+            replica_batch=input_context.get_per_replica_batch_size(self.config.batch_size),
+        )
+
+    def fit(self) -> RunResult:
+        config, progress = self.config, self.progress
+        train_step = make_train_step(
+            self.strategy,
+            self.generator,
+            self.discriminator,
+            self.recipe,
+            self.g_opt,
+            self.d_opt,
+            xla=config.xla,
+        )
+        batches = iter(self.strategy.distribute_datasets_from_function(self._dataset))
+        validator = Validator(
+            self.generator,
+            self.data.val,
+            self.recipe.output,
+            config.batch_size,
+            config.crop,
+            config.samples,
+        )
+        writer = None
+        if config.tensorboard and self.chief:
+            writer = tf.summary.create_file_writer(str(self.run_dir / files.TENSORBOARD))
+        step = int(self.step_var.numpy())
+        state = json.loads(self.epoch_state.numpy().decode())
+        sums, count = state.get("sums", {}), state.get("count", 0)
+        seconds = state.get("seconds", 0.0)
+        last = (files.read_metrics(self.run_dir) or [{}])[-1] if self.chief else {}
+        with _StopRequest() as stop:
+            for epoch in range(step // self.steps_per_epoch, config.epochs):
+                end = (epoch + 1) * self.steps_per_epoch
+                progress.start(
+                    f"epoch {epoch + 1}/{config.epochs}",
+                    (end - step) * config.batch_size,
+                    unit="img",
+                )
+                started = time.monotonic()
+                while step < end:
+                    if stop.signal is not None:
+                        self._save_checkpoint(sums, count, seconds + time.monotonic() - started)
+                        self._interrupted(stop.signal, step)
+                    losses = train_step(batches, tf.constant(step, tf.int64))
+                    losses = {name: float(value) for name, value in losses.items()}
+                    self._check_finite(losses, step)
+                    step += 1
+                    self.step_var.assign(step)
+                    count += 1
+                    for name, value in losses.items():
+                        sums[name] = sums.get(name, 0.0) + value
+                    progress.advance(
+                        config.batch_size, step=step, g=sums["g"] / count, d=sums["d"] / count
+                    )
+                    if writer is not None:
+                        with writer.as_default(step=step):
+                            for name, value in losses.items():
+                                tf.summary.scalar(f"train/{name}", value)
+                    if config.checkpoint_every and step % config.checkpoint_every == 0 < end - step:
+                        self._save_checkpoint(sums, count, seconds + time.monotonic() - started)
+                seconds += time.monotonic() - started
+                progress.finish()
+                last = self._end_epoch(epoch, step, sums, count, seconds, validator, writer)
+                sums, count, seconds = {}, 0, 0.0
+                self._save_checkpoint(sums, count, seconds)
+                if stop.signal is not None and epoch + 1 < config.epochs:
+                    self._interrupted(stop.signal, step)
+        return RunResult(
+            run_dir=self.run_dir,
+            model_path=self.run_dir / files.MODEL,
+            epoch=step // self.steps_per_epoch,
+            step=step,
+            metrics=last,
+            generator=self.generator,
+        )
+
+    def _check_finite(self, losses: dict[str, float], step: int) -> None:
+        bad = {name: value for name, value in losses.items() if not math.isfinite(value)}
+        if bad:
+            latest = tf.train.latest_checkpoint(self.run_dir / files.CHECKPOINTS)
+            kept = f"the last good checkpoint is {latest}" if latest else "no checkpoint yet"
+            raise TrainingError(
+                f"loss {', '.join(f'{k}={v}' for k, v in bad.items())} at step {step + 1}: "
+                f"training diverged; {kept} (try a lower --lr)",
+                self.run_dir,
+            )
+
+    def _interrupted(self, signum: int, step: int) -> None:
+        command = f"colorize train --resume {self.run_dir}"
+        self.progress.log(f"stopped at step {step}; checkpoint saved; resume with: {command}")
+        raise TrainingInterrupted(
+            f"{signal.Signals(signum).name} at step {step}: checkpoint saved; resume with: "
+            f"{command}",
+            self.run_dir,
+        )
+
+    def _end_epoch(
+        self,
+        epoch: int,
+        step: int,
+        sums: dict[str, float],
+        count: int,
+        seconds: float,
+        validator: Validator,
+        writer: Any,
+    ) -> dict[str, Any]:
+        """Validate, then write the metrics line, the sample grid and model.keras (chief only)."""
+        record: dict[str, Any] = {"epoch": epoch + 1, "step": step}
+        record.update({f"loss_{name}": value / count for name, value in sums.items()})
+        record["seconds"] = round(seconds, 2)
+        record["images_per_s"] = round(count * self.config.batch_size / max(seconds, 1e-9), 2)
+        if not self.chief:
+            return record
+        validation = validator()
+        record.update(validation.scores)
+        if len(validation.generated):
+            samples_path = self.run_dir / files.SAMPLES / f"epoch-{epoch + 1:03d}.png"
+            files.write_samples(
+                samples_path, validation.gray, validation.generated, validation.truth
+            )
+        files.append_metrics(self.run_dir, record)
+        self._export_generator()
+        if writer is not None:
+            with writer.as_default(step=step):
+                for name, value in record.items():
+                    if name.startswith("val_"):
+                        tf.summary.scalar(f"val/{name[4:]}", value)
+                if len(validation.generated):
+                    tf.summary.image("samples", validation.generated, max_outputs=8)
+            writer.flush()
+        self.progress.log(
+            f"epoch {epoch + 1}/{self.config.epochs}  step {step}  "
+            f"G {record['loss_g']:.4g}  D {record['loss_d']:.4g}  "
+            f"val L1(ab) {record['val_l1_ab']:.3f}  PSNR {record['val_psnr']:.2f} dB  "
+            f"colourfulness x{record['val_colourfulness_ratio']:.2f}  "
+            f"{record['images_per_s']:.1f} img/s"
+        )
+        return record
+
+    def _export_generator(self) -> None:
+        """model.keras in float32 whatever the training precision, so the CPU can run it."""
+        generator = self.generator
+        if self.config.precision != "float32":
+            generator = build_generator(self.model_config)
+            generator.set_weights(self.generator.get_weights())
+        files.save_model(generator, self.run_dir / files.MODEL)
+
+
+def _load_init(generator: Any, path: Path, config: TrainConfig) -> None:
+    """Start from the weights of a trained generator of the same preset and recipe."""
+    import keras
+
+    if not path.is_file():
+        raise ModelError("no such model file", path)
+    try:
+        trained = keras.saving.load_model(path, compile=False, safe_mode=True)
+    except Exception as exc:  # Keras raises many types for a foreign or damaged file
+        raise ModelError(f"cannot load: {str(exc).splitlines()[0]}", path) from exc
+    try:
+        generator.set_weights(trained.get_weights())
+    except ValueError:
+        raise ModelError(
+            f"does not match --model {config.model} with --recipe {config.recipe}", path
+        ) from None

@@ -1,0 +1,91 @@
+"""Per-epoch validation: the generator on held-out photos -> L1 on ab, PSNR, colourfulness, samples.
+
+The scores are `metrics.py`'s, on the uint8 sRGB photos `apply` would write (at the training crop,
+centred), so the training log and `colorize eval` speak the same units.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from colorize_cli import metrics
+from colorize_cli.color import grayscale, tf_lab_to_srgb, tf_srgb_to_lab
+from colorize_cli.dataset import ImageSet, make_dataset
+from colorize_cli.tf_setup import import_tf
+
+tf = import_tf()
+
+
+@dataclass(frozen=True)
+class Validation:
+    """Mean scores over the validation photos and the sample rows (uint8) for the grid."""
+
+    scores: dict[str, float]
+    gray: np.ndarray
+    generated: np.ndarray
+    truth: np.ndarray
+
+
+class Validator:
+    """Scores a generator on fixed photos; build once per run, call once per epoch."""
+
+    def __init__(
+        self,
+        generator: Any,
+        images: ImageSet,
+        output: str,
+        batch_size: int,
+        crop: int,
+        samples: int,
+    ) -> None:
+        self.output = output
+        self.samples = samples
+        self.batches = make_dataset(
+            images, batch_size, crop, shuffle=False, repeat=False, augment=False
+        )
+        self.predict = tf.function(lambda lightness: generator(lightness, training=False))
+
+    def __call__(self) -> Validation:
+        l1, psnr, colourfulness, truth_colourfulness = [], [], [], []
+        generated_rows, truth_rows = [], []
+        for batch in self.batches:
+            ab, rgb = self._colour(batch["lightness"])
+            l1.extend(tf.reduce_mean(tf.abs(ab - batch["ab"]), axis=[1, 2, 3]).numpy())
+            generated = _to_uint8(rgb)
+            truth = _to_uint8(batch["rgb"])
+            for out, real in zip(generated, truth, strict=True):
+                psnr.append(metrics.psnr(real, out))
+                colourfulness.append(metrics.colourfulness(out))
+                truth_colourfulness.append(metrics.colourfulness(real))
+            missing = max(self.samples - sum(map(len, generated_rows)), 0)
+            generated_rows.append(generated[:missing])
+            truth_rows.append(truth[:missing])
+        truth_samples = np.concatenate(truth_rows)
+        return Validation(
+            scores={
+                "val_l1_ab": float(np.mean(l1)),
+                "val_psnr": float(np.mean(psnr)),
+                "val_colourfulness": float(np.mean(colourfulness)),
+                "val_colourfulness_ratio": metrics.colourfulness_ratio(
+                    colourfulness, truth_colourfulness
+                ),
+            },
+            gray=grayscale(truth_samples),
+            generated=np.concatenate(generated_rows),
+            truth=truth_samples,
+        )
+
+    def _colour(self, lightness: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """(a*b* in Lab units, sRGB in [0, 1]) of the generator's output, whatever space it uses."""
+        output = tf.cast(self.predict(lightness), tf.float32)
+        if self.output == "ab":
+            return output, tf_lab_to_srgb(tf.concat([lightness, output], axis=-1))
+        rgb = tf.clip_by_value(output, 0.0, 1.0)
+        return tf_srgb_to_lab(rgb)[..., 1:], rgb
+
+
+def _to_uint8(rgb: tf.Tensor) -> np.ndarray:
+    return np.round(np.clip(rgb.numpy(), 0.0, 1.0) * 255.0).astype(np.uint8)
