@@ -235,7 +235,7 @@ class Colorizer:
             )
         self._shapes_seen.add(shape)
         if compiled is None:
-            return np.asarray(self.model(x, training=False))
+            return self.model(x, training=False).numpy()
         return compiled(x).numpy()
 
     def _ab(self, prediction: np.ndarray) -> np.ndarray:

@@ -1,0 +1,186 @@
+"""Colorizer: model loading rules, any size in / same size out, the gray kept exactly, batching."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import DEV_DIR
+from PIL import Image
+
+from colorize_cli import color, colorizer
+from colorize_cli.errors import ModelError
+
+keras = pytest.importorskip("keras")
+
+
+def _save(model: keras.Model, path: Path) -> Path:
+    model.save(path)
+    return path
+
+
+def _wild_model() -> keras.Model:
+    """A stride-4 net whose a*b* swing far outside the sRGB gamut (+-300), so clipping matters."""
+    lightness = keras.Input((None, None, 1))
+    x = keras.layers.Conv2D(8, 4, strides=4, padding="same", activation="tanh")(
+        keras.layers.Rescaling(1 / 50, offset=-1)(lightness)
+    )
+    x = keras.layers.UpSampling2D(4)(x)
+    ab = keras.layers.Conv2D(2, 3, padding="same", kernel_initializer="random_normal")(x)
+    return keras.Model(lightness, keras.layers.Rescaling(300)(ab))
+
+
+def _lightness_model() -> keras.Model:
+    """a* = 0.4 (L* - 50), b* = 0: colour that follows the photo's own light and dark places."""
+    lightness = keras.Input((None, None, 1))
+    ab = keras.layers.Conv2D(
+        2,
+        1,
+        kernel_initializer=keras.initializers.Constant([[[[0.4, 0.0]]]]),
+        bias_initializer=keras.initializers.Constant([-20.0, 0.0]),
+    )(lightness)
+    return keras.Model(lightness, ab)
+
+
+@pytest.fixture(scope="module")
+def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from colorize_cli.models import build_generator, model_config
+
+    folder = tmp_path_factory.mktemp("models")
+    _save(build_generator(model_config("tiny")), folder / "tiny.keras")
+    _save(build_generator(model_config("tiny", output="rgb")), folder / "tiny_rgb.keras")
+    _save(_wild_model(), folder / "wild.keras")
+    _save(_lightness_model(), folder / "lightness.keras")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def wild(models_dir: Path) -> colorizer.Colorizer:
+    return colorizer.Colorizer(models_dir / "wild.keras", render_size=64, batch_size=3)
+
+
+def _photo(name: str = "bsds500-test_100007.jpg") -> np.ndarray:
+    return np.asarray(Image.open(DEV_DIR / name).convert("RGB"))
+
+
+def _odd_sizes() -> list[np.ndarray]:
+    """The dev photo at 481x321, its top-left pixel, and squeezed to 4000x17."""
+    photo = _photo()
+    assert photo.shape == (321, 481, 3)
+    long_thin = np.asarray(Image.fromarray(photo).resize((4000, 17), Image.Resampling.BILINEAR))
+    return [photo, photo[:1, :1], long_thin]
+
+
+def test_loads_a_generator_and_reads_its_stride(models_dir: Path) -> None:
+    model = colorizer.load_generator(models_dir / "tiny.keras")
+    assert colorizer.model_stride(model) == 8
+    assert colorizer.model_stride(colorizer.load_generator(models_dir / "wild.keras")) == 4
+
+
+def test_refuses_a_model_with_a_lambda_layer(tmp_path: Path) -> None:
+    lightness = keras.Input((None, None, 1))
+    ab = keras.layers.Lambda(lambda x: keras.ops.concatenate([x, x], axis=-1))(lightness)
+    path = _save(keras.Model(lightness, ab), tmp_path / "lambda.keras")
+    with pytest.raises(ModelError, match="Lambda") as caught:
+        colorizer.load_generator(path)
+    assert caught.value.path == str(path)
+
+
+@pytest.mark.parametrize(
+    ("inputs", "channels"), [((None, None, 3), 2), ((None, None, 1), 4), ((64, 64, 1), 2)]
+)
+def test_refuses_the_wrong_input_or_output(
+    tmp_path: Path, inputs: tuple[int | None, ...], channels: int
+) -> None:
+    x = keras.Input(inputs)
+    path = _save(keras.Model(x, keras.layers.Conv2D(channels, 1)(x)), tmp_path / "m.keras")
+    with pytest.raises(ModelError, match="not a colorize generator"):
+        colorizer.load_generator(path)
+
+
+def test_missing_damaged_and_default_models_say_what_to_do(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with pytest.raises(ModelError, match="not found"):
+        colorizer.load_generator(tmp_path / "nope.keras")
+    junk = tmp_path / "junk.keras"
+    junk.write_bytes(b"not a zip")
+    with pytest.raises(ModelError, match="not a loadable Keras model"):
+        colorizer.load_generator(junk)
+    monkeypatch.setattr(colorizer, "DEFAULT_MODEL_PATH", tmp_path / "weights" / "default.keras")
+    with pytest.raises(ModelError, match="colorize train.*--model"):
+        colorizer.load_generator(None)
+
+
+def test_render_shape_sets_the_short_side_and_bounds_the_long_one() -> None:
+    assert colorizer.render_shape(321, 481, 256) == (256, 384)
+    assert colorizer.render_shape(481, 321, 256) == (384, 256)
+    assert colorizer.render_shape(100, 150, 256) == (100, 150)  # never enlarged
+    assert colorizer.render_shape(1, 1, 256) == (1, 1)
+    assert colorizer.render_shape(17, 4000, 256) == (4, 1024)
+    assert colorizer.render_shape(6000, 9000, 256) == (256, 384)
+
+
+def test_any_size_in_same_size_out_with_the_gray_kept(wild: colorizer.Colorizer) -> None:
+    photos = _odd_sizes()
+    for image in [*photos, color.grayscale(photos[0])]:
+        gray = image if image.ndim == 2 else color.grayscale(image)
+        out = wild.colorize(image)
+        assert out.shape == (*gray.shape, 3) and out.dtype == np.uint8
+        diff = np.abs(color.grayscale(out).astype(int) - gray)
+        assert diff.max() <= 1 and (diff == 0).mean() >= 0.999
+        if gray.size > 1:
+            assert color.colorfulness(out) > 20, "the predicted colour was lost"
+
+
+def test_the_predicted_colour_lands_where_the_network_put_it(models_dir: Path) -> None:
+    photo = _photo()
+    out = colorizer.Colorizer(models_dir / "lightness.keras", render_size=64).colorize(photo)
+    lab = color.srgb_to_lab(out)
+    expected_a = 0.4 * color.gray_to_lightness(color.grayscale(photo)) - 20
+    assert np.corrcoef(lab[..., 1].ravel(), expected_a.ravel())[0, 1] > 0.95
+    assert np.abs(lab[..., 2]).mean() < 3
+
+
+def test_an_rgb_generator_works_the_same_way(models_dir: Path) -> None:
+    photo = _photo("bsds500-test_100039.jpg")
+    out = colorizer.Colorizer(models_dir / "tiny_rgb.keras", render_size=96).colorize(photo)
+    assert out.shape == photo.shape
+    assert np.array_equal(color.grayscale(out), color.grayscale(photo))
+
+
+def test_colorize_many_keeps_order_and_tags_and_matches_single_calls(
+    wild: colorizer.Colorizer,
+) -> None:
+    photo = _photo()
+    photos = [photo, photo[:200], photo.transpose(1, 0, 2), photo[:, :300], photo[5:]]
+    results = list(wild.colorize_many((f"tag{i}", p) for i, p in enumerate(photos)))
+    assert [tag for tag, _ in results] == [f"tag{i}" for i in range(len(photos))]
+    for (_, out), p in zip(results, photos, strict=True):
+        assert out.shape == p.shape
+        assert np.abs(out.astype(int) - wild.colorize(p)).max() <= 1
+
+
+def test_the_tiny_generator_colorizes_a_photo(models_dir: Path) -> None:
+    tiny = colorizer.Colorizer(models_dir / "tiny.keras", render_size=128)
+    photo = _photo("bsds500-test_100039.jpg")
+    out = tiny.colorize(photo)
+    assert out.shape == photo.shape
+    assert np.array_equal(color.grayscale(out), color.grayscale(photo))
+    assert tiny.network_seconds > 0
+
+
+def test_recombine_in_bands_equals_one_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+    gray = color.grayscale(_photo())
+    ab = np.random.default_rng(1).normal(0, 40, (40, 60, 2)).astype(np.float32)
+    whole = colorizer.recombine(gray, ab)
+    monkeypatch.setattr(colorizer, "_BAND_PIXELS", 5000)
+    assert np.array_equal(colorizer.recombine(gray, ab), whole)
+
+
+def test_refuses_arrays_that_are_not_photos(wild: colorizer.Colorizer) -> None:
+    with pytest.raises(ValueError, match="uint8"):
+        wild.colorize(np.zeros((4, 4, 3), np.float32))
+    with pytest.raises(ValueError, match="empty"):
+        wild.colorize(np.zeros((0, 4, 3), np.uint8))
