@@ -1,0 +1,456 @@
+"""Photos -> shards (`colorize prepare`): parallel, memory-bounded, deterministic and resumable.
+
+Each input is hashed, decoded, fitted to a square and turned gray by worker processes; the main
+process writes the results in input order, so the output does not depend on `jobs`. Naming, the
+train/val split, `--part` and `--resume` are described in docs/format.md.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import hashlib
+import io
+import multiprocessing
+import os
+import re
+import signal
+import time
+from collections import deque
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, NamedTuple, TextIO
+
+import numpy as np
+from PIL import Image
+
+from colorize_cli import color, images, shards
+from colorize_cli.errors import ColorizeError, ShardError, UsageError
+from colorize_cli.progress import NullProgress, ProgressSink
+
+FITS = ("crop", "pad", "resize")
+PAD_FILL = (0, 0, 0)  # black: achromatic, so letterbox bars teach "no colour here"
+SPLITS = ("train", "val")
+# Decoded photos in flight per worker: enough to hide latency, few enough to bound memory.
+WINDOW_PER_JOB = 4
+CHECKPOINT_EVERY = shards.CHECKPOINT_EVERY
+
+
+@dataclass
+class PrepareOptions:
+    """What `prepare` does; the fields mirror `colorize prepare`'s options."""
+
+    sources: list[str]
+    out: Path
+    size: int = 256
+    fit: Literal["crop", "pad", "resize"] = "crop"
+    val_fraction: float = 0.05
+    jobs: int = 0  # 0 = all cores
+    shard_size: int = 0  # 0 = one file per split
+    min_colorfulness: float = 0.0
+    resume: bool = False
+    part: tuple[int, int] | None = None  # (K, N), K 1-based
+    max_pixels: int = images.DEFAULT_MAX_PIXELS
+    compression: str | None = shards.DEFAULT_COMPRESSION
+    overwrite: bool = False  # replace earlier outputs (and leftovers) of the same OUT
+
+
+@dataclass
+class PrepareReport:
+    """What a run did. `written` counts the photos in the outputs, resumed ones included."""
+
+    written: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SPLITS, 0))
+    outputs: list[Path] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, one-line reason)
+    duplicates: int = 0  # inputs whose content equals an earlier input's
+    resumed: int = 0  # photos an interrupted run had already written
+    other_part: int = 0  # inputs left to the other --part runs
+    inputs: int = 0
+    seconds: float = 0.0
+
+    @property
+    def photos_per_second(self) -> float:
+        return self.inputs / self.seconds if self.seconds > 0 else 0.0
+
+
+class _Plan(NamedTuple):
+    """What a worker needs to turn a path into an outcome (sent once per worker)."""
+
+    size: int
+    fit: str
+    max_pixels: int
+    part: tuple[int, int] | None
+    min_colorfulness: float
+    done: frozenset[str]  # sha256 of photos already in the outputs (--resume)
+
+
+class _Outcome(NamedTuple):
+    kind: Literal["photo", "skip", "other_part", "done"]
+    sha256: str = ""
+    gray: np.ndarray | None = None
+    rgb: np.ndarray | None = None
+    reason: str = ""
+
+
+def fit_image(rgb: np.ndarray, size: int, fit: str = "crop") -> np.ndarray:
+    """(H, W, 3) uint8 -> (size, size, 3) uint8 by centre crop, letterbox (`PAD_FILL`) or squash."""
+    height, width = rgb.shape[:2]
+    image = Image.fromarray(rgb)
+    resample = {"resample": Image.Resampling.LANCZOS, "reducing_gap": 3.0}
+    if fit == "resize":
+        return np.asarray(image.resize((size, size), **resample))
+    if fit == "crop":
+        # One resampling straight from the centred square of the source: no second rounding.
+        side = min(width, height)
+        left, top = (width - side) / 2, (height - side) / 2
+        box = (left, top, left + side, top + side)
+        return np.asarray(image.resize((size, size), box=box, **resample))
+    if fit == "pad":
+        scale = size / max(width, height)
+        inner = (max(1, round(width * scale)), max(1, round(height * scale)))
+        canvas = Image.new("RGB", (size, size), PAD_FILL)
+        canvas.paste(
+            image.resize(inner, **resample), ((size - inner[0]) // 2, (size - inner[1]) // 2)
+        )
+        return np.asarray(canvas)
+    raise ValueError(f"fit must be one of {', '.join(FITS)}, got {fit!r}")
+
+
+def split_of(sha256: str, val_fraction: float) -> str:
+    """ "val" for a stable `val_fraction` of contents (first 64 bits of the hash), else "train"."""
+    return "val" if int(sha256[:16], 16) < val_fraction * 2**64 else "train"
+
+
+def in_part(sha256: str, part: tuple[int, int] | None) -> bool:
+    """Whether a content belongs to part (K, N): bits independent of those `split_of` reads."""
+    return part is None or int(sha256[16:32], 16) % part[1] == part[0] - 1
+
+
+def output_paths(out: Path, split: str, shard_size: int, index: int) -> Path:
+    """OUT.h5 / OUT.val.h5, or OUT-00000.h5 / OUT.val-00000.h5 with `shard_size`."""
+    stem = out.name[: -len(out.suffix)] + (".val" if split == "val" else "")
+    number = f"-{index:05d}" if shard_size else ""
+    return out.with_name(f"{stem}{number}{out.suffix}")
+
+
+def _process(path: Path, plan: _Plan) -> _Outcome:
+    """Hash, filter, decode, fit and gray one input; a bad file becomes a "skip" with a reason."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        return _Outcome("skip", reason=f"cannot read: {exc.strerror or exc}")
+    sha256 = hashlib.sha256(data).hexdigest()
+    if not in_part(sha256, plan.part):
+        return _Outcome("other_part", sha256)
+    if sha256 in plan.done:
+        return _Outcome("done", sha256)
+    try:
+        rgb = images.read_image_bytes(data, str(path), plan.max_pixels)
+    except ColorizeError as exc:
+        return _Outcome("skip", sha256, reason=exc.reason)
+    rgb = fit_image(rgb, plan.size, plan.fit)
+    if plan.min_colorfulness > 0:
+        score = color.colorfulness(rgb)
+        if score < plan.min_colorfulness:
+            reason = f"near-grayscale: colourfulness {score:.1f} < {plan.min_colorfulness:g}"
+            return _Outcome("skip", sha256, reason=reason)
+    return _Outcome("photo", sha256, color.grayscale(rgb), rgb)
+
+
+_worker_plan: _Plan | None = None
+
+
+def _start_worker(plan: _Plan) -> None:
+    global _worker_plan
+    _worker_plan = plan
+    # Ctrl-C reaches the whole process group; the main process alone decides what to keep.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _process_in_worker(path: Path) -> _Outcome:
+    assert _worker_plan is not None
+    return _process(path, _worker_plan)
+
+
+def _outcomes(paths: Sequence[Path], plan: _Plan, jobs: int) -> Iterator[tuple[Path, _Outcome]]:
+    """Outcomes in input order, never more than `WINDOW_PER_JOB * jobs` decoded photos pending."""
+    if jobs <= 1:
+        for path in paths:
+            yield path, _process(path, plan)
+        return
+    # spawn: a fresh interpreter per worker, safe whatever threads the caller runs.
+    context = multiprocessing.get_context("spawn")
+    pool = ProcessPoolExecutor(jobs, context, initializer=_start_worker, initargs=(plan,))
+    pending: deque[tuple[Path, Future[_Outcome]]] = deque()
+    queue = iter(paths)
+    try:
+        for path in queue:
+            pending.append((path, pool.submit(_process_in_worker, path)))
+            if len(pending) >= WINDOW_PER_JOB * jobs:
+                break
+        while pending:
+            path, future = pending.popleft()
+            outcome = future.result()
+            following = next(queue, None)
+            if following is not None:
+                pending.append((following, pool.submit(_process_in_worker, following)))
+            yield path, outcome
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+class _Split:
+    """The shard sequence of one split: completed files, then at most one open writer."""
+
+    def __init__(self, name: str, options: PrepareOptions, attrs: dict[str, Any]) -> None:
+        self.name, self.options, self.attrs = name, options, attrs
+        self.index = 0  # of the next shard to open
+        self.count = 0  # photos in completed shards
+        self.done: set[str] = set()
+        self.complete: Path | None = None  # a finished run's last file: nothing may follow it
+        self.outputs: list[Path] = []
+        self.writer: shards.ShardWriter | None = None
+
+    def path(self, index: int) -> Path:
+        return output_paths(self.options.out, self.name, self.options.shard_size, index)
+
+    def pick_up(self) -> None:
+        """--resume: adopt the completed files in order, then salvage the interrupted one."""
+        shard_size = self.options.shard_size
+        while self.path(self.index).exists():
+            with shards.open_shard(self.path(self.index)) as shard:
+                _check_resumable(shard, {**self.attrs, "image_size": self.options.size})
+                self.done.update(shard.sha256)
+                self.count += len(shard)
+                full = shard_size and len(shard) == shard_size
+            self.outputs.append(self.path(self.index))
+            self.index += 1
+            if not full:
+                self.complete = self.outputs[-1]
+                break
+        if self.complete is None and shards.temp_paths(self.path(self.index)):
+            self._open(resume=True)
+            self.done.update(self.writer.sha256)
+            if len(self.writer) == shard_size:  # killed while committing a full shard
+                self.close()
+                self.index += 1
+
+    def add(self, gray: np.ndarray, rgb: np.ndarray, source: str, sha256: str) -> None:
+        if self.complete is not None:
+            raise UsageError(
+                f"{source} is new, but {self.complete} is complete: --resume only continues an "
+                "interrupted run over the same photos",
+                self.options.out,
+            )
+        if self.writer is None:
+            self._open(resume=False)
+        self.writer.append(gray, rgb, source, sha256)
+        if len(self.writer) == self.options.shard_size:
+            self.close()
+            self.index += 1
+
+    def _open(self, resume: bool) -> None:
+        attrs = {**self.attrs, "shard_index": self.index}
+        self.writer = shards.ShardWriter(
+            self.path(self.index),
+            self.options.size,
+            self.name,
+            self.options.compression,
+            attrs,
+            checkpoint_every=CHECKPOINT_EVERY,
+            resume=resume,
+        )
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.count += len(self.writer)
+            self.outputs.append(self.writer.close())
+            self.writer = None
+
+    def stop(self, commit: bool) -> None:
+        """Close the open writer: committed, or kept as a temporary file for --resume."""
+        if commit:
+            self.close()
+        elif self.writer is not None:
+            # Best effort on the way out: never hide the error that stopped the run.
+            with contextlib.suppress(ShardError):
+                self.writer.suspend()
+            self.writer = None
+
+
+def _check_resumable(shard: shards.Shard, attrs: dict[str, Any]) -> None:
+    for key in attrs.keys() - {"shard_index"}:
+        if shard.attrs.get(key) != attrs[key]:
+            raise UsageError(
+                f"was prepared with {key}={shard.attrs.get(key)!r}, not {attrs[key]!r}: "
+                "resume with the same options",
+                shard.path,
+            )
+
+
+def _family(out: Path) -> list[Path]:
+    """Files this OUT names: outputs of any shard size and writers' temporary files."""
+    stem, suffix = re.escape(out.name[: -len(out.suffix)]), re.escape(out.suffix)
+    temp = re.escape(shards.TEMP_MARK)
+    pattern = re.compile(rf"{stem}(\.val)?(-\d{{5,}})?{suffix}({temp}[\d-]+)?")
+    if not out.parent.is_dir():
+        return []
+    return sorted(p for p in out.parent.iterdir() if pattern.fullmatch(p.name))
+
+
+def _check_options(options: PrepareOptions) -> None:
+    checks = [
+        (options.size >= 8, f"--size must be at least 8, got {options.size}"),
+        (options.fit in FITS, f"--fit must be one of {', '.join(FITS)}, got {options.fit!r}"),
+        (0 <= options.val_fraction <= 1, "--val-fraction must be between 0 and 1"),
+        (options.jobs >= 0, "--jobs must be 0 (all cores) or more"),
+        (options.shard_size >= 0, "--shard-size must be 0 (one file) or more"),
+        (options.min_colorfulness >= 0, "--min-colorfulness must be 0 or more"),
+        (options.max_pixels > 0, "--max-pixels must be positive"),
+        (options.out.suffix in (".h5", ".hdf5"), f"OUT must end in .h5, got {options.out}"),
+        (not (options.resume and options.overwrite), "choose --resume or --overwrite, not both"),
+        (options.compression in (None, *shards.COMPRESSIONS), "unknown compression"),
+    ]
+    if options.part is not None:
+        k, n = options.part
+        checks.append((1 <= k <= n, f"--part K/N needs 1 <= K <= N, got {k}/{n}"))
+    for ok, message in checks:
+        if not ok:
+            raise UsageError(message)
+
+
+def _claim_outputs(options: PrepareOptions) -> None:
+    """Refuse to mix with earlier outputs unless told to resume them or replace them."""
+    earlier = _family(options.out)
+    if not earlier or options.resume:
+        return
+    if not options.overwrite:
+        interrupted = any(shards.TEMP_MARK in p.name for p in earlier)
+        hint = "--resume to continue it" if interrupted else "--overwrite to replace it"
+        raise UsageError(f"{earlier[0]} exists; use {hint}, or remove it", options.out)
+    for path in earlier:
+        path.unlink()
+
+
+def _jobs(requested: int, inputs: int) -> int:
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(requested or cores or 1, inputs))
+
+
+def prepare(
+    options: PrepareOptions, progress: ProgressSink | None = None, stdin: TextIO | None = None
+) -> PrepareReport:
+    """Turn photos into train/val shards; bad inputs are skipped with a reason, never fatal."""
+    progress = progress or NullProgress()
+    _check_options(options)
+    started = time.monotonic()
+    paths, problems = images.expand_inputs(options.sources, stdin)
+    report = PrepareReport(skipped=list(problems), inputs=len(paths))
+    for source, reason in problems:
+        progress.log(f"skipped {source}: {reason}")
+    options.out.parent.mkdir(parents=True, exist_ok=True)
+    _claim_outputs(options)
+    part = options.part
+    attrs = {
+        "fit": options.fit,
+        "val_fraction": float(options.val_fraction),
+        "part": f"{part[0]}/{part[1]}" if part else "",
+        "min_colorfulness": float(options.min_colorfulness),
+        "shard_size": options.shard_size,
+    }
+    splits = {name: _Split(name, options, attrs) for name in SPLITS}
+    committed = False
+    try:
+        if options.resume:
+            for split in splits.values():
+                split.pick_up()
+        done = frozenset().union(*(split.done for split in splits.values()))
+        plan = _Plan(
+            options.size, options.fit, options.max_pixels, part, options.min_colorfulness, done
+        )
+        jobs = _jobs(options.jobs, len(paths))
+        _run(paths, plan, jobs, options.val_fraction, splits, report, progress)
+        for split in splits.values():
+            split.stop(commit=True)
+        committed = True
+    finally:
+        if not committed:
+            for split in splits.values():
+                split.stop(commit=False)
+    for name, split in splits.items():
+        report.written[name] = split.count
+        report.outputs += split.outputs
+    report.seconds = time.monotonic() - started
+    progress.finish(_summary(report))
+    return report
+
+
+def _run(
+    paths: Sequence[Path],
+    plan: _Plan,
+    jobs: int,
+    val_fraction: float,
+    splits: dict[str, _Split],
+    report: PrepareReport,
+    progress: ProgressSink,
+) -> None:
+    progress.start("prepare", total=len(paths), unit="photos")
+    seen: set[str] = set()
+    kept = 0
+    with contextlib.closing(_outcomes(paths, plan, jobs)) as outcomes:
+        for path, outcome in outcomes:
+            if outcome.kind == "skip":
+                report.skipped.append((str(path), outcome.reason))
+                progress.log(f"skipped {path}: {outcome.reason}")
+            elif outcome.kind == "other_part":
+                report.other_part += 1
+            elif outcome.sha256 in seen:
+                report.duplicates += 1
+            elif outcome.kind == "done":
+                seen.add(outcome.sha256)
+                report.resumed += 1
+            else:
+                seen.add(outcome.sha256)
+                split = splits[split_of(outcome.sha256, val_fraction)]
+                split.add(outcome.gray, outcome.rgb, str(path), outcome.sha256)
+                kept += 1
+            progress.advance(1, kept=kept, skipped=len(report.skipped))
+
+
+def _summary(report: PrepareReport) -> str:
+    parts = [
+        f"wrote {report.written['train']} train + {report.written['val']} val photos "
+        f"to {len(report.outputs)} file(s)",
+        f"{report.photos_per_second:.1f} photos/s",
+    ]
+    for count, what in (
+        (report.resumed, "already done"),
+        (len(report.skipped), "skipped"),
+        (report.duplicates, "duplicate(s)"),
+        (report.other_part, "left to other parts"),
+    ):
+        if count:
+            parts.append(f"{count} {what}")
+    return "; ".join(parts)
+
+
+def write_errors_tsv(report: PrepareReport, path: str | os.PathLike[str]) -> Path:
+    """Write the skipped inputs as a TSV (header `path<TAB>reason`), atomically."""
+    path = Path(path)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, delimiter="\t", lineterminator="\n")
+    writer.writerow(["path", "reason"])
+    writer.writerows(report.skipped)
+    temp = path.with_name(f"{path.name}{shards.TEMP_MARK}{os.getpid()}")
+    try:
+        with open(temp, "w", encoding="utf-8", newline="") as f:
+            f.write(buffer.getvalue())
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temp, path)
+    except OSError as exc:
+        temp.unlink(missing_ok=True)
+        raise UsageError(f"cannot write: {exc.strerror or exc}", path) from exc
+    return path
