@@ -1,0 +1,165 @@
+"""The apply file loop on real photos: output names, skips, never overwriting inputs, per-file
+errors, EXIF carried over, stdin-to-stdout bytes."""
+
+from __future__ import annotations
+
+import io
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import dev_photos
+from PIL import Image
+
+from colorize_cli import applying, color
+from colorize_cli.applying import ApplyOptions
+from colorize_cli.colorizer import Colorizer
+from colorize_cli.errors import ModelError, UsageError
+
+ARTIST = 0x013B
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from colorize_cli.models import build_generator, model_config
+
+    path = tmp_path_factory.mktemp("model") / "tiny.keras"
+    build_generator(model_config("tiny")).save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def loaded(model_path: Path) -> Colorizer:
+    return Colorizer(model_path, render_size=64, batch_size=2)
+
+
+@pytest.fixture
+def photos(tmp_path: Path) -> Path:
+    """Three dev photos, one in a subfolder and one carrying EXIF."""
+    folder = tmp_path / "photos"
+    (folder / "sub").mkdir(parents=True)
+    first, second, third = dev_photos(3)
+    shutil.copy(first, folder / "a.jpg")
+    shutil.copy(second, folder / "sub" / "b.jpg")
+    exif = Image.Exif()
+    exif[ARTIST] = "colorize test"
+    Image.open(third).save(folder / "c.jpg", quality=95, exif=exif.tobytes())
+    return folder
+
+
+def run(options: ApplyOptions, loaded: Colorizer) -> list[applying.Outcome]:
+    return list(applying.apply(options, colorizer=loaded))
+
+
+def test_default_outputs_sit_beside_their_photos(photos: Path, loaded: Colorizer) -> None:
+    outcomes = run(ApplyOptions([str(photos)], format="png"), loaded)
+    assert sorted(o.output.name for o in outcomes if o.status == "written") == [
+        "a.color.png",
+        "b.color.png",
+        "c.color.png",
+    ]
+    for source in ("a", "sub/b", "c"):
+        original = np.asarray(Image.open(photos / f"{source}.jpg").convert("RGB"))
+        written = np.asarray(Image.open(photos / f"{source}.color.png"))
+        assert written.shape == original.shape
+        assert np.array_equal(color.grayscale(written), color.grayscale(original))
+
+
+def test_exif_is_carried_over(photos: Path, loaded: Colorizer) -> None:
+    run(ApplyOptions([str(photos / "c.jpg")]), loaded)
+    with Image.open(photos / "c.color.jpg") as written:
+        assert written.format == "JPEG"
+        assert written.getexif()[ARTIST] == "colorize test"
+
+
+def test_a_second_run_skips_existing_outputs_and_never_reads_them_as_photos(
+    photos: Path, loaded: Colorizer
+) -> None:
+    run(ApplyOptions([str(photos)]), loaded)
+    before = (photos / "a.color.jpg").stat().st_mtime_ns
+    outcomes = run(ApplyOptions([str(photos)]), loaded)
+    assert {o.status for o in outcomes} == {"skipped"}
+    assert not list(photos.rglob("*.color.color.*"))
+    assert (photos / "a.color.jpg").stat().st_mtime_ns == before
+    again = run(ApplyOptions([str(photos / "a.jpg")], overwrite=True), loaded)
+    assert [o.status for o in again] == ["written"]
+    assert (photos / "a.color.jpg").stat().st_mtime_ns != before
+
+
+def test_out_dir_keeps_names_relative_to_the_directory_argument(
+    photos: Path, loaded: Colorizer, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    outcomes = run(ApplyOptions([str(photos)], out_dir=out, format="webp"), loaded)
+    assert sorted(str(o.output.relative_to(out)) for o in outcomes) == [
+        "a.webp",
+        "c.webp",
+        "sub/b.webp",
+    ]
+    assert Image.open(out / "sub" / "b.webp").format == "WEBP"
+
+
+def test_one_output_file_and_inputs_are_never_overwritten(
+    photos: Path, loaded: Colorizer, tmp_path: Path
+) -> None:
+    target = tmp_path / "one.png"
+    assert [
+        o.status for o in run(ApplyOptions([str(photos / "a.jpg")], output=target), loaded)
+    ] == ["written"]
+    assert Image.open(target).size == Image.open(photos / "a.jpg").size
+    with pytest.raises(UsageError, match="one output"):
+        run(ApplyOptions([str(photos / "a.jpg"), str(photos / "c.jpg")], output=target), loaded)
+    before = (photos / "a.jpg").read_bytes()
+    (refused,) = run(
+        ApplyOptions([str(photos / "a.jpg")], output=photos / "a.jpg", overwrite=True), loaded
+    )
+    assert refused.status == "failed" and "input" in refused.reason
+    assert (photos / "a.jpg").read_bytes() == before
+
+
+def test_a_broken_photo_fails_alone(photos: Path, loaded: Colorizer) -> None:
+    (photos / "broken.jpg").write_bytes((photos / "a.jpg").read_bytes()[:2000])
+    outcomes = run(ApplyOptions([str(photos), str(photos / "missing.jpg")]), loaded)
+    failed = {Path(o.source).name: o.reason for o in outcomes if o.status == "failed"}
+    assert set(failed) == {"broken.jpg", "missing.jpg"}
+    assert "corrupt" in failed["broken.jpg"]
+    assert sum(o.status == "written" for o in outcomes) == 3
+
+
+def test_the_model_is_loaded_only_when_a_photo_needs_it(photos: Path, tmp_path: Path) -> None:
+    (photos / "a.color.jpg").write_bytes(b"")
+    missing = tmp_path / "missing.keras"
+    outcomes = list(applying.apply(ApplyOptions([str(photos / "a.jpg")], model_path=missing)))
+    assert [o.status for o in outcomes] == ["skipped"]
+    with pytest.raises(ModelError):
+        list(applying.apply(ApplyOptions([str(photos / "c.jpg")], model_path=missing)))
+
+
+def test_paths_can_come_from_stdin(photos: Path, loaded: Colorizer) -> None:
+    stdin = io.StringIO(f"{photos / 'a.jpg'}\n\n{photos / 'c.jpg'}\n")
+    outcomes = list(applying.apply(ApplyOptions(["-"]), stdin=stdin, colorizer=loaded))
+    assert [o.output.name for o in outcomes] == ["a.color.jpg", "c.color.jpg"]
+
+
+def test_bad_options_are_usage_errors() -> None:
+    for options in (
+        ApplyOptions(["x.jpg"], output="y.jpg", out_dir="d"),
+        ApplyOptions(["x.jpg"], format="gif"),
+        ApplyOptions(["x.jpg"], quality=0),
+    ):
+        with pytest.raises(UsageError):
+            applying.check_options(options)
+
+
+def test_colorize_bytes_streams_one_photo(photos: Path, loaded: Colorizer) -> None:
+    data = (photos / "c.jpg").read_bytes()
+    png = applying.colorize_bytes(data, loaded, format="png")
+    out = Image.open(io.BytesIO(png))
+    original = Image.open(photos / "c.jpg")
+    assert out.format == "PNG" and out.size == original.size
+    assert np.array_equal(
+        color.grayscale(np.asarray(out)), color.grayscale(np.asarray(original.convert("RGB")))
+    )
+    same_format = Image.open(io.BytesIO(applying.colorize_bytes(data, loaded)))
+    assert same_format.format == "JPEG" and same_format.getexif()[ARTIST] == "colorize test"
