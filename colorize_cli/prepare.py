@@ -11,10 +11,12 @@ import contextlib
 import csv
 import hashlib
 import io
+import itertools
 import multiprocessing
 import os
 import re
 import signal
+import sys
 import time
 from collections import deque
 from collections.abc import Iterator, Sequence
@@ -174,31 +176,46 @@ def _process_in_worker(path: Path) -> _Outcome:
     return _process(path, _worker_plan)
 
 
-def _outcomes(paths: Sequence[Path], plan: _Plan, jobs: int) -> Iterator[tuple[Path, _Outcome]]:
-    """Outcomes in input order, never more than `WINDOW_PER_JOB * jobs` decoded photos pending."""
-    if jobs <= 1:
-        for path in paths:
-            yield path, _process(path, plan)
-        return
-    # spawn: a fresh interpreter per worker, safe whatever threads the caller runs.
-    context = multiprocessing.get_context("spawn")
-    pool = ProcessPoolExecutor(jobs, context, initializer=_start_worker, initargs=(plan,))
-    pending: deque[tuple[Path, Future[_Outcome]]] = deque()
-    queue = iter(paths)
-    try:
-        for path in queue:
-            pending.append((path, pool.submit(_process_in_worker, path)))
-            if len(pending) >= WINDOW_PER_JOB * jobs:
-                break
-        while pending:
-            path, future = pending.popleft()
+class _Decoders:
+    """Outcomes in input order from `jobs` processes, at most `WINDOW_PER_JOB * jobs` pending.
+
+    Workers are forked on entry, before the caller starts any progress thread; fork needs no
+    `if __name__ == "__main__"` guard in the caller's script, which spawn would.
+    """
+
+    def __init__(self, paths: Sequence[Path], plan: _Plan, jobs: int) -> None:
+        self.paths, self.plan, self.jobs = paths, plan, jobs
+        self.pending: deque[tuple[Path, Future[_Outcome]]] = deque()
+        self.pool: ProcessPoolExecutor | None = None
+
+    def __enter__(self) -> _Decoders:
+        self.queue = iter(self.paths)
+        if self.jobs > 1:
+            method = "fork" if sys.platform == "linux" else "spawn"
+            context = multiprocessing.get_context(method)
+            self.pool = ProcessPoolExecutor(
+                self.jobs, context, initializer=_start_worker, initargs=(self.plan,)
+            )
+            for path in itertools.islice(self.queue, WINDOW_PER_JOB * self.jobs):
+                self.pending.append((path, self.pool.submit(_process_in_worker, path)))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def __iter__(self) -> Iterator[tuple[Path, _Outcome]]:
+        if self.pool is None:
+            for path in self.queue:
+                yield path, _process(path, self.plan)
+            return
+        while self.pending:
+            path, future = self.pending.popleft()
             outcome = future.result()
-            following = next(queue, None)
+            following = next(self.queue, None)
             if following is not None:
-                pending.append((following, pool.submit(_process_in_worker, following)))
+                self.pending.append((following, self.pool.submit(_process_in_worker, following)))
             yield path, outcome
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
 
 
 class _Split:
@@ -396,10 +413,10 @@ def _run(
     report: PrepareReport,
     progress: ProgressSink,
 ) -> None:
-    progress.start("prepare", total=len(paths), unit="photos")
     seen: set[str] = set()
     kept = 0
-    with contextlib.closing(_outcomes(paths, plan, jobs)) as outcomes:
+    with _Decoders(paths, plan, jobs) as outcomes:
+        progress.start("prepare", total=len(paths), unit="photos")
         for path, outcome in outcomes:
             if outcome.kind == "skip":
                 report.skipped.append((str(path), outcome.reason))

@@ -28,7 +28,7 @@ FORMAT_VERSION = 1
 OLDEST_READABLE_VERSION = 1
 
 COMPRESSIONS = ("none", "lzf", *(f"gzip-{level}" for level in range(1, 10)))
-DEFAULT_COMPRESSION = "lzf"  # bench/compression.py, docs/format.md "Compression"
+DEFAULT_COMPRESSION = "none"  # measured: docs/format.md "Compression"
 CHECKPOINT_EVERY = 32  # images between checkpoints: what a kill can cost a resumed writer
 TEMP_MARK = ".tmp-"
 

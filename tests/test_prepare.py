@@ -244,7 +244,7 @@ class Slow:  # reports each photo on stdout, then dawdles so the test can kill m
 
 prepare.CHECKPOINT_EVERY = 3
 options = prepare.PrepareOptions(
-    [sys.argv[1]], Path(sys.argv[2]), size=32, jobs=1, val_fraction=0.25,
+    [sys.argv[1]], Path(sys.argv[2]), size=32, jobs=int(sys.argv[4]), val_fraction=0.25,
     shard_size=int(sys.argv[3]), resume=True,
 )
 prepare.prepare(options, progress=Slow())
@@ -259,7 +259,7 @@ def test_resume_after_a_real_kill_equals_an_uninterrupted_run(
     photos = tmp_path / "photos"
     copy_photos(photos, 40, stride=37)
     out = tmp_path / "killed" / "o.h5"
-    argv = [sys.executable, "-c", KILLABLE, str(photos), str(out), str(shard_size)]
+    argv = [sys.executable, "-c", KILLABLE, str(photos), str(out), str(shard_size), "1"]
     child = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
     for _ in range(16):
         assert child.stdout.readline() == "photo\n"
@@ -279,16 +279,13 @@ def test_resume_after_a_real_kill_equals_an_uninterrupted_run(
     assert_same_datasets(resumed.outputs, fresh.outputs)
 
 
-def test_prepare_does_not_import_tensorflow(tmp_path: Path) -> None:
+def test_prepare_in_parallel_from_a_plain_script_without_tensorflow(tmp_path: Path) -> None:
     photos = tmp_path / "photos"
-    copy_photos(photos, 2)
-    argv = [
-        sys.executable,
-        "-c",
-        KILLABLE.replace("0.15", "0"),
-        str(photos),
-        str(tmp_path / "o.h5"),
-    ]
-    result = subprocess.run([*argv, "0"], capture_output=True, text=True, timeout=120)
+    copy_photos(photos, 3)
+    # A script file without a `__main__` guard: workers must not re-run it.
+    script = tmp_path / "script.py"
+    script.write_text(KILLABLE.replace("0.15", "0"))
+    argv = [sys.executable, str(script), str(photos), str(tmp_path / "o.h5"), "0", "2"]
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines()[-1] == "modules: False"
+    assert result.stdout.splitlines() == ["photo"] * 3 + ["modules: False"]
