@@ -268,10 +268,16 @@ def recombine(gray: np.ndarray, ab: np.ndarray) -> np.ndarray:
     band = max(1, _BAND_PIXELS // width)
     for top in range(0, height, band):
         rows = slice(top, min(top + band, height))
-        w = rows_weight[rows, None, None]
         lab = np.empty((rows.stop - top, width, 3), np.float32)
         lab[..., 0] = color.gray_to_lightness(gray[rows])
-        lab[..., 1:] = ab_wide[rows_low[rows]] * (1 - w) + ab_wide[rows_high[rows]] * w
-        rgb = np.rint(color.lab_to_srgb(lab) * 255).astype(np.uint8)
-        out[rows] = color.keep_luminance(rgb, gray[rows])
+        # In place from here on: these are the largest temporaries of a big photo.
+        below, above = ab_wide[rows_low[rows]], ab_wide[rows_high[rows]]
+        above -= below
+        above *= rows_weight[rows, None, None]
+        above += below
+        lab[..., 1:] = above
+        srgb = color.lab_to_srgb(lab)
+        srgb *= 255
+        srgb += 0.5  # rounds on the cast: the values are clipped into [0, 255]
+        out[rows] = color.keep_luminance(srgb.astype(np.uint8), gray[rows])
     return out
