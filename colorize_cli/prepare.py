@@ -131,10 +131,14 @@ def in_part(sha256: str, part: tuple[int, int] | None) -> bool:
 
 
 def output_paths(out: Path, split: str, shard_size: int, index: int) -> Path:
-    """OUT.h5 / OUT.val.h5, or OUT-00000.h5 / OUT.val-00000.h5 with `shard_size`."""
-    stem = out.name[: -len(out.suffix)] + (".val" if split == "val" else "")
+    """OUT.h5 / OUT.val.h5, or OUT-00000.h5 / OUT-00000.val.h5 with `shard_size`.
+
+    Only validation files end in `.val.h5`, so a glob ending in a digit and `.h5` takes no val file.
+    """
+    stem = out.name[: -len(out.suffix)]
     number = f"-{index:05d}" if shard_size else ""
-    return out.with_name(f"{stem}{number}{out.suffix}")
+    marker = ".val" if split == "val" else ""
+    return out.with_name(f"{stem}{number}{marker}{out.suffix}")
 
 
 def _process(path: Path, plan: _Plan) -> _Outcome:
@@ -311,7 +315,7 @@ def _family(out: Path) -> list[Path]:
     """Files this OUT names: outputs of any shard size and writers' temporary files."""
     stem, suffix = re.escape(out.name[: -len(out.suffix)]), re.escape(out.suffix)
     temp = re.escape(shards.TEMP_MARK)
-    pattern = re.compile(rf"{stem}(\.val)?(-\d{{5,}})?{suffix}({temp}[\d-]+)?")
+    pattern = re.compile(rf"{stem}(-\d{{5,}})?(\.val)?{suffix}({temp}[\d-]+)?")
     if not out.parent.is_dir():
         return []
     return sorted(p for p in out.parent.iterdir() if pattern.fullmatch(p.name))

@@ -170,10 +170,10 @@ def test_val_split_is_stable_when_photos_are_added(tmp_path: Path) -> None:
 def test_shard_size_splits_files_that_globs_take_together(tmp_path: Path) -> None:
     copy_photos(tmp_path / "photos", 10)
     report = run([tmp_path / "photos"], tmp_path / "o.h5", shard_size=4, val_fraction=0.3)
-    train = shards.expand_shard_paths([str(tmp_path / "o-*.h5")])
-    val = shards.expand_shard_paths([str(tmp_path / "o.val-*.h5")])
+    train = shards.expand_shard_paths([str(tmp_path / "o-*[0-9].h5")])
+    val = shards.expand_shard_paths([str(tmp_path / "o-*.val.h5")])
     assert report.outputs == train + val
-    assert train[0].name == "o-00000.h5" and val[0].name == "o.val-00000.h5"
+    assert train[0].name == "o-00000.h5" and val[0].name == "o-00000.val.h5"
     sizes = [len(contents([p])["sha256"]) for p in train]
     assert all(n == 4 for n in sizes[:-1]) and 1 <= sizes[-1] <= 4
     assert sum(sizes) == report.written["train"] and report.written["val"] > 0

@@ -236,13 +236,13 @@ def test_describe_shard(tmp_path: Path, rows: list) -> None:
 
 
 def test_expand_shard_paths(tmp_path: Path, rows: list) -> None:
-    for name in ("o-00001.h5", "o-00000.h5", "o.val-00000.h5"):
+    for name in ("o-00001.h5", "o-00000.h5", "o-00000.val.h5"):
         write(tmp_path / name, rows[:1], split="val" if ".val" in name else "train")
     (tmp_path / f"o-00002.h5{shards.TEMP_MARK}{os.getpid()}").write_bytes(b"")
     train = [tmp_path / "o-00000.h5", tmp_path / "o-00001.h5"]
-    assert shards.expand_shard_paths([str(tmp_path / "o-*.h5")]) == train
+    assert shards.expand_shard_paths([str(tmp_path / "o-*[0-9].h5")]) == train
     everything = shards.expand_shard_paths([str(tmp_path / "o*"), str(train[0])])
-    assert everything == sorted([*train, tmp_path / "o.val-00000.h5"])
+    assert everything == sorted([*train, tmp_path / "o-00000.val.h5"])
     assert shards.expand_shard_paths([str(tmp_path / "*.h5")], split="train") == train
     with pytest.raises(ShardError, match="matches no shard"):
         shards.expand_shard_paths([str(tmp_path / "x-*.h5")])
