@@ -121,7 +121,7 @@ def fit_image(rgb: np.ndarray, size: int, fit: str = "crop") -> np.ndarray:
 
 
 def split_of(sha256: str, val_fraction: float) -> str:
-    """ "val" for a stable `val_fraction` of contents (first 64 bits of the hash), else "train"."""
+    """The split of a content: "val" when its first 64 hash bits fall below `val_fraction`."""
     return "val" if int(sha256[:16], 16) < val_fraction * 2**64 else "train"
 
 
