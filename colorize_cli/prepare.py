@@ -348,9 +348,12 @@ def _claim_outputs(options: PrepareOptions) -> None:
     if not earlier or options.resume:
         return
     if not options.overwrite:
-        interrupted = any(shards.TEMP_MARK in p.name for p in earlier)
-        hint = "--resume to continue it" if interrupted else "--overwrite to replace it"
-        raise UsageError(f"{earlier[0]} exists; use {hint}, or remove it", options.out)
+        leftover = next((p for p in earlier if shards.TEMP_MARK in p.name), None)
+        if leftover is not None:
+            hint = f"{leftover.name} is left by an interrupted run; use --resume to continue it"
+        else:
+            hint = f"{earlier[0].name} exists; use --overwrite to replace it"
+        raise UsageError(f"{hint}, or remove it", options.out)
     for path in earlier:
         path.unlink()
 
