@@ -58,6 +58,9 @@ class PrepareOptions:
     compression: str | None = shards.DEFAULT_COMPRESSION
     overwrite: bool = False  # replace earlier outputs (and leftovers) of the same OUT
 
+    def __post_init__(self) -> None:
+        self.out = Path(self.out)
+
 
 @dataclass
 class PrepareReport:
