@@ -12,7 +12,7 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -34,6 +34,10 @@ app = typer.Typer(
 )
 
 _debug = False
+
+# The same figure as images.DEFAULT_MAX_PIXELS (a test keeps them equal); importing images here
+# would load PIL and numpy for `--help`.
+MAX_PIXELS = 200_000_000
 
 
 def _version(value: bool) -> None:
@@ -93,7 +97,7 @@ def _parse_part(part: str | None) -> tuple[int, int] | None:
     return k, n
 
 
-class Fit(str, Enum):
+class Fit(StrEnum):
     crop = "crop"
     pad = "pad"
     resize = "resize"
@@ -148,9 +152,12 @@ def prepare(
             "the work across N machines that each write their own shards."
         ),
     ] = None,
+    overwrite: Annotated[
+        bool, typer.Option(help="Replace earlier outputs of the same OUT instead of refusing.")
+    ] = False,
     max_pixels: Annotated[
         int, typer.Option(help="Refuse photos larger than this many pixels (decompression bombs).")
-    ] = 200_000_000,
+    ] = MAX_PIXELS,
 ) -> None:
     """Turn photos into HDF5 shards of grayscale/RGB pairs (train + validation split)."""
     from colorize_cli import prepare as prepare_lib
@@ -169,6 +176,7 @@ def prepare(
             resume=resume,
             part=_parse_part(part),
             max_pixels=max_pixels,
+            overwrite=overwrite,
         )
         report = prepare_lib.prepare(options, progress=RichProgress(), stdin=sys.stdin)
         if errors is not None:

@@ -19,13 +19,14 @@ from colorize_cli import __version__
 PY = sys.executable
 
 
-def run(*args: str, stdin: str | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+def run(
+    *args: str, stdin: str | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess:
     return subprocess.run(
         [PY, "-m", "colorize_cli", *args],
         input=stdin,
         capture_output=True,
         text=True,
-        cwd=cwd,
         timeout=300,
     )
 
@@ -177,3 +178,20 @@ def test_plain_stderr_when_not_a_terminal(photo_dir: Path, tmp_path: Path, env_v
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "\x1b[" not in result.stderr
+
+
+def test_cli_max_pixels_default_matches_the_reader() -> None:
+    from colorize_cli import cli, images
+
+    assert cli.MAX_PIXELS == images.DEFAULT_MAX_PIXELS
+
+
+def test_prepare_refuses_to_overwrite_without_flag(photo_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "data.h5"
+    args = ("prepare", str(photo_dir), str(out), "--size", "32", "--val-fraction", "0")
+    assert run(*args).returncode == 0
+    before = out.read_bytes()
+    again = run(*args)
+    assert again.returncode == 2 and "--overwrite" in again.stderr
+    assert out.read_bytes() == before
+    assert run(*args, "--overwrite").returncode == 0
