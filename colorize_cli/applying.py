@@ -132,21 +132,21 @@ def _output_path(path: Path, options: ApplyOptions, bases: list[Path]) -> Path:
     if options.output is not None:
         return Path(options.output)
     if options.out_dir is None:
-        return _default_output(path, options.format)
+        return path.with_name(f"{path.stem}{OUTPUT_SUFFIX}{_suffix(path, options.format)}")
     relative = next((path.relative_to(b) for b in bases if path.is_relative_to(b)), None)
     relative = relative or Path(path.name)
-    if options.format is not None:
-        relative = relative.with_suffix(f".{options.format.lower()}")
-    return Path(options.out_dir) / relative
+    return Path(options.out_dir) / relative.with_suffix(_suffix(path, options.format))
 
 
-def _default_output(path: Path, format: str | None) -> Path:
-    suffix = f".{format.lower()}" if format else path.suffix
+def _suffix(path: Path, format: str | None) -> str:
+    """The output's extension: `format`'s, else the photo's own if writable, else PNG's."""
+    if format is not None:
+        return f".{format.lower()}"
     try:
-        images.output_format(path.with_suffix(suffix))
+        images.output_format(path)
     except ImageError:
-        suffix = f".{FALLBACK_FORMAT}"
-    return path.with_name(f"{path.stem}{OUTPUT_SUFFIX}{suffix}")
+        return f".{FALLBACK_FORMAT}"
+    return path.suffix
 
 
 def apply(

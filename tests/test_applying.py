@@ -66,6 +66,16 @@ def test_default_outputs_sit_beside_their_photos(photos: Path, loaded: Colorizer
         assert np.array_equal(color.grayscale(written), color.grayscale(original))
 
 
+def test_photos_in_formats_we_cannot_write_become_png(
+    photos: Path, loaded: Colorizer, tmp_path: Path
+) -> None:
+    Image.open(photos / "a.jpg").convert("P").save(photos / "d.gif")
+    (beside,) = run(ApplyOptions([str(photos / "d.gif")]), loaded)
+    (into,) = run(ApplyOptions([str(photos / "d.gif")], out_dir=tmp_path / "out"), loaded)
+    assert (beside.output, into.output) == (photos / "d.color.png", tmp_path / "out" / "d.png")
+    assert Image.open(into.output).format == "PNG"
+
+
 def test_exif_is_carried_over(photos: Path, loaded: Colorizer) -> None:
     run(ApplyOptions([str(photos / "c.jpg")]), loaded)
     with Image.open(photos / "c.color.jpg") as written:
