@@ -24,11 +24,11 @@ from colorize_cli.errors import ColorizeError, UsageError
 app = typer.Typer(
     name="colorize",
     help="Train, evaluate and apply GAN models that colorize grayscale photographs.\n\n"
-    "Photos -> [bold]prepare[/] -> shards -> [bold]train[/] -> model -> "
-    "[bold]apply[/] / [bold]eval[/]. Data goes to stdout, progress and errors to stderr.",
+    "Photos -> **prepare** -> shards -> **train** -> model -> "
+    "**apply** / **eval**. Data goes to stdout, progress and errors to stderr.",
     no_args_is_help=True,
     add_completion=False,
-    rich_markup_mode="rich",
+    rich_markup_mode="markdown",
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -108,13 +108,13 @@ def prepare(
     sources: Annotated[
         list[str],
         typer.Argument(
-            help="Photos, directories (searched recursively), globs, or [bold]-[/] to read "
+            help="Photos, directories (searched recursively), globs, or **-** to read "
             "paths from stdin, one per line.",
             show_default=False,
         ),
     ],
     out: Annotated[
-        Path, typer.Argument(help="Output shard, e.g. [bold]data.h5[/].", show_default=False)
+        Path, typer.Argument(help="Output shard, e.g. **data.h5**.", show_default=False)
     ],
     size: Annotated[int, typer.Option(help="Side of the square images stored, in pixels.")] = 256,
     fit: Annotated[
@@ -250,15 +250,180 @@ def train() -> None:
     _not_built("train", 3)
 
 
-@app.command(
-    name="eval", context_settings={"allow_extra_args": True, "ignore_unknown_options": True}
-)
-def evaluate() -> None:
-    """Score a model against the gray baseline on shards or photos (not built yet)."""
-    _not_built("eval", 4)
+class OutputFormat(StrEnum):
+    png = "png"
+    jpg = "jpg"
+    webp = "webp"
 
 
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def apply() -> None:
-    """Colorize photos at full resolution, in shell pipelines (not built yet)."""
-    _not_built("apply", 4)
+# Shared by apply and eval; the defaults are colorizer.DEFAULT_* (a test keeps them equal).
+RENDER_SIZE = 256
+BATCH_SIZE = 8
+RenderSizeOption = Annotated[
+    int,
+    typer.Option(
+        help="Short side, in pixels, at which the network sees each photo; its colour is then "
+        "upsampled to the photo's full resolution."
+    ),
+]
+BatchSizeOption = Annotated[int, typer.Option(help="Small photos colorized together per batch.")]
+
+
+@app.command(no_args_is_help=True)
+def apply(
+    inputs: Annotated[
+        list[str],
+        typer.Argument(
+            help="Photos, directories (searched recursively), globs, or **-** for paths on "
+            "stdin. **colorize apply - -o - < old.jpg > new.png** streams one photo.",
+            show_default=False,
+        ),
+    ],
+    output: Annotated[
+        str | None,
+        typer.Option("--output", "-o", help="Output file for a single input; - for stdout."),
+    ] = None,
+    out_dir: Annotated[
+        Path | None,
+        typer.Option(help="Write outputs here, keeping names relative to directory arguments."),
+    ] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace outputs that already exist.")] = False,
+    format: Annotated[
+        OutputFormat | None,
+        typer.Option(
+            "--format", help="Output format (default: from the output name, else the input's)."
+        ),
+    ] = None,
+    quality: Annotated[int, typer.Option(help="JPEG/WebP quality, 1-100.")] = 95,
+    model: Annotated[
+        Path | None,
+        typer.Option(help="A generator .keras file from `colorize train` (default: bundled)."),
+    ] = None,
+    render_size: RenderSizeOption = RENDER_SIZE,
+    batch_size: BatchSizeOption = BATCH_SIZE,
+    max_pixels: Annotated[
+        int, typer.Option(help="Refuse photos larger than this many pixels (decompression bombs).")
+    ] = MAX_PIXELS,
+) -> None:
+    """Colorize photos at full resolution; print each written path on stdout.
+
+    By default **NAME.jpg** becomes **NAME.color.jpg** beside it. Inputs are never
+    overwritten; existing outputs are skipped unless **--overwrite**. The output keeps the
+    input's own luminance: its grayscale equals the input's.
+    """
+    from colorize_cli import applying
+    from colorize_cli.progress import RichProgress, console
+
+    fmt = None if format is None else format.value
+    with _errors():
+        if output == "-":
+            if inputs != ["-"]:
+                raise UsageError("-o - streams one photo from stdin: use `colorize apply - -o -`")
+            from colorize_cli.colorizer import Colorizer
+
+            options = applying.ApplyOptions(["-"], None, None, format=fmt, quality=quality)
+            applying.check_options(options)
+            data = sys.stdin.buffer.read()
+            colorizer = Colorizer(model, render_size, batch_size)
+            encoded = applying.colorize_bytes(data, colorizer, fmt, quality, "-", max_pixels)
+            sys.stdout.buffer.write(encoded)
+            sys.stdout.buffer.flush()
+            return
+        options = applying.ApplyOptions(
+            sources=inputs,
+            output=output,
+            out_dir=out_dir,
+            overwrite=overwrite,
+            format=fmt,
+            quality=quality,
+            model_path=model,
+            render_size=render_size,
+            batch_size=batch_size,
+            max_pixels=max_pixels,
+        )
+        counts = {"written": 0, "skipped": 0, "failed": 0}
+        for outcome in applying.apply(options, progress=RichProgress(), stdin=sys.stdin):
+            counts[outcome.status] += 1
+            if outcome.status == "written":
+                typer.echo(str(outcome.output))
+            else:
+                console.print(f"{outcome.status}: {outcome.source}: {outcome.reason}", markup=False)
+    if counts["failed"]:
+        raise typer.Exit(1 if counts["written"] + counts["skipped"] else 2)
+
+
+@app.command(name="eval", no_args_is_help=True)
+def evaluate(
+    model: Annotated[
+        str,
+        typer.Argument(
+            help="A generator .keras file, or **default** for the bundled model.",
+            show_default=False,
+        ),
+    ],
+    data: Annotated[
+        list[str],
+        typer.Argument(
+            help="Shard files (e.g. the OUT.val.h5 from prepare) or photo folders.",
+            show_default=False,
+        ),
+    ],
+    render_size: RenderSizeOption = RENDER_SIZE,
+    batch_size: BatchSizeOption = BATCH_SIZE,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the results as one JSON object on stdout.")
+    ] = False,
+    per_image: Annotated[
+        Path | None, typer.Option(help="Write every photo's scores to this CSV file.")
+    ] = None,
+    sheet: Annotated[
+        Path | None,
+        typer.Option(help="Write a contact sheet PNG (gray | colorized | truth) here."),
+    ] = None,
+    sheet_count: Annotated[int, typer.Option(help="Photos on the contact sheet.")] = 8,
+) -> None:
+    """Score a model against the gray baseline (no colour added) on shards or photos.
+
+    Runs the same code as **apply** and scores at full resolution: PSNR, SSIM, CIEDE2000,
+    AuC of the ab error, and colourfulness against the truth's.
+    """
+    from colorize_cli import evaluate as evaluate_lib
+    from colorize_cli.progress import RichProgress, console
+
+    with _errors():
+        result = evaluate_lib.evaluate(
+            None if model == "default" else model,
+            data,
+            render_size=render_size,
+            batch_size=batch_size,
+            sheet_count=sheet_count,
+            progress=RichProgress(),
+        )
+        if not result.images:
+            raise UsageError("no photo could be scored")
+        if per_image is not None:
+            result.write_per_image_csv(per_image)
+        if sheet is not None:
+            result.write_sheet(sheet)
+    for name, reason in result.failures:
+        console.print(f"failed: {name}: {reason}", markup=False)
+    _print_eval_table(result)
+    if as_json:
+        typer.echo(json.dumps(result.to_json()))
+    if result.failures:
+        raise typer.Exit(1)
+
+
+def _print_eval_table(result) -> None:  # noqa: ANN001 - evaluate.EvalResult, imported lazily
+    from rich.table import Table
+
+    from colorize_cli.evaluate import METRICS
+    from colorize_cli.progress import console
+
+    summary = result.summary()
+    table = Table(title=f"{result.model_path}: {len(result.images)} photos", title_justify="left")
+    for column in ("metric", "model", "gray baseline", "better"):
+        table.add_column(column, justify="left" if column in ("metric", "better") else "right")
+    for key, label, better in METRICS:
+        table.add_row(label, f"{summary['model'][key]:.4g}", f"{summary['gray'][key]:.4g}", better)
+    console.print(table)
