@@ -15,7 +15,8 @@ from colorize_cli import color
 
 # Zhang, Isola and Efros (2016) sweep the ab-error threshold over 0..150 Lab units.
 AUC_MAX_THRESHOLD = 150.0
-# CIEDE2000 runs in float64 over this many pixels at a time, so a large photo stays cheap.
+# SSIM and CIEDE2000 run in float64 over about this many values at a time, so a large photo
+# needs little memory.
 _CHUNK_PIXELS = 1 << 20
 
 
@@ -54,13 +55,29 @@ def ssim(
 
     An 11x11 Gaussian window (sigma 1.5) slid without padding; SSIM averaged over positions, then
     over channels. Photos with a side shorter than the window use a window of that side instead
-    (TF refuses them).
+    (TF refuses them). Computed over row bands, so a large photo needs little memory.
     """
     _same_shape(truth, output)
-    x = _channels_last(truth).astype(np.float64)
-    y = _channels_last(output).astype(np.float64)
-    taps = _gaussian_taps(min(filter_size, x.shape[0], x.shape[1]), filter_sigma)
-    c1, c2 = (k1 * 255.0) ** 2, (k2 * 255.0) ** 2
+    truth, output = _channels_last(truth), _channels_last(output)
+    height, width, channels = truth.shape
+    size = min(filter_size, height, width)
+    taps = _gaussian_taps(size, filter_sigma)
+    constants = ((k1 * 255.0) ** 2, (k2 * 255.0) ** 2)
+    valid_rows = height - size + 1
+    band = max(1, _CHUNK_PIXELS // (width * channels))
+    total = np.zeros(channels)
+    for top in range(0, valid_rows, band):
+        # A band of valid positions reads `size - 1` rows more: the bands' sums add up exactly.
+        rows = slice(top, min(top + band, valid_rows) + size - 1)
+        ssim_map = _ssim_map(truth[rows], output[rows], taps, *constants)
+        total += ssim_map.sum(axis=(0, 1))
+    return float(np.mean(total / (valid_rows * (width - size + 1))))
+
+
+def _ssim_map(
+    truth: np.ndarray, output: np.ndarray, taps: np.ndarray, c1: float, c2: float
+) -> np.ndarray:
+    x, y = truth.astype(np.float64), output.astype(np.float64)
     mean_x, mean_y = _valid_blur(x, taps), _valid_blur(y, taps)
     mean_xy = mean_x * mean_y
     mean_sq = np.square(mean_x) + np.square(mean_y)
@@ -68,7 +85,7 @@ def ssim(
     contrast_structure = (2 * (_valid_blur(x * y, taps) - mean_xy) + c2) / (
         _valid_blur(np.square(x) + np.square(y), taps) - mean_sq + c2
     )
-    return float(np.mean(luminance * contrast_structure, axis=(0, 1)).mean())
+    return luminance * contrast_structure
 
 
 def ciede2000(lab1: np.ndarray, lab2: np.ndarray) -> np.ndarray:

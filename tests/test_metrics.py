@@ -96,6 +96,15 @@ def test_psnr_and_ssim_match_tf_image(photo_pair: tuple[np.ndarray, np.ndarray])
     )
 
 
+def test_ssim_in_row_bands_equals_one_pass(
+    photo_pair: tuple[np.ndarray, np.ndarray], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    truth, degraded = photo_pair
+    whole = metrics.ssim(truth, degraded)
+    monkeypatch.setattr(metrics, "_CHUNK_PIXELS", 5000)
+    assert metrics.ssim(truth, degraded) == pytest.approx(whole, rel=1e-12)
+
+
 def test_identical_photos_score_perfectly(photo_pair: tuple[np.ndarray, np.ndarray]) -> None:
     truth, _ = photo_pair
     scores = metrics.score_image(truth, truth)
