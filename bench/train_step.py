@@ -59,15 +59,21 @@ def measure(preset: str, xla: bool, args: argparse.Namespace, images) -> dict[st
     memory = tf.data.Dataset.from_tensors(synthetic_batch(args.batch, args.size)).repeat()
     row = {
         "memory": images_per_s(
-            step, iter(strategy.experimental_distribute_dataset(memory)), args.batch,
-            args.warmup, args.steps,
+            step,
+            iter(strategy.experimental_distribute_dataset(memory)),
+            args.batch,
+            args.warmup,
+            args.steps,
         )
     }
     if images is not None:
         pipeline = make_dataset(images, args.batch, args.size, seed=0)
         row["shards"] = images_per_s(
-            step, iter(strategy.experimental_distribute_dataset(pipeline)), args.batch,
-            args.warmup, args.steps,
+            step,
+            iter(strategy.experimental_distribute_dataset(pipeline)),
+            args.batch,
+            args.warmup,
+            args.steps,
         )
     return row
 

@@ -11,6 +11,7 @@ docs/training.md explains the run directory, resume, signals and the measured de
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import json
 import math
 import shutil
@@ -86,7 +87,8 @@ class TrainingInterrupted(ColorizeError):
 def train(config: TrainConfig, progress: ProgressSink | None = None) -> RunResult:
     """Start a new run in `config.out` (a new or empty directory) and train it to the end."""
     run_dir = Path(config.out)
-    if (run_dir / files.CONFIG).exists():
+    # Other workers of a cluster may find the chief's config.json already written.
+    if worker_index() == 0 and (run_dir / files.CONFIG).exists():
         raise TrainingError(
             f"already holds a run: continue it with `colorize train --resume {run_dir}` or "
             "choose a new --out",
@@ -137,6 +139,8 @@ def _check(config: TrainConfig, stride: int) -> None:
     for ok, message in problems:
         if not ok:
             raise UsageError(message)
+    if config.tensorboard and importlib.util.find_spec("tensorboard") is None:
+        raise UsageError("--tensorboard needs the tensorboard package: pip install tensorboard")
     if config.precision == "mixed" and not has_gpu(config.devices):
         raise UsageError("--precision mixed needs a GPU; the CPU trains in float32")
 
