@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
-import json
 import math
-import shutil
+import shlex
 import signal
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,9 +22,10 @@ from typing import Any
 
 from colorize_cli import __version__
 from colorize_cli import run_dir as files
+from colorize_cli.checkpointing import EpochSums, RunCheckpoint, StopRequest, TrainingInterrupted
 from colorize_cli.dataset import TrainingData, load_training_data, make_dataset
 from colorize_cli.devices import has_gpu, make_strategy, worker_index
-from colorize_cli.errors import ColorizeError, ModelError, TrainingError, UsageError
+from colorize_cli.errors import ModelError, TrainingError, UsageError
 from colorize_cli.gan_step import make_train_step
 from colorize_cli.models import build_discriminator, build_generator, model_config
 from colorize_cli.progress import NullProgress, ProgressSink
@@ -76,12 +75,6 @@ class RunResult:
     step: int
     metrics: dict[str, Any]
     generator: Any
-
-
-class TrainingInterrupted(ColorizeError):
-    """SIGINT/SIGTERM stopped the run after saving a checkpoint; `resume` continues it."""
-
-    exit_code = 130
 
 
 def train(config: TrainConfig, progress: ProgressSink | None = None) -> RunResult:
@@ -145,33 +138,6 @@ def _check(config: TrainConfig, stride: int) -> None:
         raise UsageError("--precision mixed needs a GPU; the CPU trains in float32")
 
 
-class _StopRequest:
-    """Turns the first SIGINT/SIGTERM into a request the loop honours after the current step."""
-
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-    def __init__(self) -> None:
-        self.signal: int | None = None
-        self._previous: dict[int, Any] = {}
-
-    def __enter__(self) -> _StopRequest:
-        if threading.current_thread() is threading.main_thread():
-            self._previous = {sig: signal.signal(sig, self._handle) for sig in self.SIGNALS}
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._restore()
-
-    def _handle(self, signum: int, frame: object) -> None:
-        self.signal = signum
-        self._restore()  # a second Ctrl-C acts at once
-
-    def _restore(self) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-        self._previous = {}
-
-
 class _Run:
     """One `train` or `resume` call: builds everything, then runs the remaining epochs."""
 
@@ -197,17 +163,14 @@ class _Run:
                 f"{self.strategy.num_replicas_in_sync} replicas"
             )
         self._build_models()
-        self.step_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-        # Running sums of the unfinished epoch, so its metrics line survives a resume.
-        self.epoch_state = tf.Variable("{}", dtype=tf.string, trainable=False, name="epoch_state")
-        self.checkpoint = tf.train.Checkpoint(
-            generator=self.generator.variables,
-            discriminator=self.discriminator.variables,
-            generator_optimizer=self.g_opt,
-            discriminator_optimizer=self.d_opt,
-            step=self.step_var,
-            epoch_state=self.epoch_state,
+        self.checkpoint = RunCheckpoint(
+            self.run_dir,
+            self.worker,
+            config.keep_checkpoints,
+            [self.generator, self.discriminator],
+            [self.g_opt, self.d_opt],
         )
+        self.step, self.epoch_sums = 0, EpochSums()
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if record is None:
             self._write_config()
@@ -257,36 +220,11 @@ class _Run:
             files.write_config(self.run_dir, record)
 
     def _restore(self, record: dict) -> None:
-        latest = tf.train.latest_checkpoint(self.run_dir / files.CHECKPOINTS)
-        self.checkpoint.restore(latest).assert_existing_objects_matched()
+        self.step, self.epoch_sums = self.checkpoint.restore()
         if self.chief:
-            files.keep_metrics_until(self.run_dir, int(self.step_var.numpy()))
+            files.keep_metrics_until(self.run_dir, self.step)
             record["settings"] = dataclasses.asdict(self.config)
             files.write_config(self.run_dir, record)
-
-    def _checkpoint_dir(self) -> Path:
-        # Every worker must write a checkpoint; only the chief's is kept (docs/distributed.md).
-        if self.chief:
-            return self.run_dir / files.CHECKPOINTS
-        return self.run_dir / f".worker-{self.worker}" / files.CHECKPOINTS
-
-    def _save_checkpoint(self, sums: dict[str, float], count: int, seconds: float) -> str:
-        weights = self.generator.trainable_variables + self.discriminator.trainable_variables
-        if not all(bool(tf.reduce_all(tf.math.is_finite(w))) for w in weights):
-            raise TrainingError(
-                "the weights are no longer finite: training diverged; the last good checkpoint "
-                "is kept (try a lower --lr)",
-                self.run_dir,
-            )
-        self.epoch_state.assign(json.dumps({"sums": sums, "count": count, "seconds": seconds}))
-        directory = self._checkpoint_dir()
-        manager = tf.train.CheckpointManager(
-            self.checkpoint, directory, max_to_keep=self.config.keep_checkpoints
-        )
-        path = manager.save(checkpoint_number=int(self.step_var.numpy()))
-        if not self.chief:
-            shutil.rmtree(directory.parent, ignore_errors=True)
-        return path
 
     def _dataset(self, input_context: tf.distribute.InputContext) -> tf.data.Dataset:
         return make_dataset(
@@ -294,13 +232,13 @@ class _Run:
             self.config.batch_size,
             self.config.crop,
             seed=self.config.seed,
-            skip_batches=int(self.step_var.numpy()),
+            skip_batches=self.step,
             pipeline=(input_context.input_pipeline_id, input_context.num_input_pipelines),
             replica_batch=input_context.get_per_replica_batch_size(self.config.batch_size),
         )
 
     def fit(self) -> RunResult:
-        config, progress = self.config, self.progress
+        config = self.config
         train_step = make_train_step(
             self.strategy,
             self.generator,
@@ -322,92 +260,89 @@ class _Run:
         writer = None
         if config.tensorboard and self.chief:
             writer = tf.summary.create_file_writer(str(self.run_dir / files.TENSORBOARD))
-        step = int(self.step_var.numpy())
-        state = json.loads(self.epoch_state.numpy().decode())
-        sums, count = state.get("sums", {}), state.get("count", 0)
-        seconds = state.get("seconds", 0.0)
         last = (files.read_metrics(self.run_dir) or [{}])[-1] if self.chief else {}
-        with _StopRequest() as stop:
-            for epoch in range(step // self.steps_per_epoch, config.epochs):
-                end = (epoch + 1) * self.steps_per_epoch
-                progress.start(
-                    f"epoch {epoch + 1}/{config.epochs}",
-                    (end - step) * config.batch_size,
-                    unit="img",
-                )
-                started = time.monotonic()
-                while step < end:
-                    if stop.signal is not None:
-                        self._save_checkpoint(sums, count, seconds + time.monotonic() - started)
-                        self._interrupted(stop.signal, step)
-                    losses = train_step(batches, tf.constant(step, tf.int64))
-                    losses = {name: float(value) for name, value in losses.items()}
-                    self._check_finite(losses, step)
-                    step += 1
-                    self.step_var.assign(step)
-                    count += 1
-                    for name, value in losses.items():
-                        sums[name] = sums.get(name, 0.0) + value
-                    progress.advance(
-                        config.batch_size, step=step, g=sums["g"] / count, d=sums["d"] / count
-                    )
-                    if writer is not None:
-                        with writer.as_default(step=step):
-                            for name, value in losses.items():
-                                tf.summary.scalar(f"train/{name}", value)
-                    if config.checkpoint_every and step % config.checkpoint_every == 0 < end - step:
-                        self._save_checkpoint(sums, count, seconds + time.monotonic() - started)
-                seconds += time.monotonic() - started
-                progress.finish()
-                last = self._end_epoch(epoch, step, sums, count, seconds, validator, writer)
-                sums, count, seconds = {}, 0, 0.0
-                self._save_checkpoint(sums, count, seconds)
+        with StopRequest() as stop:
+            for epoch in range(self.step // self.steps_per_epoch, config.epochs):
+                self._train_epoch(epoch, train_step, batches, stop, writer)
+                last = self._end_epoch(epoch, validator, writer)
+                self.epoch_sums = EpochSums()
+                self.checkpoint.save(self.step, self.epoch_sums)
                 if stop.signal is not None and epoch + 1 < config.epochs:
-                    self._interrupted(stop.signal, step)
+                    self._interrupted(stop.signal)
         return RunResult(
             run_dir=self.run_dir,
             model_path=self.run_dir / files.MODEL,
-            epoch=step // self.steps_per_epoch,
-            step=step,
+            epoch=self.step // self.steps_per_epoch,
+            step=self.step,
             metrics=last,
             generator=self.generator,
         )
 
-    def _check_finite(self, losses: dict[str, float], step: int) -> None:
+    def _train_epoch(
+        self, epoch: int, train_step: Any, batches: Any, stop: StopRequest, writer: Any
+    ) -> None:
+        """Run the epoch's remaining steps; save and raise TrainingInterrupted on a signal."""
+        config, sums = self.config, self.epoch_sums
+        end = (epoch + 1) * self.steps_per_epoch
+        self.progress.start(
+            f"epoch {epoch + 1}/{config.epochs}", (end - self.step) * config.batch_size, unit="img"
+        )
+        started, seconds = time.monotonic(), sums.seconds
+        while self.step < end:
+            if stop.signal is not None:
+                sums.seconds = seconds + time.monotonic() - started
+                self.checkpoint.save(self.step, sums)
+                self._interrupted(stop.signal)
+            losses = train_step(batches, tf.constant(self.step, tf.int64))
+            losses = {name: float(value) for name, value in losses.items()}
+            self._check_finite(losses)
+            self.step += 1
+            sums.add(losses)
+            self.progress.advance(
+                config.batch_size, step=self.step, g=sums.mean("g"), d=sums.mean("d")
+            )
+            if writer is not None:
+                with writer.as_default(step=self.step):
+                    for name, value in losses.items():
+                        tf.summary.scalar(f"train/{name}", value)
+            # The epoch's last step is checkpointed after validation, with the metrics written.
+            if (
+                config.checkpoint_every
+                and self.step % config.checkpoint_every == 0 < end - self.step
+            ):
+                sums.seconds = seconds + time.monotonic() - started
+                self.checkpoint.save(self.step, sums)
+        sums.seconds = seconds + time.monotonic() - started
+        self.progress.finish()
+
+    def _check_finite(self, losses: dict[str, float]) -> None:
         bad = {name: value for name, value in losses.items() if not math.isfinite(value)}
         if bad:
-            latest = tf.train.latest_checkpoint(self.run_dir / files.CHECKPOINTS)
+            latest = self.checkpoint.latest()
             kept = f"the last good checkpoint is {latest}" if latest else "no checkpoint yet"
             raise TrainingError(
-                f"loss {', '.join(f'{k}={v}' for k, v in bad.items())} at step {step + 1}: "
+                f"loss {', '.join(f'{k}={v}' for k, v in bad.items())} at step {self.step + 1}: "
                 f"training diverged; {kept} (try a lower --lr)",
                 self.run_dir,
             )
 
-    def _interrupted(self, signum: int, step: int) -> None:
-        command = f"colorize train --resume {self.run_dir}"
-        self.progress.log(f"stopped at step {step}; checkpoint saved; resume with: {command}")
+    def _interrupted(self, signum: int) -> None:
+        command = f"colorize train --resume {shlex.quote(str(self.run_dir))}"
+        self.progress.log(f"stopped at step {self.step}; resume with: {command}")
         raise TrainingInterrupted(
-            f"{signal.Signals(signum).name} at step {step}: checkpoint saved; resume with: "
+            f"{signal.Signals(signum).name} at step {self.step}: checkpoint saved; resume with: "
             f"{command}",
             self.run_dir,
         )
 
-    def _end_epoch(
-        self,
-        epoch: int,
-        step: int,
-        sums: dict[str, float],
-        count: int,
-        seconds: float,
-        validator: Validator,
-        writer: Any,
-    ) -> dict[str, Any]:
+    def _end_epoch(self, epoch: int, validator: Validator, writer: Any) -> dict[str, Any]:
         """Validate, then write the metrics line, the sample grid and model.keras (chief only)."""
-        record: dict[str, Any] = {"epoch": epoch + 1, "step": step}
-        record.update({f"loss_{name}": value / count for name, value in sums.items()})
-        record["seconds"] = round(seconds, 2)
-        record["images_per_s"] = round(count * self.config.batch_size / max(seconds, 1e-9), 2)
+        sums = self.epoch_sums
+        record: dict[str, Any] = {"epoch": epoch + 1, "step": self.step}
+        record.update({f"loss_{name}": sums.mean(name) for name in sums.sums})
+        record["seconds"] = round(sums.seconds, 2)
+        images = sums.steps * self.config.batch_size
+        record["images_per_s"] = round(images / max(sums.seconds, 1e-9), 2)
         if not self.chief:
             return record
         validation = validator()
@@ -420,7 +355,7 @@ class _Run:
         files.append_metrics(self.run_dir, record)
         self._export_generator()
         if writer is not None:
-            with writer.as_default(step=step):
+            with writer.as_default(step=self.step):
                 for name, value in record.items():
                     if name.startswith("val_"):
                         tf.summary.scalar(f"val/{name[4:]}", value)
@@ -428,7 +363,7 @@ class _Run:
                     tf.summary.image("samples", validation.generated, max_outputs=8)
             writer.flush()
         self.progress.log(
-            f"epoch {epoch + 1}/{self.config.epochs}  step {step}  "
+            f"epoch {epoch + 1}/{self.config.epochs}  step {self.step}  "
             f"G {record['loss_g']:.4g}  D {record['loss_d']:.4g}  "
             f"val L1(ab) {record['val_l1_ab']:.3f}  PSNR {record['val_psnr']:.2f} dB  "
             f"colourfulness x{record['val_colourfulness_ratio']:.2f}  "
