@@ -237,17 +237,141 @@ def _print_description(description: dict) -> None:
     Console(highlight=False).print(table)
 
 
-def _not_built(command: str, issue: int) -> None:
-    from colorize_cli.progress import error
+class ModelPreset(StrEnum):
+    tiny = "tiny"
+    small = "small"
+    base = "base"
 
-    error(f"`colorize {command}` is not built yet (issue {issue})")
-    raise typer.Exit(2)
+
+class Precision(StrEnum):
+    float32 = "float32"
+    mixed = "mixed"
 
 
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def train() -> None:
-    """Train a colorization GAN on shards (not built yet)."""
-    _not_built("train", 3)
+# Listed here rather than imported from recipes.py, which would load TF for --help; a test keeps
+# this list equal to recipes.RECIPES.
+RECIPE_NAMES = ("pix2pix", "paper")
+DEFAULT_RECIPE = "pix2pix"
+DEFAULT_EPOCHS = 10
+
+
+@app.command()
+def train(
+    shards: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="Training shards or globs (e.g. **data-*[0-9].h5**); validation comes from the "
+            "*.val.h5 files beside them.",
+            show_default=False,
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Run directory to create (default: runs/NAME-TIME).")
+    ] = None,
+    epochs: Annotated[
+        int | None,
+        typer.Option(
+            help="Passes over the training photos [default: 10; with --resume: raises "
+            "the run's total]."
+        ),
+    ] = None,
+    steps_per_epoch: Annotated[
+        int | None, typer.Option(help="Steps per epoch (default: one pass over the photos).")
+    ] = None,
+    batch_size: Annotated[int, typer.Option(help="Photos per step (over all devices).")] = 16,
+    crop: Annotated[
+        int, typer.Option(help="Random square crop, in pixels (a multiple of the model's stride).")
+    ] = 128,
+    lr: Annotated[float | None, typer.Option(help="Learning rate (default: the recipe's).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of weights, data order and crops.")] = 0,
+    model: Annotated[ModelPreset, typer.Option(help="Network size (docs/models.md).")] = (
+        ModelPreset.small
+    ),
+    recipe: Annotated[
+        str,
+        typer.Option(help=f"Losses and optimizers: {', '.join(RECIPE_NAMES)} (docs/recipes.md)."),
+    ] = DEFAULT_RECIPE,
+    xla: Annotated[
+        bool, typer.Option(help="Compile the step with XLA (slower on CPUs; try it on GPUs).")
+    ] = False,
+    checkpoint_every: Annotated[
+        int, typer.Option(help="Also checkpoint every N steps (0: at each epoch's end only).")
+    ] = 0,
+    keep_checkpoints: Annotated[int, typer.Option(help="Checkpoints kept.")] = 3,
+    init: Annotated[
+        Path | None, typer.Option(help="Fine-tune from this generator .keras file.")
+    ] = None,
+    tensorboard: Annotated[bool, typer.Option(help="Write TensorBoard logs in the run.")] = False,
+    gpu: Annotated[
+        str | None, typer.Option(help="GPU numbers to train on, e.g. 0 or 0,1 (default: all).")
+    ] = None,
+    cpu: Annotated[
+        bool, typer.Option("--cpu", help="Train on the CPU even if GPUs exist.")
+    ] = False,
+    precision: Annotated[
+        Precision, typer.Option(help="mixed: float16 compute on GPUs.")
+    ] = Precision.float32,
+    val: Annotated[
+        list[str] | None, typer.Option(help="Validation shards (default: *.val.h5 beside).")
+    ] = None,
+    samples: Annotated[
+        int, typer.Option(help="Validation photos in each epoch's sample grid.")
+    ] = 8,
+    resume: Annotated[
+        Path | None,
+        typer.Option(help="Continue the run in this directory exactly where it stopped."),
+    ] = None,
+) -> None:
+    """Train a colorization GAN on shards; print the trained model's path on stdout.
+
+    The run directory holds config.json, metrics.jsonl, samples/, checkpoints/ and model.keras.
+    Ctrl-C saves a checkpoint and exits 130; **colorize train --resume RUN** continues it.
+    """
+    with _errors():
+        if recipe not in RECIPE_NAMES:
+            raise UsageError(f"unknown recipe {recipe!r}; choose one of {', '.join(RECIPE_NAMES)}")
+        if resume is None and not shards:
+            raise UsageError("give the training shards, or --resume RUN")
+        from colorize_cli import train as train_lib
+        from colorize_cli.devices import parse_devices
+        from colorize_cli.progress import RichProgress
+
+        devices = parse_devices(gpu, cpu)
+        if resume is not None:
+            if shards:
+                raise UsageError("--resume continues a run with its own settings: give no shards")
+            result = train_lib.resume(resume, RichProgress(), epochs=epochs, devices=devices)
+        else:
+            config = train_lib.TrainConfig(
+                shards=list(shards),
+                out=str(out or _default_run_dir(shards[0])),
+                epochs=DEFAULT_EPOCHS if epochs is None else epochs,
+                steps_per_epoch=steps_per_epoch,
+                batch_size=batch_size,
+                crop=crop,
+                lr=lr,
+                seed=seed,
+                model=model.value,
+                recipe=recipe,
+                xla=xla,
+                checkpoint_every=checkpoint_every,
+                keep_checkpoints=keep_checkpoints,
+                init=None if init is None else str(init),
+                tensorboard=tensorboard,
+                devices=devices,
+                precision=precision.value,
+                val=val,
+                samples=samples,
+            )
+            result = train_lib.train(config, RichProgress())
+    typer.echo(str(result.model_path))
+
+
+def _default_run_dir(first_shard: str) -> Path:
+    import time
+
+    stem = Path(first_shard).name.split(".")[0].split("*")[0] or "run"
+    return Path("runs") / f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
 class OutputFormat(StrEnum):
