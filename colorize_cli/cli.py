@@ -250,7 +250,7 @@ class Precision(StrEnum):
 
 # Listed here rather than imported from recipes.py, which would load TF for --help; a test keeps
 # this list equal to recipes.RECIPES.
-RECIPE_NAMES = ("pix2pix", "paper")
+RECIPE_NAMES = ("pix2pix", "l1-warmup", "paper")
 DEFAULT_RECIPE = "pix2pix"
 DEFAULT_EPOCHS = 10
 

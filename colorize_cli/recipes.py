@@ -7,7 +7,7 @@ recipes (e.g. for `--help`) stays cheap.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Literal
 
 from colorize_cli.errors import UsageError
@@ -28,8 +28,9 @@ class Recipe:
     The reconstruction loss compares generator output and target on a [-1, 1] scale whatever the
     output space (a*b* / AB_SCALE, or 2 x sRGB), so `reconstruction_weight` 100 means what it means
     in pix2pix. The adversarial weight is 0 before `adversarial_start_step`, `adversarial_weight`
-    from it on. The discriminator learns towards `real_label` / `fake_label` (soft labels when not
-    1 / 0); the generator always aims its fakes at label 1.
+    from it on; `adversarial_start_fraction` places that step at a share of the run (`for_run`).
+    The discriminator learns towards `real_label` / `fake_label` (soft labels when not 1 / 0); the
+    generator always aims its fakes at label 1.
     """
 
     name: str
@@ -42,6 +43,7 @@ class Recipe:
     reconstruction_weight: float = 100.0
     adversarial_weight: float = 1.0
     adversarial_start_step: int = 0
+    adversarial_start_fraction: float = 0.0
     real_label: float = 1.0
     fake_label: float = 0.0
 
@@ -51,6 +53,13 @@ class Recipe:
         if self.reconstruction not in RECONSTRUCTIONS:
             choices = ", ".join(RECONSTRUCTIONS)
             raise UsageError(f"recipe {self.name!r}: reconstruction must be one of {choices}")
+
+    def for_run(self, total_steps: int) -> Recipe:
+        """This recipe for a run of `total_steps`: a start fraction becomes a start step."""
+        if not self.adversarial_start_fraction:
+            return self
+        start = round(self.adversarial_start_fraction * total_steps)
+        return replace(self, adversarial_start_step=max(self.adversarial_start_step, start))
 
     @property
     def error_scale(self) -> float:
@@ -127,6 +136,17 @@ RECIPES: dict[str, Recipe] = {
         conditional_discriminator=True,
         learning_rate=2e-4,
         beta_1=0.5,
+    ),
+    "l1-warmup": Recipe(
+        name="l1-warmup",
+        description="pix2pix on Lab with an L1 warm-up: L1 x 100 alone for the first 60% of the "
+        "run (the discriminator learns alongside), then a weak adversarial term (x 0.3).",
+        output="ab",
+        conditional_discriminator=True,
+        learning_rate=2e-4,
+        beta_1=0.5,
+        adversarial_weight=0.3,
+        adversarial_start_fraction=0.6,
     ),
     "paper": Recipe(
         name="paper",

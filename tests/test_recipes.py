@@ -33,7 +33,7 @@ def _logits(value: float, shape: tuple[int, ...] = (2, 4, 4, 1)) -> tf.Tensor:
 
 def test_default_recipe_is_pix2pix_and_unknown_names_list_the_valid_ones() -> None:
     assert DEFAULT_RECIPE == "pix2pix" and get_recipe(DEFAULT_RECIPE) is RECIPES["pix2pix"]
-    with pytest.raises(UsageError, match="pix2pix, paper"):
+    with pytest.raises(UsageError, match="pix2pix, l1-warmup, paper"):
         get_recipe("cyclegan")
 
 
@@ -160,3 +160,19 @@ def test_a_mirrored_gan_step_learns_real_colours(name: str) -> None:
     first, last = float(history[0][reconstruction]), float(history[-1][reconstruction])
     assert all(math.isfinite(float(v)) for h in history for v in h.values())
     assert last < 0.8 * first
+
+
+def test_warmup_recipe_starts_the_adversarial_term_late_in_the_run() -> None:
+    recipe = get_recipe("l1-warmup").for_run(1000)
+    assert recipe.adversarial_start_step == 600
+    assert float(recipe.adversarial_weight_at(599)) == 0.0
+    assert float(recipe.adversarial_weight_at(600)) == pytest.approx(0.3)
+    assert get_recipe("pix2pix").for_run(1000) is get_recipe("pix2pix")
+
+
+def test_cli_lists_every_recipe() -> None:
+    from colorize_cli import cli
+    from colorize_cli.recipes import DEFAULT_RECIPE, RECIPES
+
+    assert tuple(RECIPES) == cli.RECIPE_NAMES
+    assert cli.DEFAULT_RECIPE == DEFAULT_RECIPE
