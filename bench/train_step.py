@@ -4,16 +4,18 @@
     .venv/bin/python bench/train_step.py --presets small --shards 'data/dev*.h5'
     TF_ENABLE_ONEDNN_OPTS=0 .venv/bin/python bench/train_step.py      # oneDNN off, for comparison
 
-Each row times `--steps` steps of the real compiled step (`gan_step.make_train_step`, pix2pix
-recipe, CPU) after `--warmup` steps that pay for tracing and compiling. "memory" feeds the step one
-batch held as constant tensors; with `--shards` the "shards" column feeds it from
-`dataset.make_dataset` over those shards (crops, flips, Lab conversion included), and "pipeline"
-is the input pipeline alone. Prints a Markdown table for docs/training.md.
+Times the real compiled step (`gan_step.make_train_step`, pix2pix recipe, CPU) after `--warmup`
+steps that pay for tracing and compiling. "memory" feeds the step one batch held as constant
+tensors; with `--shards` the "shards" column feeds it from `dataset.make_dataset` over those
+shards (crops, flips, Lab conversion included), and the last line times the input pipeline alone.
+The CPU may be shared, so the combinations are timed in interleaved rounds (median reported).
+Prints a Markdown table for docs/training.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 
 from colorize_cli.dataset import load_images, make_dataset
@@ -35,16 +37,19 @@ def synthetic_batch(batch: int, size: int) -> dict[str, tf.Tensor]:
     }
 
 
-def images_per_s(step, batches, batch: int, warmup: int, steps: int) -> float:
-    for i in range(warmup):
-        step(batches, tf.constant(i, tf.int64))["g"].numpy()
+def images_per_s(step, batches, batch: int, steps: int, first: int) -> float:
     started = time.perf_counter()
     for i in range(steps):
-        step(batches, tf.constant(warmup + i, tf.int64))["g"].numpy()
+        step(batches, tf.constant(first + i, tf.int64))["g"].numpy()
     return steps * batch / (time.perf_counter() - started)
 
 
-def measure(preset: str, xla: bool, args: argparse.Namespace, images) -> dict[str, float]:
+def measure(preset: str, args: argparse.Namespace, images) -> dict[tuple[bool, str], float]:
+    """Median images/s per (xla, feed) over `--rounds` interleaved rounds.
+
+    Every combination is timed once per round, in turn, so a neighbour's load on the shared CPU
+    hits all of them alike instead of whichever ran at the wrong moment.
+    """
     import keras
 
     keras.utils.set_random_seed(0)
@@ -55,34 +60,30 @@ def measure(preset: str, xla: bool, args: argparse.Namespace, images) -> dict[st
         generator = build_generator(config)
         discriminator = build_discriminator(config, recipe.conditional_discriminator)
         g_opt, d_opt = recipe.make_optimizers()
-    step = make_train_step(strategy, generator, discriminator, recipe, g_opt, d_opt, xla=xla)
-    memory = tf.data.Dataset.from_tensors(synthetic_batch(args.batch, args.size)).repeat()
-    row = {
-        "memory": images_per_s(
-            step,
-            iter(strategy.experimental_distribute_dataset(memory)),
-            args.batch,
-            args.warmup,
-            args.steps,
-        )
-    }
+    feeds = {"memory": tf.data.Dataset.from_tensors(synthetic_batch(args.batch, args.size))}
+    feeds["memory"] = feeds["memory"].repeat()
     if images is not None:
-        pipeline = make_dataset(images, args.batch, args.size, seed=0)
-        row["shards"] = images_per_s(
-            step,
-            iter(strategy.experimental_distribute_dataset(pipeline)),
-            args.batch,
-            args.warmup,
-            args.steps,
-        )
-    return row
+        feeds["shards"] = make_dataset(images, args.batch, args.size, seed=0)
+    runs = {}
+    for xla in {"both": [False, True], "on": [True], "off": [False]}[args.xla]:
+        step = make_train_step(strategy, generator, discriminator, recipe, g_opt, d_opt, xla=xla)
+        for feed, dataset in feeds.items():
+            batches = iter(strategy.experimental_distribute_dataset(dataset))
+            images_per_s(step, batches, args.batch, args.warmup, 0)  # traces and compiles
+            runs[xla, feed] = (step, batches)
+    rates: dict[tuple[bool, str], list[float]] = {key: [] for key in runs}
+    for round_ in range(args.rounds):
+        for key, (step, batches) in runs.items():
+            first = args.warmup + round_ * args.steps
+            rates[key].append(images_per_s(step, batches, args.batch, args.steps, first))
+    return {key: statistics.median(values) for key, values in rates.items()}
 
 
 def pipeline_rate(images, args: argparse.Namespace) -> float:
     batches = iter(make_dataset(images, args.batch, args.size, seed=0))
     for _ in range(args.warmup):
         next(batches)
-    count = 10 * args.steps
+    count = 20 * args.steps
     started = time.perf_counter()
     for _ in range(count):
         next(batches)
@@ -95,20 +96,24 @@ def main() -> None:
     parser.add_argument("--xla", choices=["both", "on", "off"], default="both")
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=5, help="timed steps per round")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--shards", nargs="*", help="also feed the step from these shards")
     args = parser.parse_args()
     images = load_images(args.shards) if args.shards else None
-    modes = {"both": [False, True], "on": [True], "off": [False]}[args.xla]
-    print(f"batch {args.batch}, {args.size}x{args.size}, {args.steps} timed steps; images/s")
+    print(
+        f"batch {args.batch}, {args.size}x{args.size}; images/s, median of {args.rounds} "
+        f"interleaved rounds of {args.steps} steps"
+    )
     print("| preset | XLA | step, batch in memory | step, batch from shards |")
     print("|---|---|---|---|")
     for preset in args.presets:
-        for xla in modes:
-            row = measure(preset, xla, args, images)
-            shards = f"{row['shards']:.1f}" if "shards" in row else "-"
-            print(f"| {preset} | {'on' if xla else 'off'} | {row['memory']:.1f} | {shards} |")
+        rates = measure(preset, args, images)
+        for xla in sorted({xla for xla, _ in rates}):
+            shards = f"{rates[xla, 'shards']:.1f}" if (xla, "shards") in rates else "-"
+            memory = rates[xla, "memory"]
+            print(f"| {preset} | {'on' if xla else 'off'} | {memory:.1f} | {shards} |", flush=True)
     if images is not None:
         print(f"\ninput pipeline alone: {pipeline_rate(images, args):.0f} images/s")
 

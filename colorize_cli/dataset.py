@@ -75,6 +75,8 @@ def load_images(shard_paths: Sequence[str | PathLike[str]]) -> ImageSet:
             rgbs.append(shard.rgb[...])
     if not grays:
         raise ShardError("the shards hold no images", shard_paths[0])
+    if len(grays) == 1:  # spares a copy of the whole set
+        return ImageSet(grays[0], rgbs[0])
     return ImageSet(np.concatenate(grays), np.concatenate(rgbs))
 
 
@@ -115,9 +117,9 @@ def make_dataset(
     the whole share), one per replica the pipeline feeds.
     """
     images = shards if isinstance(shards, ImageSet) else load_images(shards)
+    _check_arguments(images, batch_size, crop, pipeline, replica_batch)
     share = batch_size // pipeline[1]
     replica_batch = replica_batch or share
-    _check_arguments(images, batch_size, crop, pipeline, replica_batch)
     count = len(images)
     used = batches_per_epoch(count, batch_size) * batch_size if repeat else count
     if used == 0:
@@ -153,7 +155,11 @@ def make_dataset(
 
 
 def _check_arguments(
-    images: ImageSet, batch_size: int, crop: int, pipeline: tuple[int, int], replica_batch: int
+    images: ImageSet,
+    batch_size: int,
+    crop: int,
+    pipeline: tuple[int, int],
+    replica_batch: int | None,
 ) -> None:
     if batch_size < 1:
         raise UsageError(f"batch size must be at least 1, got {batch_size}")
@@ -162,8 +168,10 @@ def _check_arguments(
             f"crop must be between 1 and the image size {images.image_size}, got {crop}"
         )
     index, count = pipeline
-    share = batch_size // count
-    if not 0 <= index < count or batch_size % count or share % replica_batch:
+    share_splits = replica_batch is None or (
+        replica_batch >= 1 and count >= 1 and (batch_size // count) % replica_batch == 0
+    )
+    if not 0 <= index < count or batch_size % count or not share_splits:
         raise UsageError(
             f"cannot split batches of {batch_size} into {count} pipelines of replica batches of "
             f"{replica_batch}"
