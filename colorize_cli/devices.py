@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import json
 import os
+from typing import TYPE_CHECKING
 
 from colorize_cli.errors import UsageError
 from colorize_cli.tf_setup import import_tf
+
+if TYPE_CHECKING:
+    import tensorflow as tf
 
 CPU = "/cpu:0"
 
@@ -50,7 +54,7 @@ def has_gpu(devices: list[str] | None) -> bool:
     return any(device.startswith("/gpu:") for device in devices)
 
 
-def make_strategy(devices: list[str] | None):
+def make_strategy(devices: list[str] | None) -> tf.distribute.Strategy:
     """The strategy for `devices` (see `parse_devices`); create it before any other TF op."""
     tf = import_tf()
     if "TF_CONFIG" in os.environ:
