@@ -414,11 +414,13 @@ def _expand(source: str, allow_glob: bool, problems: list[tuple[str, str]]) -> l
         matches = _glob(source)
         if not matches:
             problems.append((source, "glob matched nothing"))
-        return [
-            found
-            for match in matches
-            for found in (_walk(match, problems) if match.is_dir() else [match])
-        ]
+        found = []
+        for match in matches:
+            if match.is_dir():
+                found += _walk(match, problems)
+            elif _is_regular_file(match, problems):
+                found.append(match)
+        return found
     problems.append((source, "no such file or directory"))
     return []
 
@@ -438,11 +440,30 @@ def _walk(root: Path, problems: list[tuple[str, str]]) -> list[Path]:
         visited.add((info.st_dev, info.st_ino))
         subdirectories[:] = [name for name in subdirectories if not name.startswith(".")]
         found += [
-            Path(directory, name)
+            path
             for name in files
             if not name.startswith(".") and Path(name).suffix.lower() in IMAGE_EXTENSIONS
+            if _is_regular_file(path := Path(directory, name), problems)
         ]
     return sorted(found)
+
+
+def _is_regular_file(path: Path, problems: list[tuple[str, str]]) -> bool:
+    """Whether a file met in a walk or a glob is worth reading; if not, a problem says why.
+
+    Opening a named pipe would wait for a writer forever; a path named on the command line is
+    read whatever it is (`<(command)` is a pipe), but one found by searching is not.
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        missing = "broken symbolic link (its target does not exist)"
+        problems.append((str(path), _os_reason(exc, missing=missing)))
+        return False
+    if not stat.S_ISREG(mode):
+        problems.append((str(path), "not a regular file (a named pipe, socket or device)"))
+        return False
+    return True
 
 
 def _glob(pattern: str) -> list[Path]:
