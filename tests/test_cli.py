@@ -195,3 +195,81 @@ def test_prepare_refuses_to_overwrite_without_flag(photo_dir: Path, tmp_path: Pa
     assert again.returncode == 2 and "--overwrite" in again.stderr
     assert out.read_bytes() == before
     assert run(*args, "--overwrite").returncode == 0
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from colorize_cli.models import build_generator, model_config
+
+    path = tmp_path_factory.mktemp("model") / "tiny.keras"
+    build_generator(model_config("tiny")).save(path)
+    return path
+
+
+def test_apply_writes_beside_the_photo_and_keeps_its_gray(
+    photo_dir: Path, tiny_model: Path
+) -> None:
+    photo = sorted(photo_dir.iterdir())[0]
+    result = run("apply", str(photo), "--model", str(tiny_model), "--format", "png")
+    assert result.returncode == 0, result.stderr
+    out = Path(result.stdout.strip())
+    assert out == photo.with_name(photo.stem + ".color.png") and out.exists()
+    # TensorFlow's start-up chatter must not reach the user's stderr.
+    assert "cudart" not in result.stderr and "I0000" not in result.stderr
+    with Image.open(photo) as original, Image.open(out) as colour:
+        assert colour.size == original.size
+        gray_in = np.asarray(original.convert("L"), dtype=int)
+        gray_out = np.asarray(colour.convert("L"), dtype=int)
+    assert np.mean(np.abs(gray_in - gray_out) <= 1) >= 0.999
+    again = run("apply", str(photo), "--model", str(tiny_model), "--format", "png")
+    assert again.returncode == 0 and again.stdout == "" and "exists" in again.stderr
+
+
+def test_apply_streams_stdin_to_stdout(photo_dir: Path, tiny_model: Path) -> None:
+    photo = sorted(photo_dir.iterdir())[1]
+    result = subprocess.run(
+        [PY, "-m", "colorize_cli", "apply", "-", "-o", "-", "--format", "png",
+         "--model", str(tiny_model)],
+        input=photo.read_bytes(), capture_output=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(b"\x89PNG")
+
+
+def test_apply_with_a_missing_input_does_the_rest_and_exits_1(
+    photo_dir: Path, tiny_model: Path, tmp_path: Path
+) -> None:
+    photo = sorted(photo_dir.iterdir())[2]
+    out_dir = tmp_path / "colour"
+    result = run(
+        "apply", str(photo), str(tmp_path / "missing.jpg"), "--out-dir", str(out_dir),
+        "--model", str(tiny_model),
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "missing.jpg" in result.stderr and "Traceback" not in result.stderr
+    assert [Path(p).name for p in result.stdout.split()] == [photo.name]
+
+
+def test_train_then_eval_on_real_shards(photo_dir: Path, tmp_path: Path) -> None:
+    data = tmp_path / "data.h5"
+    assert run("prepare", str(photo_dir), str(data), "--size", "32", "--val-fraction", "0.3")
+    run_dir = tmp_path / "run"
+    result = run(
+        "train", str(data), "--out", str(run_dir), "--model", "tiny", "--crop", "32",
+        "--epochs", "1", "--steps-per-epoch", "2", "--batch-size", "2",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    model = Path(result.stdout.strip())
+    assert model == run_dir / "model.keras" and model.exists()
+    evaluation = run("eval", str(model), str(tmp_path / "data.val.h5"), "--json")
+    assert evaluation.returncode == 0, evaluation.stderr
+    scores = json.loads(evaluation.stdout)
+    assert scores["images"] >= 1
+    assert set(scores["metrics"]) == {"model", "gray"}
+    assert "CIEDE2000" in evaluation.stderr
+
+
+def test_train_on_a_missing_gpu_lists_the_devices(photo_dir: Path, tmp_path: Path) -> None:
+    result = run("train", str(tmp_path / "x.h5"), "--gpu", "7")
+    assert result.returncode == 2
+    assert "GPU 7" in result.stderr and "CPU" in result.stderr
