@@ -23,17 +23,30 @@ lint: $(STAMP)
 
 DEV    := ../shared/data/dev
 DEMO   := demo-output
+# Photos from the dev validation split (never trained on): landscape, animals, people, city, food.
+DEMO_PHOTOS := sunhays80_canyon_sun_aokgdiugvxssbqyl.jpg bsds500-test_130014.jpg \
+	imagenet_n02090379_redbone.jpg bsds500-train_144067.jpg urban100_img_084.jpg \
+	imagenet_n07716358_zucchini.jpg imagenet_n04335435_streetcar.jpg \
+	sunhays80_underwater_coral_reef_sun_bwuxsehdxqkpuptf.jpg
 
-# Until a default model is bundled: prepare shards from a few real photos and describe them.
+# Real photos -> grayscale -> colorized by the bundled model, plus a gray | colour | truth sheet.
 demo: $(STAMP)
 	rm -rf $(DEMO) && mkdir -p $(DEMO)/photos
-	ls $(DEV)/*.jpg | awk 'NR % 100 == 1' | xargs -I{} cp {} $(DEMO)/photos/
-	$(BIN)/colorize prepare $(DEMO)/photos $(DEMO)/demo.h5 --size 256 --val-fraction 0.2
-	$(BIN)/colorize info $(DEMO)/demo.h5 $(DEMO)/demo.val.h5
-	@echo "demo: shards written to $(DEMO)/ (photos copied to $(DEMO)/photos)"
+	cd $(DEV) && cp $(DEMO_PHOTOS) $(CURDIR)/$(DEMO)/photos/
+	$(BIN)/python scripts/to_gray.py $(DEMO)/gray $(DEMO)/photos/*.jpg > /dev/null
+	$(BIN)/colorize apply $(DEMO)/gray --out-dir $(DEMO)/colorized
+	$(BIN)/colorize eval default $(DEMO)/photos --sheet $(DEMO)/sheet.png
+	@echo "demo: grayscale inputs in $(DEMO)/gray/, colorized in $(DEMO)/colorized/,"
+	@echo "      side-by-side sheet (gray | colorized | truth) in $(DEMO)/sheet.png"
 
+# Benchmarks (minutes; never part of `make test`). Each prints a Markdown table for docs/.
+BENCH_OUT := /tmp/colorize-bench
 bench: $(STAMP)
-	$(BIN)/python bench/run.py
+	mkdir -p $(BENCH_OUT)
+	$(BIN)/colorize prepare $(DEV) $(BENCH_OUT)/dev.h5 --size 144 --overwrite > /dev/null
+	$(BIN)/python bench/train_step.py --presets tiny small --shards $(BENCH_OUT)/dev.h5
+	$(BIN)/python bench/apply.py --presets small
+	$(BIN)/python bench/compression.py --photos 300 --size 256 --out $(BENCH_OUT)/compression
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache demo-output
