@@ -18,8 +18,8 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check colorize_cli tests bench
-	$(BIN)/ruff format --check colorize_cli tests bench
+	$(BIN)/ruff check colorize_cli tests bench scripts
+	$(BIN)/ruff format --check colorize_cli tests bench scripts
 
 DEV    := ../shared/data/dev
 DEMO   := demo-output

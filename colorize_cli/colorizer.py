@@ -8,6 +8,7 @@ when a model is loaded, never at import time.
 from __future__ import annotations
 
 import time
+import zipfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,6 +59,9 @@ def load_generator(path: str | Path | None = None) -> keras.Model:
                 model_path,
             )
         raise ModelError("model file not found", model_path)
+    if model_path.suffix == ".keras" and not zipfile.is_zipfile(model_path):
+        # Keras says "File not found" for these, which sends people looking in the wrong place.
+        raise ModelError("not a loadable Keras model: a .keras file is a zip archive", model_path)
     try:
         model = keras.saving.load_model(model_path, compile=False, safe_mode=True)
     except ValueError as exc:
@@ -67,11 +71,19 @@ def load_generator(path: str | Path | None = None) -> keras.Model:
                 "not run; rebuild it from standard Keras layers",
                 model_path,
             ) from None
-        raise ModelError(f"not a loadable Keras model: {exc}", model_path) from None
+        raise ModelError(f"not a loadable Keras model: {_keras_reason(exc)}", model_path) from None
     except Exception as exc:  # a damaged zip or config fails in many ways
-        raise ModelError(f"not a loadable Keras model: {exc}", model_path) from None
+        raise ModelError(f"not a loadable Keras model: {_keras_reason(exc)}", model_path) from None
     _check_contract(model, model_path)
     return model
+
+
+def _keras_reason(exc: BaseException, limit: int = 200) -> str:
+    """One line from a Keras loading error: the innermost cause, which Keras nests as
+    "Exception encountered: ..." paragraphs that repeat the whole config."""
+    innermost = str(exc).split("Exception encountered:")[-1].strip()
+    line = innermost.splitlines()[0] if innermost else type(exc).__name__
+    return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
 def _check_contract(model: Any, path: Path) -> None:

@@ -134,9 +134,11 @@ def evaluate(
     `failures`; a missing or foreign shard or model raises.
     """
     progress = progress or NullProgress()
-    sources = list(_samples(data))
+    found: list[tuple[str, str]] = []
+    sources = list(_samples(data, found))
     colorizer = colorizer or Colorizer(model_path, render_size, batch_size)
     result = EvalResult(str(colorizer.model_path), list(data), colorizer.render_size)
+    result.failures += found
     progress.start("evaluating", total=len(sources), unit="photos")
     for (name, truth, gray), output in colorizer.colorize_many(_read(sources, result, progress)):
         baseline = np.repeat(gray[..., np.newaxis], 3, axis=-1)
@@ -170,8 +172,12 @@ class _Sample:
     index: int | None = None
 
 
-def _samples(data: Sequence[str]) -> Iterator[_Sample]:
-    """Photo folders and files (by their extension) are read as photos; the rest as shards."""
+def _samples(data: Sequence[str], failures: list[tuple[str, str]]) -> Iterator[_Sample]:
+    """Photo folders and files (by their extension) are read as photos; the rest as shards.
+
+    A named photo or folder that is missing or empty is a UsageError; files found inside a
+    folder that cannot be read (pipes, broken links, unreadable subfolders) go to `failures`.
+    """
     photo_args = [d for d in data if Path(d).is_dir() or _is_photo_name(d)]
     shard_args = [d for d in data if d not in photo_args]
     for path in shards.expand_shard_paths(shard_args) if shard_args else []:
@@ -181,9 +187,10 @@ def _samples(data: Sequence[str]) -> Iterator[_Sample]:
             yield _Sample(f"{path}:{i}", path, i)
     if photo_args:
         paths, problems = images.expand_inputs(photo_args)
-        if problems:
-            source, reason = problems[0]
-            raise UsageError(reason, source)
+        for source, reason in problems:
+            if source in photo_args:
+                raise UsageError(reason, source)
+            failures.append((source, reason))
         yield from (_Sample(str(p), p) for p in paths)
 
 

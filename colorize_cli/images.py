@@ -358,6 +358,13 @@ def write_image(
             os.close(directory)
 
 
+def display_path(path: str | os.PathLike[str]) -> str:
+    """A path as one printable line: bytes that are not UTF-8 as \\xNN, control characters
+    (a newline in a file name) escaped, everything else as it is."""
+    text = os.fsencode(path).decode("utf-8", "backslashreplace")
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
+
+
 def _os_reason(exc: OSError, missing: str = "no such file") -> str:
     reasons = {
         errno.ENOENT: missing,

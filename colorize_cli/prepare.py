@@ -376,7 +376,7 @@ def prepare(
     paths, problems = images.expand_inputs(options.sources, stdin)
     report = PrepareReport(skipped=list(problems), inputs=len(paths))
     for source, reason in problems:
-        progress.log(f"skipped {source}: {reason}")
+        progress.log(f"skipped {images.display_path(source)}: {reason}")
     options.out.parent.mkdir(parents=True, exist_ok=True)
     _claim_outputs(options)
     part = options.part
@@ -430,7 +430,7 @@ def _run(
         for path, outcome in outcomes:
             if outcome.kind == "skip":
                 report.skipped.append((str(path), outcome.reason))
-                progress.log(f"skipped {path}: {outcome.reason}")
+                progress.log(f"skipped {images.display_path(path)}: {outcome.reason}")
             elif outcome.kind == "other_part":
                 report.other_part += 1
             elif outcome.sha256 in seen:
@@ -472,7 +472,8 @@ def write_errors_tsv(report: PrepareReport, path: str | os.PathLike[str]) -> Pat
     writer.writerows(report.skipped)
     temp = path.with_name(f"{path.name}{shards.TEMP_MARK}{os.getpid()}")
     try:
-        with open(temp, "w", encoding="utf-8", newline="") as f:
+        # surrogateescape writes a file name that is not UTF-8 back as its own bytes.
+        with open(temp, "w", encoding="utf-8", errors="surrogateescape", newline="") as f:
             f.write(buffer.getvalue())
             f.flush()
             os.fsync(f.fileno())

@@ -150,7 +150,11 @@ class ShardWriter:
         return len(self.sha256)
 
     def append(self, gray: np.ndarray, rgb: np.ndarray, source: str, sha256: str) -> None:
-        """Add one image: `gray` (S, S) uint8 = color.grayscale(rgb), `rgb` (S, S, 3) uint8."""
+        """Add one image: `gray` (S, S) uint8 = color.grayscale(rgb), `rgb` (S, S, 3) uint8.
+
+        `source` is stored as UTF-8: bytes of a file name that are not UTF-8 become `\\xNN`.
+        """
+        source = os.fsencode(source).decode("utf-8", "backslashreplace")
         s = self.image_size
         if gray.dtype != np.uint8 or gray.shape != (s, s):
             raise ValueError(f"gray must be uint8 {(s, s)}, got {gray.dtype} {gray.shape}")
