@@ -7,6 +7,7 @@ when a model is loaded, never at import time.
 
 from __future__ import annotations
 
+import re
 import time
 import zipfile
 from collections.abc import Iterable, Iterator
@@ -83,7 +84,8 @@ def _keras_reason(exc: BaseException, limit: int = 200) -> str:
     "Exception encountered: ..." paragraphs that repeat the whole config."""
     innermost = str(exc).split("Exception encountered:")[-1].strip()
     line = innermost.splitlines()[0] if innermost else type(exc).__name__
-    return line if len(line) <= limit else line[: limit - 3] + "..."
+    sentence = re.split(r"(?<=\.)\s", line, maxsplit=1)[0]
+    return sentence if len(sentence) <= limit else sentence[: limit - 3] + "..."
 
 
 def _check_contract(model: Any, path: Path) -> None:
