@@ -94,7 +94,8 @@ class EvalResult:
     def write_per_image_csv(self, path: str | os.PathLike[str]) -> None:
         """One row per photo: name, size, then every score for the model and `gray_` baseline."""
         keys = [f.name for f in fields(metrics.ImageScores)]
-        with open(path, "w", newline="", encoding="utf-8") as fp:
+        # surrogateescape writes a file name that is not UTF-8 back as its own bytes.
+        with open(path, "w", newline="", encoding="utf-8", errors="surrogateescape") as fp:
             writer = csv.writer(fp)
             writer.writerow(["image", "width", "height", *keys, *(f"gray_{k}" for k in keys)])
             for row in self.images:

@@ -27,8 +27,9 @@ DEV = Path(__file__).resolve().parents[2] / "shared/data/dev"
 PROCESSED = "processed"
 NOT_AN_IMAGE = "not an image file"
 CORRUPT = "truncated or corrupt image data"
-# A name with spaces, a newline and a byte that is not UTF-8 (kept by Python as a surrogate).
+# Names with spaces, a newline and a byte that is not UTF-8 (kept by Python as a surrogate).
 ODD_NAME = os.fsdecode(b"odd name\n\xff photo.jpg")
+ODD_BAD_NAME = os.fsdecode(b"odd\tbroken\n\xfe photo.png")
 
 
 @dataclass(frozen=True)
@@ -219,7 +220,7 @@ CASES = (
         "HTML bytes",
     ),
     Case("truncated.jpg", _bytes(_half(_jpeg)), CORRUPT, "JPEG cut in half"),
-    Case("truncated.png", _bytes(_half(_png)), CORRUPT, "PNG cut in half"),
+    Case("half.png", _bytes(_half(_png)), CORRUPT, "PNG cut in half"),
     Case("bad-huffman.jpg", _bytes(bad_huffman_jpeg), CORRUPT, "JPEG with a corrupt Huffman table"),
     Case("bad-crc.png", _bytes(bad_crc_png), "bad CRC in PNG chunk IDAT", "PNG with a bad CRC"),
     Case(
@@ -240,6 +241,7 @@ CASES = (
     Case("one-pixel.png", _bytes(one_pixel_png), PROCESSED, "1 x 1 image"),
     Case("thin.png", _bytes(thin_png), PROCESSED, "1 x 30000 image"),
     Case(ODD_NAME, _copy(18), PROCESSED, "name with spaces, a newline and a non-UTF-8 byte"),
+    Case(ODD_BAD_NAME, _bytes(lambda: b"not a photo"), NOT_AN_IMAGE, "text under an odd name"),
     Case("loop", _symlink_loop, PROCESSED, "directory symlink loop (photo inside read once)"),
     Case("locked.jpg", _locked, "permission denied", "unreadable file (mode 000)"),
     Case("pipe.jpg", _fifo, "not a regular file", "named pipe (FIFO) among photos", True),
