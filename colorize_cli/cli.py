@@ -191,25 +191,41 @@ def prepare(
 @app.command(no_args_is_help=True)
 def info(
     files: Annotated[
-        list[Path], typer.Argument(help="Shard files (or globs).", show_default=False)
+        list[str],
+        typer.Argument(
+            help="Shard files or globs, generator **.keras** files, or **default** for the "
+            "bundled model.",
+            show_default=False,
+        ),
     ],
     verify: Annotated[
-        bool, typer.Option(help="Re-read every image and check the schema and shapes.")
+        bool, typer.Option(help="Re-read every image of a shard and check schema and shapes.")
     ] = False,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print one JSON object per file on stdout.")
     ] = False,
 ) -> None:
-    """Describe shard files: counts, image size, split, attributes, file size."""
+    """Describe shards (counts, image size, split, attributes) or models (size, training)."""
     from colorize_cli import shards
+    from colorize_cli.model_info import describe_model
 
-    failed = 0
+    targets: list[tuple[Path, bool]] = []  # (path, is a model)
     with _errors():
-        paths = shards.expand_shard_paths([str(f) for f in files])
-    for path in paths:
+        for name in files:
+            if name == "default" or name.endswith(".keras"):
+                from colorize_cli.colorizer import DEFAULT_MODEL_PATH
+
+                targets.append((DEFAULT_MODEL_PATH if name == "default" else Path(name), True))
+            else:
+                targets.extend((path, False) for path in shards.expand_shard_paths([name]))
+    failed = 0
+    for path, is_model in targets:
         try:
             with _errors():
-                description = shards.describe_shard(path, verify=verify)
+                if is_model:
+                    description = describe_model(path)
+                else:
+                    description = shards.describe_shard(path, verify=verify)
         except typer.Exit:
             failed += 1
             continue
@@ -218,7 +234,7 @@ def info(
         else:
             _print_description(description)
     if failed:
-        raise typer.Exit(1 if failed < len(paths) else 2)
+        raise typer.Exit(1 if failed < len(targets) else 2)
 
 
 def _print_description(description: dict) -> None:

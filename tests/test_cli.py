@@ -273,3 +273,20 @@ def test_train_on_a_missing_gpu_lists_the_devices(photo_dir: Path, tmp_path: Pat
     result = run("train", str(tmp_path / "x.h5"), "--gpu", "7")
     assert result.returncode == 2
     assert "GPU 7" in result.stderr and "CPU" in result.stderr
+
+
+def test_info_describes_a_model_without_tensorflow(tiny_model: Path, tmp_path: Path) -> None:
+    import keras
+
+    result = run("info", "--json", str(tiny_model))
+    assert result.returncode == 0, result.stderr
+    description = json.loads(result.stdout)
+    expected = keras.saving.load_model(tiny_model, safe_mode=True).count_params()
+    assert description["parameters"] == expected
+    assert description["inputs"] == ["lightness"] and description["outputs"] == ["ab"]
+    assert "tensorflow" not in modules_after("info", str(tiny_model))
+    fake = tmp_path / "fake.keras"
+    fake.write_text("not a model")
+    refused = run("info", str(fake))
+    assert refused.returncode == 2
+    assert refused.stderr.count("\n") == 1 and "fake.keras" in refused.stderr

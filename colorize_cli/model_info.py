@@ -1,0 +1,84 @@
+"""What a generator `.keras` file is, read without TensorFlow (for `colorize info`).
+
+A `.keras` file is a zip of `metadata.json`, `config.json` and `model.weights.h5`. Beside it, a
+run directory's `config.json` / `metrics.jsonl` (from `colorize train`) or a `NAME.json` card (the
+bundled model's) tell how it was trained; both are added when present.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import h5py
+
+from colorize_cli.errors import ModelError
+
+
+def describe_model(path: str | Path) -> dict[str, Any]:
+    """Architecture, size and provenance of a generator file; ModelError if it is not one."""
+    path = Path(path)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            metadata = json.loads(archive.read("metadata.json"))
+            config = json.loads(archive.read("config.json"))
+            weights = archive.read("model.weights.h5")
+    except FileNotFoundError:
+        raise ModelError("model file not found", path) from None
+    except (zipfile.BadZipFile, KeyError, json.JSONDecodeError, OSError) as exc:
+        raise ModelError(f"not a Keras .keras model file ({exc})", path) from None
+    model = config.get("config", {})
+    with h5py.File(io.BytesIO(weights), "r") as h5:
+        parameters = _count_parameters(h5)
+    description: dict[str, Any] = {
+        "path": str(path),
+        "file_bytes": path.stat().st_size,
+        "name": model.get("name"),
+        "inputs": _layer_names(model.get("input_layers", [])),
+        "outputs": _layer_names(model.get("output_layers", [])),
+        "layers": len(model.get("layers", [])),
+        "parameters": parameters,
+        "keras_version": metadata.get("keras_version"),
+        "saved": metadata.get("date_saved"),
+    }
+    description.update(_provenance(path))
+    return description
+
+
+def _layer_names(spec: list) -> list[str]:
+    """Keras writes one endpoint as [name, 0, 0] and several as [[name, 0, 0], ...]."""
+    if spec and isinstance(spec[0], str):
+        return [spec[0]]
+    return [endpoint[0] for endpoint in spec]
+
+
+def _count_parameters(h5: h5py.File) -> int:
+    total = 0
+
+    def visit(_: str, node: Any) -> None:
+        nonlocal total
+        if isinstance(node, h5py.Dataset):
+            total += int(node.size)
+
+    h5.visititems(visit)
+    return total
+
+
+def _provenance(path: Path) -> dict[str, Any]:
+    """The training record beside the model: a NAME.json card, else the run directory's files."""
+    card = path.with_suffix(".json")
+    if card.is_file():
+        return {"card": json.loads(card.read_text(encoding="utf-8"))}
+    run_config = path.parent / "config.json"
+    found: dict[str, Any] = {}
+    if run_config.is_file():
+        found["training"] = json.loads(run_config.read_text(encoding="utf-8")).get("settings", {})
+    metrics = path.parent / "metrics.jsonl"
+    if metrics.is_file():
+        lines = metrics.read_text(encoding="utf-8").splitlines()
+        if lines:
+            found["last_epoch"] = json.loads(lines[-1])
+    return found
