@@ -47,6 +47,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/train_step.py --presets tiny small --shards $(BENCH_OUT)/dev.h5
 	$(BIN)/python bench/apply.py --presets small
 	$(BIN)/python bench/compression.py --photos 300 --size 256 --out $(BENCH_OUT)/compression
+	$(BIN)/python bench/startup.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache demo-output
