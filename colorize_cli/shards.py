@@ -309,6 +309,16 @@ class Shard:
         except OSError as exc:
             raise ShardError(f"image {i} is damaged: {_first_line(exc)}", self.path) from exc
 
+    def read_all(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every image at once as (gray (N, S, S), rgb (N, S, S, 3)) uint8; a damaged one is a
+        ShardError naming it (found by reading image by image, only once a bulk read failed)."""
+        try:
+            return self.gray[...], self.rgb[...]
+        except OSError as exc:
+            for i in range(len(self)):
+                self.read(i)
+            raise ShardError(f"damaged image data: {_first_line(exc)}", self.path) from exc
+
     def close(self) -> None:
         self._file.close()
 
