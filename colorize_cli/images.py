@@ -373,6 +373,8 @@ def _os_reason(exc: OSError, missing: str = "no such file") -> str:
         errno.EPERM: "permission denied",
         errno.EISDIR: "is a directory",
         errno.ENOSPC: "disk full",
+        errno.EDQUOT: "disk quota exceeded",
+        errno.EFBIG: "file too large (over the file size limit)",
         errno.EROFS: "read-only file system",
     }
     return reasons.get(exc.errno, exc.strerror or str(exc))

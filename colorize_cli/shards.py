@@ -8,10 +8,11 @@ killed writer leaves only a temporary file that `ShardWriter(..., resume=True)` 
 from __future__ import annotations
 
 import contextlib
+import errno
 import glob
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,13 @@ RESERVED_ATTRS = frozenset(
     | {"created", "checkpoint_count"}
 )
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+# h5py raises RuntimeError, not OSError, from some failed flushes and closes.
+_WRITE_ERRORS = (OSError, RuntimeError)
+_WRITE_REASONS = {
+    errno.ENOSPC: "disk full",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EFBIG: "file too large (over the file size limit)",
+}
 _SOURCE_DTYPE = h5py.string_dtype("utf-8")
 _SHA256_DTYPE = h5py.string_dtype("ascii", 64)
 
@@ -130,9 +138,11 @@ class ShardWriter:
             strings = {"maxshape": (None,), "chunks": (1024,), "track_times": False}
             self._source = self._file.create_dataset("source", (0,), _SOURCE_DTYPE, **strings)
             self._sha = self._file.create_dataset("sha256", (0,), _SHA256_DTYPE, **strings)
-        except OSError as exc:
+        except _WRITE_ERRORS as exc:
+            if hasattr(self, "_file"):
+                _discard(self._file)
             self._temp.unlink(missing_ok=True)
-            raise ShardError(f"cannot create shard: {_first_line(exc)}", self.path) from exc
+            raise ShardError(f"cannot create shard: {_write_reason(exc)}", self.path) from exc
         self._closed = False
         if leftovers:
             self._salvage(leftovers)
@@ -165,7 +175,7 @@ class ShardWriter:
         if self._closed:
             raise ValueError(f"{self.path}: writer is closed")
         n = len(self.sha256)
-        try:
+        with self._writing():
             for dataset, value in (
                 (self._gray, gray),
                 (self._rgb, rgb),
@@ -174,34 +184,27 @@ class ShardWriter:
             ):
                 dataset.resize(n + 1, axis=0)
                 dataset[n] = value
-        except OSError as exc:
-            raise ShardError(f"cannot write: {_first_line(exc)}", self._temp) from exc
         self.sha256.append(sha256)
         if (n + 1) % self._checkpoint_every == 0:
             self.checkpoint()
 
     def checkpoint(self) -> None:
         """Make the rows so far survive a kill: data first, then the count that vouches for it."""
-        try:
+        with self._writing():
             self._file.flush()
             self._file.attrs["checkpoint_count"] = len(self.sha256)
             self._file.flush()
-        except OSError as exc:
-            raise ShardError(f"cannot write: {_first_line(exc)}", self._temp) from exc
 
     def close(self) -> Path:
         """Commit: flush, close, fsync, and rename the temporary file to `path`."""
         if self._closed:
             return self.path
-        try:
+        with self._writing():
             if "checkpoint_count" in self._file.attrs:
                 del self._file.attrs["checkpoint_count"]
             self._file.close()
             _fsync(self._temp)
             os.replace(self._temp, self.path)
-        except OSError as exc:
-            self.abort()
-            raise ShardError(f"cannot write: {_first_line(exc)}", self.path) from exc
         self._closed = True
         return self.path
 
@@ -209,7 +212,8 @@ class ShardWriter:
         """Checkpoint and close without committing: the temporary file stays for a resume."""
         if not self._closed:
             self.checkpoint()
-            self._file.close()
+            with self._writing():
+                self._file.close()
             self._closed = True
         return self._temp
 
@@ -217,10 +221,17 @@ class ShardWriter:
         """Close without committing and remove the temporary file."""
         if not self._closed:
             self._closed = True
-            # A broken file may refuse to close; removing it is all that is left to do.
-            with contextlib.suppress(OSError):
-                self._file.close()
+            _discard(self._file)
         self._temp.unlink(missing_ok=True)
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        """Writes that fail (disk full...) leave a file HDF5 cannot vouch for: it is removed."""
+        try:
+            yield
+        except _WRITE_ERRORS as exc:
+            self.abort()
+            raise ShardError(f"cannot write: {_write_reason(exc)}", self.path) from exc
 
     def _salvage(self, leftovers: list[Path]) -> None:
         """Copy the checkpointed rows of the most complete leftover, then remove all leftovers."""
@@ -480,6 +491,33 @@ def _plain(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
     return value
+
+
+def _discard(file: h5py.File) -> None:
+    """Close a file that is being thrown away without writing to it.
+
+    After a failed write HDF5 cannot flush the file, so it cannot close it either, and a file it
+    cannot close crashes the interpreter at exit; pointing its descriptor at the null device
+    lets the close succeed.
+    """
+    with contextlib.suppress(*_WRITE_ERRORS, ValueError):
+        if file.id.valid and file.driver == "sec2":
+            null = os.open(os.devnull, os.O_RDWR)
+            try:
+                os.dup2(null, file.id.get_vfd_handle())
+            finally:
+                os.close(null)
+    with contextlib.suppress(*_WRITE_ERRORS):
+        file.close()
+
+
+def _write_reason(exc: BaseException) -> str:
+    """A failed write in a few words; HDF5 reports the system's errno inside its message."""
+    code = exc.errno if isinstance(exc, OSError) else None
+    found = re.search(r"errno = (\d+)", str(exc))
+    if found:
+        code = int(found.group(1))
+    return _WRITE_REASONS.get(code) or _first_line(exc)
 
 
 def _first_line(exc: BaseException) -> str:
