@@ -202,6 +202,8 @@ class ShardWriter:
         with self._writing():
             if "checkpoint_count" in self._file.attrs:
                 del self._file.attrs["checkpoint_count"]
+            # After a close that fails HDF5 cannot touch any file again: fail in a flush instead.
+            self._file.flush()
             self._file.close()
             _fsync(self._temp)
             os.replace(self._temp, self.path)
