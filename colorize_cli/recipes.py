@@ -160,7 +160,7 @@ RECIPES: dict[str, Recipe] = {
         real_label=0.9,
     ),
 }
-DEFAULT_RECIPE = "pix2pix"
+DEFAULT_RECIPE = "l1-warmup"
 
 
 def get_recipe(name: str) -> Recipe:

@@ -29,7 +29,7 @@ from colorize_cli.errors import ModelError, TrainingError, UsageError
 from colorize_cli.gan_step import make_train_step
 from colorize_cli.models import build_discriminator, build_generator, model_config
 from colorize_cli.progress import NullProgress, ProgressSink
-from colorize_cli.recipes import get_recipe
+from colorize_cli.recipes import DEFAULT_RECIPE, get_recipe
 from colorize_cli.tf_setup import import_tf
 from colorize_cli.validation import Validator
 
@@ -53,7 +53,7 @@ class TrainConfig:
     lr: float | None = None  # None: the recipe's
     seed: int = 0
     model: str = "small"
-    recipe: str = "pix2pix"
+    recipe: str = DEFAULT_RECIPE
     xla: bool = XLA_DEFAULT
     checkpoint_every: int = 0  # steps; 0: at the end of each epoch only
     keep_checkpoints: int = 3
