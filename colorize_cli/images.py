@@ -31,6 +31,7 @@ import os
 import stat
 import struct
 import sys
+import warnings
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -126,6 +127,16 @@ def read_image_with_info(
 def _decode(
     fp: BinaryIO, name: str, size: int, max_pixels: int | None
 ) -> tuple[np.ndarray, ImageInfo]:
+    # Pillow warns, on stderr, about damaged metadata it skips (found by fuzz/run.py); the
+    # outcome, a photo or an ImageError, is what the caller reports.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return _decode_quietly(fp, name, size, max_pixels)
+
+
+def _decode_quietly(
+    fp: BinaryIO, name: str, size: int, max_pixels: int | None
+) -> tuple[np.ndarray, ImageInfo]:
     if size == 0:
         raise ImageError("file is empty", name)
     try:
@@ -176,8 +187,14 @@ def _unidentified_reason(fp: BinaryIO) -> str:
 
 
 def _corrupt_reason(exc: BaseException) -> str:
-    detail = str(exc).strip()
+    # Decoders quote bytes of the file in their messages: a reason must stay one printable line.
+    detail = _printable(str(exc).strip())
     return "truncated or corrupt image data" + (f" ({detail})" if detail else "")
+
+
+def _printable(text: str) -> str:
+    """`text` with control characters (newlines, escape sequences...) written as escapes."""
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
 
 
 def _check_png_chunks(fp: BinaryIO) -> None:
@@ -361,8 +378,7 @@ def write_image(
 def display_path(path: str | os.PathLike[str]) -> str:
     """A path as one printable line: bytes that are not UTF-8 as \\xNN, control characters
     (a newline in a file name) escaped, everything else as it is."""
-    text = os.fsencode(path).decode("utf-8", "backslashreplace")
-    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
+    return _printable(os.fsencode(path).decode("utf-8", "backslashreplace"))
 
 
 def _os_reason(exc: OSError, missing: str = "no such file") -> str:

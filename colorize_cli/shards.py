@@ -41,6 +41,8 @@ RESERVED_ATTRS = frozenset(
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 # h5py raises RuntimeError, not OSError, from some failed flushes and closes.
 _WRITE_ERRORS = (OSError, RuntimeError)
+# What h5py raises on reading a damaged file (found by fuzz/run.py: RuntimeError among them).
+_READ_ERRORS = (OSError, RuntimeError, KeyError, ValueError, TypeError)
 _WRITE_REASONS = {
     errno.ENOSPC: "disk full",
     errno.EDQUOT: "disk quota exceeded",
@@ -286,7 +288,7 @@ def _checkpointed_rows(path: Path) -> int:
                     if info.byte_offset is None:
                         return i
             return count
-    except (OSError, KeyError, ValueError, TypeError):
+    except _READ_ERRORS:
         return 0
 
 
@@ -319,7 +321,7 @@ class Shard:
             raise IndexError(f"{self.path}: image {i} out of range (0..{len(self) - 1})")
         try:
             return self.gray[i], self.rgb[i]
-        except OSError as exc:
+        except _READ_ERRORS as exc:
             raise ShardError(f"image {i} is damaged: {_first_line(exc)}", self.path) from exc
 
     def read_all(self) -> tuple[np.ndarray, np.ndarray]:
@@ -327,7 +329,7 @@ class Shard:
         ShardError naming it (found by reading image by image, only once a bulk read failed)."""
         try:
             return self.gray[...], self.rgb[...]
-        except OSError as exc:
+        except _READ_ERRORS as exc:
             for i in range(len(self)):
                 self.read(i)
             raise ShardError(f"damaged image data: {_first_line(exc)}", self.path) from exc
@@ -351,7 +353,7 @@ def open_shard(path: str | os.PathLike[str]) -> Shard:
         raise ShardError("not an HDF5 file, so not a colorize shard (see docs/format.md)", path)
     try:
         file = h5py.File(path, "r")
-    except OSError as exc:
+    except _READ_ERRORS as exc:
         raise ShardError(f"damaged or truncated HDF5 file: {_first_line(exc)}", path) from exc
     try:
         _validate(file, path)
@@ -359,7 +361,7 @@ def open_shard(path: str | os.PathLike[str]) -> Shard:
     except ShardError:
         file.close()
         raise
-    except (OSError, KeyError, ValueError, TypeError) as exc:
+    except _READ_ERRORS as exc:
         file.close()
         raise ShardError(f"damaged shard: {_first_line(exc)}", path) from exc
 
@@ -446,28 +448,31 @@ def _split_of(path: Path) -> str:
 def describe_shard(path: str | os.PathLike[str], verify: bool = False) -> dict[str, Any]:
     """What `colorize info` shows about one shard; `verify` re-reads and checks every image."""
     with open_shard(path) as shard:
-        extra = {k: v for k, v in shard.attrs.items() if k not in RESERVED_ATTRS}
-        rgb = shard.rgb
-        compression = rgb.compression or "none"
-        if rgb.compression_opts is not None:
-            compression = f"{compression}-{rgb.compression_opts}"
-        description: dict[str, Any] = {
-            "path": str(shard.path),
-            "count": len(shard),
-            "split": shard.split,
-            "image_size": shard.image_size,
-            "format": f"{shard.attrs['format']} {shard.attrs['format_version']}",
-            "creator": shard.attrs.get("creator"),
-            "created": shard.attrs.get("created"),
-            "grayscale": shard.attrs.get("grayscale"),
-            "color_space": shard.attrs.get("color_space"),
-            "compression": compression,
-            "file_bytes": shard.path.stat().st_size,
-            "attrs": extra,
-        }
-        if verify:
-            description["duplicates"] = _verify(shard)
-            description["verified"] = True
+        try:
+            extra = {k: v for k, v in shard.attrs.items() if k not in RESERVED_ATTRS}
+            rgb = shard.rgb
+            compression = rgb.compression or "none"
+            if rgb.compression_opts is not None:
+                compression = f"{compression}-{rgb.compression_opts}"
+            description: dict[str, Any] = {
+                "path": str(shard.path),
+                "count": len(shard),
+                "split": shard.split,
+                "image_size": shard.image_size,
+                "format": f"{shard.attrs['format']} {shard.attrs['format_version']}",
+                "creator": shard.attrs.get("creator"),
+                "created": shard.attrs.get("created"),
+                "grayscale": shard.attrs.get("grayscale"),
+                "color_space": shard.attrs.get("color_space"),
+                "compression": compression,
+                "file_bytes": shard.path.stat().st_size,
+                "attrs": extra,
+            }
+            if verify:
+                description["duplicates"] = _verify(shard)
+                description["verified"] = True
+        except _READ_ERRORS as exc:
+            raise ShardError(f"damaged shard: {_first_line(exc)}", shard.path) from exc
     return description
 
 

@@ -1,0 +1,1 @@
+"""Fuzz targets for the photo and shard readers; run them with fuzz/run.py."""
