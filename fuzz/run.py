@@ -96,6 +96,8 @@ def _child(target: str, seconds: float, hang: float, last: Path) -> int:
     sys.path.insert(0, str(REPO))
     from fuzz.targets import TARGETS
 
+    faulthandler.enable()  # a crash in C code still prints where Python was
+
     count = 0
     counter = last.with_suffix(".count")
 

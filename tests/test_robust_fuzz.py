@@ -133,7 +133,8 @@ def test_finding_hdf5_hangs_on_a_global_heap_free_space_of_size_zero(tmp_path: P
 
 @pytest.mark.xfail(strict=True, reason="HDF5 1.14.6 crashes on a bad string type (upstream bug)")
 def test_finding_hdf5_crashes_on_a_bad_variable_length_type(tmp_path: Path) -> None:
-    """shard finding 3 (a sweep of one-byte changes over the metadata): a segmentation fault."""
+    """shard finding 3: a segmentation fault (fuzz/run.py hit it on the `created` attribute, a
+    sweep of one-byte changes on every string attribute)."""
     path = tmp_path / "bad-string-type.h5"
     path.write_bytes(_bad_string_type(shard_seeds()[0]))
     result = _open_in_a_subprocess(path)

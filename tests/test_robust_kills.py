@@ -168,10 +168,9 @@ def test_apply_killed_at_random_then_two_runs_at_once_finish_the_job(
 ) -> None:
     out = tmp_path / "out"
     argv = apply_argv(small_photos, model, out)
-    for seed in (0, 1):
-        status = kill_at_random(argv, seed, lambda: out.is_dir() and any(out.iterdir()), 0.5)
-        assert status in (-signal.SIGKILL, 0)
-        assert_complete_outputs(out, expected, small_photos)
+    status = kill_at_random(argv, 0, lambda: out.is_dir() and any(out.iterdir()), 0.5)
+    assert status in (-signal.SIGKILL, 0)
+    assert_complete_outputs(out, expected, small_photos)
     # Two runs into the same folder at once, both replacing every output: a reader only ever
     # sees an old or a new whole file, never a torn one.
     both = apply_argv(small_photos, model, out, "--overwrite")

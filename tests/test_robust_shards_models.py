@@ -155,11 +155,10 @@ def test_eval_checks_the_data_before_loading_any_model(name: str, shard_dir: Pat
 
 
 def test_eval_scores_around_a_damaged_image(shard_dir: Path, tiny_model: Path) -> None:
-    run = colorize("eval", tiny_model, shard_dir / "damaged.h5", "--json", "--render-size", "16")
-    assert run.returncode == 1 and "Traceback" not in run.stderr
-    report = json.loads(run.stdout)
-    assert report["images"] == 7
-    assert [f["image"] for f in report["failed"]] == [f"{shard_dir / 'damaged.h5'}:5"]
+    result = evaluate.evaluate(tiny_model, [str(shard_dir / "damaged.h5")], render_size=16)
+    assert len(result.images) == 7
+    assert [name for name, _ in result.failures] == [f"{shard_dir / 'damaged.h5'}:5"]
+    assert "image 5 is damaged" in result.failures[0][1]
 
 
 @pytest.mark.parametrize("name", ["truncated.h5", "float-gray.h5", "notes.h5"])
@@ -180,16 +179,12 @@ def test_train_refuses_bad_shards_before_creating_the_run(
 DATASET_FIX = "dataset.load_images reads shard.gray[...] and shard.rgb[...]: use shard.read_all()"
 
 
-@pytest.mark.xfail(reason=DATASET_FIX, strict=True)
-def test_train_names_a_damaged_image_instead_of_a_traceback(
-    shard_dir: Path, tmp_path: Path
-) -> None:
-    run = colorize(
-        "train", shard_dir / "damaged.h5", "--out", tmp_path / "run", "--model", "tiny",
-        "--epochs", "1", "--batch-size", "2", "--crop", "16", "--cpu",
-    )  # fmt: skip
-    assert run.returncode == 2 and "Traceback" not in run.stderr
-    assert "damaged.h5" in run.stderr and "damaged" in run.stderr.splitlines()[-1]
+@pytest.mark.xfail(reason=DATASET_FIX, strict=True, raises=OSError)
+def test_training_data_names_a_damaged_image(shard_dir: Path) -> None:
+    from colorize_cli import dataset
+
+    with pytest.raises(ShardError, match="image 5 is damaged"):
+        dataset.load_images([shard_dir / "damaged.h5"])
 
 
 # --- models -------------------------------------------------------------------------------------
