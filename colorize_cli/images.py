@@ -127,7 +127,7 @@ def read_image_with_info(
 def _decode(
     fp: BinaryIO, name: str, size: int, max_pixels: int | None
 ) -> tuple[np.ndarray, ImageInfo]:
-    # Pillow warns, on stderr, about damaged metadata it skips (found by fuzz/run.py); the
+    # Pillow warns, on stderr, about damaged metadata it skips (seen when fuzzing); the
     # outcome, a photo or an ImageError, is what the caller reports.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
