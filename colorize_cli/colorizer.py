@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     import keras
 
 DEFAULT_MODEL_PATH = Path(__file__).resolve().parent / "weights" / "default.keras"
-# Provisional: issue 5 picks the default by measurement on the dev validation split.
+# Measured on the dev validation split with the bundled model (docs/model-card.md, "Render size").
 DEFAULT_RENDER_SIZE = 256
 DEFAULT_BATCH_SIZE = 8
 # A very long, thin photo is squeezed along its long side rather than rendered this many times

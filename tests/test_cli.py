@@ -278,3 +278,25 @@ def test_info_describes_a_model_without_tensorflow(tiny_model: Path, tmp_path: P
     refused = run("info", str(fake))
     assert refused.returncode == 2
     assert refused.stderr.count("\n") == 1 and "fake.keras" in refused.stderr
+
+
+def test_cli_render_and_batch_defaults_match_the_colorizer() -> None:
+    from colorize_cli import cli, colorizer
+
+    assert (cli.RENDER_SIZE, cli.BATCH_SIZE) == (
+        colorizer.DEFAULT_RENDER_SIZE,
+        colorizer.DEFAULT_BATCH_SIZE,
+    )
+
+
+def test_bundled_model_colorizes_a_real_photo_with_default_settings(photo_dir: Path) -> None:
+    from colorize_cli.colorizer import DEFAULT_MODEL_PATH
+
+    assert DEFAULT_MODEL_PATH.is_file(), "the bundled model is missing"
+    photo = sorted(photo_dir.iterdir())[3]
+    result = run("apply", str(photo), "--format", "png")
+    assert result.returncode == 0, result.stderr
+    with Image.open(Path(result.stdout.strip())) as colour:
+        rgb = np.asarray(colour.convert("RGB"), dtype=int)
+    # A trained model adds colour: the channels are no longer equal everywhere.
+    assert np.mean(np.abs(rgb[..., 0] - rgb[..., 2])) > 1.0
