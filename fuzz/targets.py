@@ -7,7 +7,9 @@ Inputs are seed files (seeds.py) with a few byte-level mutations that hypothesis
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -122,6 +124,7 @@ def shard_target(examples: int, record: Callable[[bytes], None]) -> Callable[[],
     # tmpfs when there is one: every example writes a file.
     parent = "/dev/shm" if os.path.isdir("/dev/shm") else None
     folder = Path(tempfile.mkdtemp(prefix="colorize-fuzz-", dir=parent))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
 
     @settings(**_settings(examples))
     @given(mutated(seeds))
