@@ -18,8 +18,8 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check colorize_cli tests bench scripts
-	$(BIN)/ruff format --check colorize_cli tests bench scripts
+	$(BIN)/ruff check colorize_cli tests bench scripts fuzz
+	$(BIN)/ruff format --check colorize_cli tests bench scripts fuzz
 
 DEV    := ../shared/data/dev
 DEMO   := demo-output
@@ -48,6 +48,10 @@ bench: $(STAMP)
 	$(BIN)/python bench/apply.py --presets small
 	$(BIN)/python bench/compression.py --photos 300 --size 256 --out $(BENCH_OUT)/compression
 	$(BIN)/python bench/startup.py
+
+# Fuzz the photo and shard readers for a bounded time (never part of `make test`).
+fuzz: $(STAMP)
+	$(BIN)/python fuzz/run.py --seconds 60
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache demo-output

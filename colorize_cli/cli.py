@@ -452,6 +452,7 @@ def apply(
     input's own luminance: its grayscale equals the input's.
     """
     from colorize_cli import applying
+    from colorize_cli.images import display_path
     from colorize_cli.progress import RichProgress, console
 
     fmt = None if format is None else format.value
@@ -487,7 +488,10 @@ def apply(
             if outcome.status == "written":
                 typer.echo(str(outcome.output))
             else:
-                console.print(f"{outcome.status}: {outcome.source}: {outcome.reason}", markup=False)
+                source = display_path(outcome.source)
+                console.print(
+                    f"{outcome.status}: {source}: {outcome.reason}", markup=False, soft_wrap=True
+                )
     if counts["failed"]:
         raise typer.Exit(1 if counts["written"] + counts["skipped"] else 2)
 
@@ -528,6 +532,7 @@ def evaluate(
     AuC of the ab error, and colourfulness against the truth's.
     """
     from colorize_cli import evaluate as evaluate_lib
+    from colorize_cli.images import display_path
     from colorize_cli.progress import RichProgress, console
 
     with _errors():
@@ -546,7 +551,7 @@ def evaluate(
         if sheet is not None:
             result.write_sheet(sheet)
     for name, reason in result.failures:
-        console.print(f"failed: {name}: {reason}", markup=False)
+        console.print(f"failed: {display_path(name)}: {reason}", markup=False, soft_wrap=True)
     _print_eval_table(result)
     if as_json:
         typer.echo(json.dumps(result.to_json()))

@@ -71,8 +71,9 @@ def load_images(shard_paths: Sequence[str | PathLike[str]]) -> ImageSet:
                     f"{sizes[min(sizes)]}; train on shards of one size",
                     path,
                 )
-            grays.append(shard.gray[...])
-            rgbs.append(shard.rgb[...])
+            gray, rgb = shard.read_all()
+            grays.append(gray)
+            rgbs.append(rgb)
     if not grays:
         raise ShardError("the shards hold no images", shard_paths[0])
     if len(grays) == 1:  # spares a copy of the whole set

@@ -215,22 +215,12 @@ def test_eval_refuses_a_named_photo_that_does_not_exist(corpus: Path, tiny_model
     assert run.lines == [f"error: {corpus / MISSING}: no such file or directory"]
 
 
-CLI_ONE_LINE_FIX = (
-    "cli.py prints apply/eval outcomes with console.print(...) without soft_wrap=True (rich "
-    "wraps at 80 columns off a terminal) and with the raw name (a newline splits the line)"
-)
-
-
 @pytest.mark.parametrize(
     ("command", "prefix"),
     [
         ("prepare", "skipped"),
-        pytest.param(
-            "apply", "failed:", marks=pytest.mark.xfail(reason=CLI_ONE_LINE_FIX, strict=True)
-        ),
-        pytest.param(
-            "eval", "failed:", marks=pytest.mark.xfail(reason=CLI_ONE_LINE_FIX, strict=True)
-        ),
+        ("apply", "failed:"),
+        ("eval", "failed:"),
     ],
 )
 def test_every_skipped_file_is_named_on_one_line(

@@ -176,10 +176,6 @@ def test_train_refuses_bad_shards_before_creating_the_run(
     assert not out.exists()
 
 
-DATASET_FIX = "dataset.load_images reads shard.gray[...] and shard.rgb[...]: use shard.read_all()"
-
-
-@pytest.mark.xfail(reason=DATASET_FIX, strict=True, raises=OSError)
 def test_training_data_names_a_damaged_image(shard_dir: Path) -> None:
     from colorize_cli import dataset
 
