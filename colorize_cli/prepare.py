@@ -17,6 +17,7 @@ import os
 import re
 import signal
 import sys
+import threading
 import time
 from collections import deque
 from collections.abc import Iterator, Sequence
@@ -425,9 +426,11 @@ def _run(
 ) -> None:
     seen: set[str] = set()
     kept = 0
-    with _Decoders(paths, plan, jobs) as outcomes:
+    with _Decoders(paths, plan, jobs) as outcomes, _ctrl_c_between_photos() as stop:
         progress.start("prepare", total=len(paths), unit="photos")
         for path, outcome in outcomes:
+            if stop:
+                raise KeyboardInterrupt
             if outcome.kind == "skip":
                 report.skipped.append((str(path), outcome.reason))
                 progress.log(f"skipped {images.display_path(path)}: {outcome.reason}")
@@ -444,6 +447,24 @@ def _run(
                 split.add(outcome.gray, outcome.rgb, str(path), outcome.sha256)
                 kept += 1
             progress.advance(1, kept=kept, skipped=len(report.skipped))
+
+
+@contextlib.contextmanager
+def _ctrl_c_between_photos() -> Iterator[list[int]]:
+    """Ctrl-C lands between two photos (the list becomes non-empty), never inside HDF5 or Pillow.
+
+    A KeyboardInterrupt raised inside a C callback can be swallowed ("Exception ignored"), and
+    the run would go on as if nothing happened. Off the main thread the default handling stays.
+    """
+    caught: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield caught
+        return
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield caught
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _summary(report: PrepareReport) -> str:
