@@ -17,7 +17,6 @@ import numpy as np
 import pytest
 from test_robust_corpus import (
     CASES,
-    ODD_BAD_NAME,
     PHOTO_OF,
     PROCESSED,
     Case,
@@ -178,10 +177,8 @@ def test_apply_outcome(case: Case, corpus: Path, applied: tuple[Run, Path]) -> N
         np.testing.assert_array_equal(color.grayscale(images.read_image(output)), source_gray)
         return
     assert not output.exists()
-    if case.name == ODD_BAD_NAME:
-        pytest.skip("raw name on stderr: see test_every_skipped_file_is_named_on_one_line")
     flat = _flat(run.stderr)
-    start = flat.index(f"failed: {photo(case, corpus)}: ")
+    start = flat.index(f"failed: {images.display_path(photo(case, corpus))}: ")
     assert outcome in flat[start:].split(" failed: ")[0]
 
 
