@@ -173,9 +173,9 @@ def apply(
     failures: list[Outcome] = []
     photos = _read_photos(jobs, options.max_pixels, failures)
     written = 0
-    for (job, exif), rgb in colorizer.colorize_many(photos):
+    for (job, info), rgb in colorizer.colorize_many(photos):
         yield from _drain(failures, progress)
-        outcome = _write(job, rgb, exif, options)
+        outcome = _write(job, rgb, info, options)
         written += outcome.status == "written"
         progress.advance(1)
         yield outcome
@@ -185,15 +185,15 @@ def apply(
 
 def _read_photos(
     jobs: Iterable[Job], max_pixels: int | None, failures: list[Outcome]
-) -> Iterator[tuple[tuple[Job, bytes | None], np.ndarray]]:
-    """(job, exif) tagged photos for `colorize_many`; unreadable ones land in `failures`."""
+) -> Iterator[tuple[tuple[Job, images.ImageInfo], np.ndarray]]:
+    """(job, info) tagged photos for `colorize_many`; unreadable ones land in `failures`."""
     for job in jobs:
         try:
             rgb, info = images.read_image_with_info(job.source, max_pixels)
         except ImageError as exc:
             failures.append(Outcome(str(job.source), job.output, "failed", exc.reason))
             continue
-        yield (job, info.exif), rgb
+        yield (job, info), rgb
 
 
 def _drain(failures: list[Outcome], progress: ProgressSink) -> Iterator[Outcome]:
@@ -202,10 +202,12 @@ def _drain(failures: list[Outcome], progress: ProgressSink) -> Iterator[Outcome]
         yield failures.pop(0)
 
 
-def _write(job: Job, rgb: np.ndarray, exif: bytes | None, options: ApplyOptions) -> Outcome:
+def _write(job: Job, rgb: np.ndarray, info: images.ImageInfo, options: ApplyOptions) -> Outcome:
     try:
         job.output.parent.mkdir(parents=True, exist_ok=True)
-        images.write_image(job.output, rgb, options.format, options.quality, exif)
+        images.write_image(
+            job.output, rgb, options.format, options.quality, info.exif, info.icc_converted
+        )
     except OSError as exc:
         return Outcome(str(job.source), job.output, "failed", f"cannot write: {exc.strerror}")
     except ColorizeError as exc:
@@ -224,7 +226,8 @@ def colorize_bytes(
     """One encoded photo in, the colorized photo encoded out (`colorize apply - -o -`).
 
     The output format is `format`, else the input's own when it can be written, else PNG; EXIF is
-    carried over. Errors are ImageError named `name`.
+    carried over, and a photo that came with an ICC profile leaves tagged sRGB. Errors are
+    ImageError named `name`.
     """
     rgb, info = images.read_image_with_info(data, max_pixels, name=name)
     if format is None:
@@ -232,4 +235,6 @@ def colorize_bytes(
             format = images.output_format(name, info.format)
         except ImageError:
             format = FALLBACK_FORMAT
-    return images.encode_image(colorizer.colorize(rgb), format, quality, info.exif)
+    return images.encode_image(
+        colorizer.colorize(rgb), format, quality, info.exif, info.icc_converted
+    )

@@ -310,11 +310,17 @@ def _write_format(name: str) -> str:
 
 
 def encode_image(
-    rgb: np.ndarray, format: str, quality: int = 95, exif: bytes | None = None
+    rgb: np.ndarray,
+    format: str,
+    quality: int = 95,
+    exif: bytes | None = None,
+    srgb_profile: bool = False,
 ) -> bytes:
     """Encode an (H, W, 3) uint8 sRGB array as `format` ("png", "jpg", "JPEG", ...).
 
     JPEG keeps full chroma resolution (4:4:4) at quality >= 90: colour edges are what we make.
+    `srgb_profile` embeds an sRGB ICC profile: the pixels are sRGB, so a photo that came with a
+    profile (converted to sRGB when read) leaves tagged with the profile that now describes it.
     """
     pil_format = _write_format(format)
     if not 1 <= quality <= 100:
@@ -331,6 +337,8 @@ def encode_image(
         options = {"compression": "tiff_deflate"}
     if exif and pil_format != "BMP":
         options["exif"] = exif
+    if srgb_profile and pil_format != "BMP":
+        options["icc_profile"] = _srgb_profile_bytes()
     buffer = io.BytesIO()
     try:
         Image.fromarray(np.ascontiguousarray(rgb)).save(buffer, format=pil_format, **options)
@@ -339,17 +347,23 @@ def encode_image(
     return buffer.getvalue()
 
 
+@functools.cache
+def _srgb_profile_bytes() -> bytes:
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+
+
 def write_image(
     path: str | os.PathLike[str],
     rgb: np.ndarray,
     format: str | None = None,
     quality: int = 95,
     exif: bytes | None = None,
+    srgb_profile: bool = False,
 ) -> None:
     """Encode and write a photo atomically: readers see the old file or the whole new one."""
     pil_format = output_format(path, format)
     try:
-        data = encode_image(rgb, pil_format, quality, exif)
+        data = encode_image(rgb, pil_format, quality, exif, srgb_profile)
     except ImageError as exc:
         raise ImageError(exc.reason, path) from exc
     target = Path(path)

@@ -173,3 +173,30 @@ def test_colorize_bytes_streams_one_photo(photos: Path, loaded: Colorizer) -> No
     )
     same_format = Image.open(io.BytesIO(applying.colorize_bytes(data, loaded)))
     assert same_format.format == "JPEG" and same_format.getexif()[ARTIST] == "colorize test"
+
+
+def test_outputs_of_profiled_photos_are_tagged_srgb(
+    tmp_path: Path, model_path: Path, loaded: Colorizer
+) -> None:
+    from conftest import DEV_DIR
+    from PIL import ImageCms
+
+    profiled = next(
+        p for p in sorted(DEV_DIR.glob("*.jpg")) if Image.open(p).info.get("icc_profile")
+    )
+    plain = next(
+        p for p in sorted(DEV_DIR.glob("*.jpg")) if not Image.open(p).info.get("icc_profile")
+    )
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for photo in (profiled, plain):
+        shutil.copy(photo, folder / photo.name)
+    outcomes = list(
+        applying.apply(ApplyOptions([str(folder)], out_dir=tmp_path / "out"), colorizer=loaded)
+    )
+    written = {Path(o.source).name: o.output for o in outcomes if o.status == "written"}
+    with Image.open(written[profiled.name]) as tagged:
+        profile = ImageCms.ImageCmsProfile(io.BytesIO(tagged.info["icc_profile"]))
+        assert "sRGB" in ImageCms.getProfileDescription(profile)
+    with Image.open(written[plain.name]) as untagged:
+        assert "icc_profile" not in untagged.info
