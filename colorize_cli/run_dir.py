@@ -4,7 +4,8 @@ RUN/config.json      every setting and the shards' provenance (what `--resume` r
 RUN/metrics.jsonl    one JSON line per finished epoch
 RUN/samples/         epoch-NNN.png: gray | generated | truth, one row per validation photo
 RUN/checkpoints/     tf.train.CheckpointManager's files (both networks, optimizers, position)
-RUN/model.keras      the generator alone, what `colorize apply` and `eval` load
+RUN/model.keras      the generator alone after the last epoch, what `colorize apply` and `eval` load
+RUN/best.keras       the generator after the epoch with the lowest validation L1 on a*b* so far
 RUN/tensorboard/     event files, with --tensorboard
 """
 
@@ -27,6 +28,7 @@ METRICS = "metrics.jsonl"
 SAMPLES = "samples"
 CHECKPOINTS = "checkpoints"
 MODEL = "model.keras"
+BEST = "best.keras"
 TENSORBOARD = "tensorboard"
 
 

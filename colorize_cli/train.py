@@ -353,8 +353,12 @@ class _Run:
             files.write_samples(
                 samples_path, validation.gray, validation.generated, validation.truth
             )
+        earlier = [r["val_l1_ab"] for r in files.read_metrics(self.run_dir) if "val_l1_ab" in r]
         files.append_metrics(self.run_dir, record)
-        self._export_generator()
+        self._export_generator(files.MODEL)
+        # Derived from metrics.jsonl, so a resumed run keeps comparing with the epochs before it.
+        if not earlier or record["val_l1_ab"] < min(earlier):
+            self._export_generator(files.BEST)
         if writer is not None:
             with writer.as_default(step=self.step):
                 for name, value in record.items():
@@ -372,13 +376,13 @@ class _Run:
         )
         return record
 
-    def _export_generator(self) -> None:
-        """model.keras in float32 whatever the training precision, so the CPU can run it."""
+    def _export_generator(self, name: str) -> None:
+        """RUN/name in float32 whatever the training precision, so the CPU can run it."""
         generator = self.generator
         if self.config.precision != "float32":
             generator = build_generator(self.model_config)
             generator.set_weights(self.generator.get_weights())
-        files.save_model(generator, self.run_dir / files.MODEL)
+        files.save_model(generator, self.run_dir / name)
 
 
 def _load_init(generator: Any, path: Path, config: TrainConfig) -> None:
