@@ -340,8 +340,9 @@ def train(
 ) -> None:
     """Train a colorization GAN on shards; print the trained model's path on stdout.
 
-    The run directory holds config.json, metrics.jsonl, samples/, checkpoints/ and model.keras.
-    Ctrl-C saves a checkpoint and exits 130; **colorize train --resume RUN** continues it.
+    The run directory holds config.json, metrics.jsonl, samples/, checkpoints/, model.keras (last
+    epoch) and best.keras (lowest validation error). Ctrl-C saves a checkpoint and exits 130;
+    **colorize train --resume RUN** continues it.
     """
     with _errors():
         if recipe not in RECIPE_NAMES:
