@@ -27,3 +27,13 @@ def photo_dir(tmp_path: Path) -> Path:
     for photo in dev_photos(8):
         shutil.copy(photo, folder / photo.name)
     return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An untrained `tiny` generator saved as .keras (it predicts no colour: the gray)."""
+    from colorize_cli.models import build_generator, model_config
+
+    path = tmp_path_factory.mktemp("model") / "tiny.keras"
+    build_generator(model_config("tiny")).save(path)
+    return path

@@ -21,17 +21,8 @@ ARTIST = 0x013B
 
 
 @pytest.fixture(scope="module")
-def model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from colorize_cli.models import build_generator, model_config
-
-    path = tmp_path_factory.mktemp("model") / "tiny.keras"
-    build_generator(model_config("tiny")).save(path)
-    return path
-
-
-@pytest.fixture(scope="module")
-def loaded(model_path: Path) -> Colorizer:
-    return Colorizer(model_path, render_size=64, batch_size=2)
+def loaded(tiny_model: Path) -> Colorizer:
+    return Colorizer(tiny_model, render_size=64, batch_size=2)
 
 
 @pytest.fixture
@@ -175,9 +166,7 @@ def test_colorize_bytes_streams_one_photo(photos: Path, loaded: Colorizer) -> No
     assert same_format.format == "JPEG" and same_format.getexif()[ARTIST] == "colorize test"
 
 
-def test_outputs_of_profiled_photos_are_tagged_srgb(
-    tmp_path: Path, model_path: Path, loaded: Colorizer
-) -> None:
+def test_outputs_of_profiled_photos_are_tagged_srgb(tmp_path: Path, loaded: Colorizer) -> None:
     from conftest import DEV_DIR
     from PIL import ImageCms
 

@@ -185,15 +185,6 @@ def test_prepare_refuses_to_overwrite_without_flag(photo_dir: Path, tmp_path: Pa
     assert run(*args, "--overwrite").returncode == 0
 
 
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from colorize_cli.models import build_generator, model_config
-
-    path = tmp_path_factory.mktemp("model") / "tiny.keras"
-    build_generator(model_config("tiny")).save(path)
-    return path
-
-
 def test_apply_writes_beside_the_photo_and_keeps_its_gray(
     photo_dir: Path, tiny_model: Path
 ) -> None:

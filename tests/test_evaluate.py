@@ -37,12 +37,8 @@ def val_shard(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory: pytest.TempPathFactory) -> Colorizer:
-    from colorize_cli.models import build_generator, model_config
-
-    path = tmp_path_factory.mktemp("model") / "tiny.keras"
-    build_generator(model_config("tiny")).save(path)
-    return Colorizer(path, render_size=SIZE, batch_size=3)
+def tiny(tiny_model: Path) -> Colorizer:
+    return Colorizer(tiny_model, render_size=SIZE, batch_size=3)
 
 
 @pytest.fixture(scope="module")

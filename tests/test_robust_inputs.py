@@ -76,15 +76,6 @@ def processed(corpus: Path) -> list[Case]:
 
 
 @pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from colorize_cli.models import build_generator, model_config
-
-    path = tmp_path_factory.mktemp("model") / "tiny.keras"
-    build_generator(model_config("tiny")).save(path)
-    return path
-
-
-@pytest.fixture(scope="module")
 def prepared(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Run, Path]:
     out = tmp_path_factory.mktemp("prepared")
     run = colorize(

@@ -127,28 +127,27 @@ def small_photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from colorize_cli.models import build_generator, model_config
-
-    path = tmp_path_factory.mktemp("model") / "tiny.keras"
-    build_generator(model_config("tiny")).save(path)
-    return path
-
-
-@pytest.fixture(scope="module")
-def expected(small_photos: Path, model: Path) -> dict[str, np.ndarray]:
+def expected(small_photos: Path, tiny_model: Path) -> dict[str, np.ndarray]:
     """What an uninterrupted `apply` writes for each photo (same colorizer and batch size)."""
     from colorize_cli.colorizer import Colorizer
 
-    colorizer = Colorizer(model, render_size=64)
+    colorizer = Colorizer(tiny_model, render_size=64)
     paths = sorted(small_photos.iterdir())
     tagged = ((path.name, images.read_image(path)) for path in paths)
     return dict(colorizer.colorize_many(tagged))
 
 
-def apply_argv(small_photos: Path, model: Path, out: Path, *extra: str) -> list[str]:
+def apply_argv(small_photos: Path, tiny_model: Path, out: Path, *extra: str) -> list[str]:
     return command(
-        "apply", small_photos, "--out-dir", out, "--model", model, "--render-size", "64", *extra
+        "apply",
+        small_photos,
+        "--out-dir",
+        out,
+        "--model",
+        tiny_model,
+        "--render-size",
+        "64",
+        *extra,
     )
 
 
@@ -164,16 +163,16 @@ def assert_complete_outputs(out: Path, expected: dict[str, np.ndarray], small_ph
 
 
 def test_apply_killed_at_random_then_two_runs_at_once_finish_the_job(
-    small_photos: Path, model: Path, expected: dict[str, np.ndarray], tmp_path: Path
+    small_photos: Path, tiny_model: Path, expected: dict[str, np.ndarray], tmp_path: Path
 ) -> None:
     out = tmp_path / "out"
-    argv = apply_argv(small_photos, model, out)
+    argv = apply_argv(small_photos, tiny_model, out)
     status = kill_at_random(argv, 0, lambda: out.is_dir() and any(out.iterdir()), 0.5)
     assert status in (-signal.SIGKILL, 0)
     assert_complete_outputs(out, expected, small_photos)
     # Two runs into the same folder at once, both replacing every output: a reader only ever
     # sees an old or a new whole file, never a torn one.
-    both = apply_argv(small_photos, model, out, "--overwrite")
+    both = apply_argv(small_photos, tiny_model, out, "--overwrite")
     runs = [subprocess.Popen(both, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in "ab"]
     for run in runs:
         _, stderr = run.communicate(timeout=300)
@@ -183,12 +182,12 @@ def test_apply_killed_at_random_then_two_runs_at_once_finish_the_job(
 
 
 def test_apply_on_a_full_disk_fails_each_photo_and_leaves_nothing(
-    small_photos: Path, model: Path, tmp_path: Path
+    small_photos: Path, tiny_model: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "out"
     out.mkdir()
     run = subprocess.run(
-        apply_argv(small_photos, model, out),
+        apply_argv(small_photos, tiny_model, out),
         capture_output=True,
         text=True,
         timeout=300,

@@ -186,15 +186,6 @@ def test_training_data_names_a_damaged_image(shard_dir: Path) -> None:
 # --- models -------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from colorize_cli.models import build_generator, model_config
-
-    path = tmp_path_factory.mktemp("model") / "tiny.keras"
-    build_generator(model_config("tiny")).save(path)
-    return path
-
-
 def _with_config(source: Path, target: Path, change: Callable[[dict], None]) -> Path:
     """A copy of a .keras file whose config.json was edited by `change`."""
     with zipfile.ZipFile(source) as archive:
