@@ -291,3 +291,12 @@ def test_bundled_model_colorizes_a_real_photo_with_default_settings(photo_dir: P
         rgb = np.asarray(colour.convert("RGB"), dtype=int)
     # A trained model adds colour: the channels are no longer equal everywhere.
     assert np.mean(np.abs(rgb[..., 0] - rgb[..., 2])) > 1.0
+
+
+def test_cli_train_choices_match_the_library() -> None:
+    # cli.py lists them itself so that `colorize --help` loads no TensorFlow.
+    from colorize_cli import cli, models, train
+
+    assert [p.value for p in cli.ModelPreset] == list(models.PRESETS)
+    assert train.TrainConfig.epochs == cli.DEFAULT_EPOCHS
+    assert [p.value for p in cli.Precision] == list(train.PRECISIONS)
