@@ -14,12 +14,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from colorize_cli import __version__
 from colorize_cli.errors import ColorizeError, UsageError
+
+if TYPE_CHECKING:
+    from colorize_cli.evaluate import EvalResult
 
 app = typer.Typer(
     name="colorize",
@@ -560,7 +563,7 @@ def evaluate(
         raise typer.Exit(1)
 
 
-def _print_eval_table(result) -> None:  # noqa: ANN001 - evaluate.EvalResult, imported lazily
+def _print_eval_table(result: EvalResult) -> None:
     from rich.table import Table
 
     from colorize_cli.evaluate import METRICS
