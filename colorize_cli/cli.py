@@ -269,7 +269,7 @@ class Precision(StrEnum):
 
 # Listed here rather than imported from recipes.py, which would load TF for --help; a test keeps
 # this list equal to recipes.RECIPES.
-RECIPE_NAMES = ("pix2pix", "l1-warmup", "paper")  # in recipes.RECIPES order
+RECIPE_NAMES = ("pix2pix", "l1-warmup", "rebalanced", "paper")  # in recipes.RECIPES order
 DEFAULT_RECIPE = "l1-warmup"
 DEFAULT_EPOCHS = 10
 

@@ -7,11 +7,14 @@ recipes (e.g. for `--help`) stays cheap.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Literal
+
+import numpy as np
 
 from colorize_cli.errors import UsageError
 from colorize_cli.models import AB_SCALE, OUTPUTS
+from colorize_cli.rebalance import ab_histogram, rebalancing_weights, tf_bin_index
 from colorize_cli.tf_setup import import_tf
 
 if TYPE_CHECKING:
@@ -30,7 +33,9 @@ class Recipe:
     in pix2pix. The adversarial weight is 0 before `adversarial_start_step`, `adversarial_weight`
     from it on; `adversarial_start_fraction` places that step at a share of the run (`for_run`).
     The discriminator learns towards `real_label` / `fake_label` (soft labels when not 1 / 0); the
-    generator always aims its fakes at label 1.
+    generator always aims its fakes at label 1. With `rebalance` (the uniform mix of
+    `rebalance.rebalancing_weights`, ab output only) each pixel's reconstruction error is weighted
+    by the rarity of its true colour in the training photos, which `for_data` measures.
     """
 
     name: str
@@ -46,6 +51,8 @@ class Recipe:
     adversarial_start_fraction: float = 0.0
     real_label: float = 1.0
     fake_label: float = 0.0
+    rebalance: float | None = None
+    colour_weights: tuple[float, ...] | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.output not in OUTPUTS:
@@ -53,6 +60,8 @@ class Recipe:
         if self.reconstruction not in RECONSTRUCTIONS:
             choices = ", ".join(RECONSTRUCTIONS)
             raise UsageError(f"recipe {self.name!r}: reconstruction must be one of {choices}")
+        if self.rebalance is not None and self.output != "ab":
+            raise UsageError(f"recipe {self.name!r}: rebalancing needs the ab output")
 
     def for_run(self, total_steps: int) -> Recipe:
         """This recipe for a run of `total_steps`: a start fraction becomes a start step."""
@@ -60,6 +69,13 @@ class Recipe:
             return self
         start = round(self.adversarial_start_fraction * total_steps)
         return replace(self, adversarial_start_step=max(self.adversarial_start_step, start))
+
+    def for_data(self, rgb: np.ndarray) -> Recipe:
+        """This recipe for training photos `rgb` (N, H, W, 3) uint8: measures the colour weights."""
+        if self.rebalance is None:
+            return self
+        weights = rebalancing_weights(ab_histogram(rgb), self.rebalance)
+        return replace(self, colour_weights=tuple(float(w) for w in weights))
 
     @property
     def error_scale(self) -> float:
@@ -86,11 +102,15 @@ class Recipe:
         """
         tf = import_tf()
 
-        error = (tf.cast(fake, tf.float32) - tf.cast(real, tf.float32)) * self.error_scale
-        if self.reconstruction == "l1":
-            reconstruction = tf.reduce_mean(tf.abs(error))
-        else:
-            reconstruction = tf.reduce_mean(tf.square(error))
+        real = tf.cast(real, tf.float32)
+        error = (tf.cast(fake, tf.float32) - real) * self.error_scale
+        error = tf.abs(error) if self.reconstruction == "l1" else tf.square(error)
+        if self.rebalance is not None:
+            if self.colour_weights is None:
+                raise RuntimeError(f"recipe {self.name!r} needs for_data() before its losses")
+            weights = tf.gather(tf.constant(self.colour_weights), tf_bin_index(real))
+            error = error * weights[..., None]
+        reconstruction = tf.reduce_mean(error)
         adversarial = _bce_from_logits(1.0, fake_logits)
         total = (
             self.reconstruction_weight * reconstruction
@@ -147,6 +167,19 @@ RECIPES: dict[str, Recipe] = {
         beta_1=0.5,
         adversarial_weight=0.3,
         adversarial_start_fraction=0.6,
+    ),
+    "rebalanced": Recipe(
+        name="rebalanced",
+        description="l1-warmup with class-rebalanced L1 (Zhang et al. 2016): each pixel's error "
+        "weighted by the rarity of its true a*b* in the training photos (uniform mix 0.5), "
+        "against desaturation.",
+        output="ab",
+        conditional_discriminator=True,
+        learning_rate=2e-4,
+        beta_1=0.5,
+        adversarial_weight=0.3,
+        adversarial_start_fraction=0.6,
+        rebalance=0.5,
     ),
     "paper": Recipe(
         name="paper",

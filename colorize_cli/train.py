@@ -157,7 +157,9 @@ class _Run:
         self.steps_per_epoch = config.steps_per_epoch or self.data.batches_per_epoch(
             config.batch_size
         )
-        self.recipe = self.recipe.for_run(self.steps_per_epoch * config.epochs)
+        self.recipe = self.recipe.for_run(self.steps_per_epoch * config.epochs).for_data(
+            self.data.train.rgb
+        )
         if config.batch_size % self.strategy.num_replicas_in_sync:
             raise UsageError(
                 f"--batch-size {config.batch_size} must divide evenly among the "

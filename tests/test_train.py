@@ -23,6 +23,7 @@ from colorize_cli import run_dir, train
 from colorize_cli.devices import parse_devices
 from colorize_cli.errors import ModelError, TrainingError, UsageError
 from colorize_cli.progress import NullProgress
+from colorize_cli.rebalance import ab_histogram, rebalancing_weights
 from colorize_cli.recipes import get_recipe
 
 
@@ -193,6 +194,16 @@ def test_the_paper_recipe_trains_an_rgb_generator(shards: Path, tmp_path: Path) 
     result = train.train(settings(shards, tmp_path / "run", recipe="paper", epochs=1))
     assert result.generator.output_shape[-1] == 3
     assert np.isfinite(result.metrics["loss_mse"]) and np.isfinite(result.metrics["val_psnr"])
+
+
+def test_the_rebalanced_recipe_weighs_colours_from_the_training_photos(
+    shards: Path, tmp_path: Path
+) -> None:
+    run = train._Run(settings(shards, tmp_path / "run", recipe="rebalanced"), None, NullProgress())
+    expected = rebalancing_weights(ab_histogram(run.data.train.rgb), 0.5)
+    np.testing.assert_array_equal(np.asarray(run.recipe.colour_weights, np.float32), expected)
+    result = run.fit()
+    assert np.isfinite(result.metrics["loss_l1"]) and np.isfinite(result.metrics["val_l1_ab"])
 
 
 def test_init_fine_tunes_from_a_trained_generator(shards: Path, tmp_path: Path) -> None:
