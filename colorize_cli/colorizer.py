@@ -7,10 +7,12 @@ when a model is loaded, never at import time.
 
 from __future__ import annotations
 
+import os
 import re
 import time
 import zipfile
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -34,8 +36,10 @@ MAX_ASPECT = 4
 # Photos in one batch hold at most this many pixels together (a bigger photo goes alone), so a
 # batch of large photos cannot exhaust memory.
 BATCH_PIXEL_BUDGET = 16 * 2**20
-# The full-resolution recombination runs over bands of about this many pixels.
-_BAND_PIXELS = 2**20
+# The full-resolution recombination runs over bands of about this many pixels, one band per core
+# at a time (numpy releases the GIL in its array loops, so threads share the bands' work).
+_BAND_PIXELS = 2**18
+_THREADS = max(1, min(os.cpu_count() or 1, 8))
 
 T = TypeVar("T")
 
@@ -279,10 +283,9 @@ def recombine(gray: np.ndarray, ab: np.ndarray) -> np.ndarray:
     ab_wide = ab[:, low] * (1 - weight[:, None]) + ab[:, high] * weight[:, None]
     rows_low, rows_high, rows_weight = _linear_taps(ab.shape[0], height)
     out = np.empty((height, width, 3), np.uint8)
-    band = max(1, _BAND_PIXELS // width)
-    for top in range(0, height, band):
-        rows = slice(top, min(top + band, height))
-        lab = np.empty((rows.stop - top, width, 3), np.float32)
+
+    def fill(rows: slice) -> None:
+        lab = np.empty((rows.stop - rows.start, width, 3), np.float32)
         lab[..., 0] = color.gray_to_lightness(gray[rows])
         # In place from here on: these are the largest temporaries of a big photo.
         below, above = ab_wide[rows_low[rows]], ab_wide[rows_high[rows]]
@@ -294,4 +297,13 @@ def recombine(gray: np.ndarray, ab: np.ndarray) -> np.ndarray:
         srgb *= 255
         srgb += 0.5  # rounds on the cast: the values are clipped into [0, 255]
         out[rows] = color.keep_luminance(srgb.astype(np.uint8), gray[rows])
+
+    band = max(1, _BAND_PIXELS // width)
+    bands = [slice(top, min(top + band, height)) for top in range(0, height, band)]
+    if len(bands) == 1 or _THREADS == 1:
+        for rows in bands:
+            fill(rows)
+    else:
+        with ThreadPoolExecutor(_THREADS) as pool:
+            list(pool.map(fill, bands))  # list() re-raises a band's exception here
     return out

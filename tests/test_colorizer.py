@@ -182,12 +182,15 @@ def test_the_project_tiny_generator_runs_on_a_photo(models_dir: Path) -> None:
     assert tiny.network_seconds > 0
 
 
-def test_recombine_in_bands_equals_one_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_recombine_in_bands_on_threads_equals_one_pass(monkeypatch: pytest.MonkeyPatch) -> None:
     gray = color.grayscale(_photo())
     ab = np.random.default_rng(1).normal(0, 40, (40, 60, 2)).astype(np.float32)
+    monkeypatch.setattr(colorizer, "_BAND_PIXELS", gray.size)
     whole = colorizer.recombine(gray, ab)
     monkeypatch.setattr(colorizer, "_BAND_PIXELS", 5000)
-    assert np.array_equal(colorizer.recombine(gray, ab), whole)
+    for threads in (1, 3):
+        monkeypatch.setattr(colorizer, "_THREADS", threads)
+        assert np.array_equal(colorizer.recombine(gray, ab), whole)
 
 
 def test_refuses_arrays_that_are_not_photos(wild: colorizer.Colorizer) -> None:
