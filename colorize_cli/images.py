@@ -270,7 +270,8 @@ def _to_srgb(im: Image.Image, icc: bytes | None) -> tuple[Image.Image, bool, str
     elif im.mode not in _ICC_SPACE_FOR_MODE:
         im = im.convert("RGB")
     if not icc:
-        return im.convert("RGB"), False, None
+        # convert() copies even an RGB photo; the caller copies the pixels out anyway.
+        return (im if im.mode == "RGB" else im.convert("RGB")), False, None
     try:
         converted = ImageCms.applyTransform(im, _transform_to_srgb(icc, im.mode))
     except (OSError, ValueError, TypeError, ImageCms.PyCMSError) as exc:
