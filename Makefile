@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test lint demo bench fuzz clean
+.PHONY: install test lint demo bench bench-env fuzz clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -41,10 +41,22 @@ demo: $(STAMP)
 
 # Benchmarks (minutes; never part of `make test`). Each prints a Markdown table for docs/.
 BENCH_OUT := /tmp/colorize-bench
-bench: $(STAMP)
+TORCH_VENV := bench/.venv-torch
+# The PyTorch peer's own environment: the CPU wheel only (a plain `torch` would pull a CUDA build).
+$(TORCH_VENV)/.installed:
+	$(PYTHON) -m venv $(TORCH_VENV) || python3 -m venv $(TORCH_VENV)
+	$(TORCH_VENV)/bin/python -m pip install --quiet torch==2.13.0 numpy
+	touch $@
+
+bench-env: $(TORCH_VENV)/.installed
+
+# Every stage against this machine's ceilings (matmul peak, a bare decode loop, PyTorch): minutes.
+bench: $(STAMP) bench-env
 	mkdir -p $(BENCH_OUT)
 	$(BIN)/colorize prepare $(DEV) $(BENCH_OUT)/dev.h5 --size 144 --overwrite > /dev/null
 	$(BIN)/python bench/train_step.py --presets tiny small --shards $(BENCH_OUT)/dev.h5
+	$(BIN)/python bench/torch_peer.py --presets tiny small
+	$(BIN)/python bench/prepare.py --rounds 3
 	$(BIN)/python bench/apply.py --presets small
 	$(BIN)/python bench/compression.py --photos 300 --size 256 --out $(BENCH_OUT)/compression
 	$(BIN)/python bench/startup.py
@@ -54,5 +66,5 @@ fuzz: $(STAMP)
 	$(BIN)/python fuzz/run.py --seconds 60
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache demo-output
+	rm -rf $(VENV) $(TORCH_VENV) build *.egg-info .pytest_cache .ruff_cache demo-output
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
