@@ -302,6 +302,14 @@ def train(
         int, typer.Option(help="Random square crop, in pixels (a multiple of the model's stride).")
     ] = 128,
     lr: Annotated[float | None, typer.Option(help="Learning rate (default: the recipe's).")] = None,
+    rebalance: Annotated[
+        float | None,
+        typer.Option(
+            help="Favour rare colours: weight each pixel's L1 by its colour's rarity, mixed with "
+            "uniform weights in this share (0: full inverse frequency, 1: none; default: the "
+            "recipe's, 0.5 for `rebalanced`, none for the others). a*b* recipes only.",
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed of weights, data order and crops.")] = 0,
     model: Annotated[ModelPreset, typer.Option(help="Network size (docs/models.md).")] = (
         ModelPreset.small
@@ -370,6 +378,7 @@ def train(
                 batch_size=batch_size,
                 crop=crop,
                 lr=lr,
+                rebalance=rebalance,
                 seed=seed,
                 model=model.value,
                 recipe=recipe,

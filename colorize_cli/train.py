@@ -51,6 +51,7 @@ class TrainConfig:
     batch_size: int = 16
     crop: int = 128
     lr: float | None = None  # None: the recipe's
+    rebalance: float | None = None  # None: the recipe's (recipes.Recipe.rebalance)
     seed: int = 0
     model: str = "small"
     recipe: str = DEFAULT_RECIPE
@@ -124,6 +125,10 @@ def _check(config: TrainConfig, stride: int) -> None:
             f"--steps-per-epoch must be at least 1, got {config.steps_per_epoch}",
         ),
         (config.lr is None or config.lr > 0, f"--lr must be positive, got {config.lr}"),
+        (
+            config.rebalance is None or 0.0 <= config.rebalance <= 1.0,
+            f"--rebalance must be between 0 and 1, got {config.rebalance}",
+        ),
         (config.checkpoint_every >= 0, "--checkpoint-every must be 0 (epoch ends) or more"),
         (config.keep_checkpoints >= 1, "--keep-checkpoints must be at least 1"),
         (config.samples >= 0, "--samples must be 0 or more"),
@@ -146,6 +151,8 @@ class _Run:
         self.progress = progress
         self.run_dir = Path(config.out)
         self.recipe = get_recipe(config.recipe)
+        if config.rebalance is not None:
+            self.recipe = dataclasses.replace(self.recipe, rebalance=config.rebalance)
         self.model_config = model_config(config.model, self.recipe.output)
         _check(config, self.model_config.stride)
         # MultiWorkerMirroredStrategy must exist before any other TensorFlow op runs.

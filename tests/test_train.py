@@ -204,6 +204,10 @@ def test_the_rebalanced_recipe_weighs_colours_from_the_training_photos(
     np.testing.assert_array_equal(np.asarray(run.recipe.colour_weights, np.float32), expected)
     result = run.fit()
     assert np.isfinite(result.metrics["loss_l1"]) and np.isfinite(result.metrics["val_l1_ab"])
+    # --rebalance sets the mix, on any a*b* recipe: 1 gives every colour the same weight.
+    milder = train._Run(settings(shards, tmp_path / "mild", rebalance=1.0), None, NullProgress())
+    assert milder.recipe.rebalance == 1.0
+    np.testing.assert_allclose(milder.recipe.colour_weights, 1.0, rtol=1e-6)
 
 
 def test_init_fine_tunes_from_a_trained_generator(shards: Path, tmp_path: Path) -> None:
@@ -227,6 +231,8 @@ def test_init_fine_tunes_from_a_trained_generator(shards: Path, tmp_path: Path) 
         ({"recipe": "magic"}, "unknown recipe"),
         ({"precision": "mixed", "devices": ["/cpu:0"]}, "needs a GPU"),
         ({"lr": -1.0}, "--lr"),
+        ({"rebalance": 1.5}, "--rebalance must be between 0 and 1"),
+        ({"recipe": "paper", "rebalance": 0.5}, "rebalancing needs the ab output"),
     ],
 )
 def test_bad_settings_are_usage_errors(shards: Path, tmp_path: Path, changes, message) -> None:
