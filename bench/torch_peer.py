@@ -4,6 +4,7 @@
     .venv/bin/python bench/torch_peer.py                    # small at 128, batch 16
     .venv/bin/python bench/torch_peer.py --presets tiny small --rounds 5
     .venv/bin/python bench/torch_peer.py --memory-format contiguous --torch-modes eager
+    OMP_WAIT_POLICY=PASSIVE .venv/bin/python bench/torch_peer.py    # when others share the CPU
 
 The peer (bench/torch_step.py, run by the torch venv's Python) is the same generator and
 discriminator (parameter counts checked here) and the same pix2pix step as gan_step.py, in eager
@@ -11,7 +12,9 @@ PyTorch and under torch.compile. It lives in one subprocess per preset and size,
 stdin/stdout, so its warm-up and compiling are paid once. colorize's step is built as
 bench/train_step.py builds it (XLA off, the batch held in memory); both sides get synthetic
 batches of the same shapes. The CPU may be shared, so the sides are timed in interleaved rounds
-(median reported) and the ratio is the figure to compare across machines.
+(median reported) and the ratio is the figure to compare across machines. On a shared CPU,
+torch's OpenMP threads spin at every op's barrier while a neighbour holds the other core (tiny
+at 128: 8 images/s instead of 53); OMP_WAIT_POLICY=PASSIVE or --threads 1 avoids that.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import os
 import statistics
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from train_step import images_per_s, synthetic_batch
@@ -40,7 +44,7 @@ TORCH_MODES = ("eager", "compile")
 
 
 class TorchPeer:
-    """The PyTorch step in a long-lived subprocess; `ready` is its first line (params, modes)."""
+    """The PyTorch step in a long-lived subprocess, warming up from the moment it starts."""
 
     def __init__(self, preset: str, size: int, args: argparse.Namespace) -> None:
         command = [str(TORCH_PYTHON), str(TORCH_STEP), "--preset", preset, "--size", str(size)]
@@ -50,11 +54,10 @@ class TorchPeer:
         self.process = subprocess.Popen(
             command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
         )
-        self.ready: dict | None = None
 
     def wait_ready(self) -> dict:
-        self.ready = self._read()
-        return self.ready
+        """The peer's first line: torch version, threads, parameter counts, modes ready or not."""
+        return self._read()
 
     def images_per_s(self, mode: str, steps: int) -> float:
         self.process.stdin.write(f"{mode} {steps}\n")
@@ -72,7 +75,9 @@ class TorchPeer:
         return json.loads(line)
 
 
-def colorize_step(preset: str, size: int, args: argparse.Namespace):
+def colorize_step(
+    preset: str, size: int, args: argparse.Namespace
+) -> tuple[Callable[[int, int], float], dict[str, int]]:
     """(run(steps, first) -> images/s, {"generator": n, "discriminator": n}), warmed up."""
     import keras
 
