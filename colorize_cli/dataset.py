@@ -186,11 +186,10 @@ def _centre_crop(photo: tf.Tensor, crop: int) -> tf.Tensor:
 
 def _to_model_space(photos: tf.Tensor) -> dict[str, tf.Tensor]:
     """uint8 (B, c, c, 4) gray+RGB -> the float tensors the GAN step reads."""
-    rgb = tf.cast(photos[..., 1:], tf.float32) / 255.0
     return {
         "lightness": tf_gray_to_lightness(photos[..., :1]),
-        "ab": tf_srgb_to_lab(rgb)[..., 1:],
-        "rgb": rgb,
+        "ab": tf_srgb_to_lab(photos[..., 1:])[..., 1:],
+        "rgb": tf.cast(photos[..., 1:], tf.float32) / 255.0,
     }
 
 

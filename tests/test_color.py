@@ -161,6 +161,8 @@ def test_tf_gray_to_lightness_agrees_for_uint8_and_float_grays() -> None:
         got = tf.function(color.tf_gray_to_lightness)(tf.constant(gray))
         assert got.dtype == tf.float32
         np.testing.assert_allclose(got.numpy(), expected, atol=1e-4)
+    # uint8 levels are looked up in the numpy twin's own table: equal, not merely close.
+    np.testing.assert_array_equal(color.tf_gray_to_lightness(tf.constant(levels)).numpy(), expected)
 
 
 def test_tf_twins_have_finite_gradients_at_black_and_white() -> None:
