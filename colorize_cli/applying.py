@@ -41,6 +41,7 @@ class ApplyOptions:
     render_size: int = DEFAULT_RENDER_SIZE
     batch_size: int = DEFAULT_BATCH_SIZE
     max_pixels: int | None = images.DEFAULT_MAX_PIXELS
+    null_separated: bool = False  # `-` gives NUL-separated paths (find -print0)
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,7 @@ def check_options(options: ApplyOptions) -> None:
 def plan(options: ApplyOptions, stdin: TextIO | None = None) -> tuple[list[Job], list[Outcome]]:
     """The (photo, output) jobs to run, and the outcomes already known (missing, skipped...)."""
     check_options(options)
-    paths, problems = images.expand_inputs(options.sources, stdin)
+    paths, problems = images.expand_inputs(options.sources, stdin, options.null_separated)
     known = [Outcome(source, None, "failed", reason) for source, reason in problems]
     if options.output is not None and len(paths) + len(problems) > 1:
         raise UsageError(f"-o names one output but {len(paths) + len(problems)} inputs were given")

@@ -457,6 +457,15 @@ def apply(
     max_pixels: Annotated[
         int, typer.Option(help="Refuse photos larger than this many pixels (decompression bombs).")
     ] = MAX_PIXELS,
+    null: Annotated[
+        bool,
+        typer.Option(
+            "--null",
+            "-0",
+            help="End each printed path with a NUL byte instead of a newline, and read the paths "
+            "of **-** NUL-separated: any file name survives **find -print0** and **xargs -0**.",
+        ),
+    ] = False,
 ) -> None:
     """Colorize photos at full resolution; print each written path on stdout.
 
@@ -494,12 +503,13 @@ def apply(
             render_size=render_size,
             batch_size=batch_size,
             max_pixels=max_pixels,
+            null_separated=null,
         )
         counts = {"written": 0, "skipped": 0, "failed": 0}
         for outcome in applying.apply(options, progress=RichProgress(), stdin=sys.stdin):
             counts[outcome.status] += 1
             if outcome.status == "written":
-                typer.echo(str(outcome.output))
+                typer.echo(f"{outcome.output}\0" if null else str(outcome.output), nl=not null)
             else:
                 source = display_path(outcome.source)
                 console.print(

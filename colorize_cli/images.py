@@ -412,14 +412,15 @@ def _os_reason(exc: OSError, missing: str = "no such file") -> str:
 
 
 def expand_inputs(
-    sources: Sequence[str], stdin: TextIO | None = None
+    sources: Sequence[str], stdin: TextIO | None = None, null_separated: bool = False
 ) -> tuple[list[Path], list[tuple[str, str]]]:
     """Expand files, directories, globs and `-` into de-duplicated photo paths plus problems.
 
     Named files are kept whatever their extension (the reader decides); directories are walked
     recursively for `IMAGE_EXTENSIONS`, sorted, skipping hidden entries and never entering a
     directory twice (symlink loops). `-` reads one path per line from `stdin` (default
-    `sys.stdin`); those lines are paths, never globs. Order follows `sources`; a file reached twice
+    `sys.stdin`), or NUL-separated paths with `null_separated` (`find -print0`); those are paths,
+    never globs. Order follows `sources`; a file reached twice
     (even through a symlink) is listed once, at its first place.
     """
     paths: list[Path] = []
@@ -427,7 +428,8 @@ def expand_inputs(
     seen: set[str] = set()
     for source in sources:
         if source == "-":
-            lines = (stdin or sys.stdin).read().splitlines()
+            text = (stdin or sys.stdin).read()
+            lines = text.split("\0") if null_separated else text.splitlines()
             found = [
                 path for line in lines if line.strip() for path in _expand(line, False, problems)
             ]

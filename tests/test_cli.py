@@ -215,6 +215,22 @@ def test_apply_streams_stdin_to_stdout(photo_dir: Path, tiny_model: Path) -> Non
     assert result.stdout.startswith(b"\x89PNG")
 
 
+def test_apply_null_keeps_a_newline_in_a_file_name(photo_dir: Path, tiny_model: Path) -> None:
+    photos = sorted(photo_dir.iterdir())[:2]
+    odd = photo_dir / "two\nlines.jpg"
+    photos[0].rename(odd)
+    listing = f"{odd}\0{photos[1]}\0".encode()
+    result = subprocess.run(
+        [PY, "-m", "colorize_cli", "apply", "-", "-0", "--model", str(tiny_model)],
+        input=listing, capture_output=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    printed = result.stdout.split(b"\0")
+    assert printed[-1] == b"" and len(printed) == 3
+    assert printed[0] == str(photo_dir / "two\nlines.color.jpg").encode()
+    assert all(Path(os.fsdecode(path)).is_file() for path in printed[:2])
+
+
 def test_apply_with_a_missing_input_does_the_rest_and_exits_1(
     photo_dir: Path, tiny_model: Path, tmp_path: Path
 ) -> None:
