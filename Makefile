@@ -55,6 +55,7 @@ bench: $(STAMP) bench-env
 	mkdir -p $(BENCH_OUT)
 	$(BIN)/colorize prepare $(DEV) $(BENCH_OUT)/dev.h5 --size 144 --overwrite > /dev/null
 	$(BIN)/python bench/train_step.py --presets tiny small --shards $(BENCH_OUT)/dev.h5
+	$(BIN)/python bench/step_settings.py
 	$(BIN)/python bench/torch_peer.py --presets tiny small
 	$(BIN)/python bench/prepare.py --rounds 3
 	$(BIN)/python bench/apply.py --presets small
