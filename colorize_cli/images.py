@@ -33,10 +33,10 @@ import struct
 import sys
 import warnings
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, TextIO
+from typing import Any, BinaryIO, TextIO
 
 import numpy as np
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
@@ -76,6 +76,10 @@ _ORIENTATION = 0x0112
 _ICC_SPACE_FOR_MODE = {"L": "GRAY", "RGB": "RGB", "CMYK": "CMYK"}
 
 
+# Applied to a decoded photo (a PIL image) before it becomes an array: see read_image_bytes.
+Transform = Callable[[Image.Image], Any]
+
+
 @dataclass(frozen=True)
 class ImageInfo:
     """What `apply` needs to know about a photo besides its pixels."""
@@ -96,20 +100,28 @@ def read_image(
 
 
 def read_image_bytes(
-    data: bytes, name: str = "-", max_pixels: int | None = DEFAULT_MAX_PIXELS
+    data: bytes,
+    name: str = "-",
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    transform: Transform | None = None,
 ) -> np.ndarray:
-    """Decode an encoded photo held in memory (stdin); `name` is used in error messages."""
-    return read_image_with_info(data, max_pixels, name=name)[0]
+    """Decode an encoded photo held in memory (stdin); `name` is used in error messages.
+
+    `transform` (e.g. a resize) gets the decoded sRGB 'RGB' PIL image and returns what becomes
+    the array, so a large photo is never copied whole into numpy.
+    """
+    return read_image_with_info(data, max_pixels, name=name, transform=transform)[0]
 
 
 def read_image_with_info(
     source: str | os.PathLike[str] | bytes | bytearray,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
     name: str = "-",
+    transform: Transform | None = None,
 ) -> tuple[np.ndarray, ImageInfo]:
     """Read a photo from a path or from encoded bytes (named `name` in errors) with its metadata."""
     if isinstance(source, bytes | bytearray):
-        return _decode(io.BytesIO(source), name, len(source), max_pixels)
+        return _decode(io.BytesIO(source), name, len(source), max_pixels, transform)
     path = os.fspath(source)
     try:
         fp = open(path, "rb")  # noqa: SIM115 - closed by the with below, errors mapped here
@@ -120,22 +132,22 @@ def read_image_with_info(
         if not stat.S_ISREG(info.st_mode):
             # Pipes and devices cannot seek, which PIL and the PNG check need.
             data = fp.read()
-            return _decode(io.BytesIO(data), path, len(data), max_pixels)
-        return _decode(fp, path, info.st_size, max_pixels)
+            return _decode(io.BytesIO(data), path, len(data), max_pixels, transform)
+        return _decode(fp, path, info.st_size, max_pixels, transform)
 
 
 def _decode(
-    fp: BinaryIO, name: str, size: int, max_pixels: int | None
+    fp: BinaryIO, name: str, size: int, max_pixels: int | None, transform: Transform | None
 ) -> tuple[np.ndarray, ImageInfo]:
     # Pillow warns, on stderr, about damaged metadata it skips (seen when fuzzing); the
     # outcome, a photo or an ImageError, is what the caller reports.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return _decode_quietly(fp, name, size, max_pixels)
+        return _decode_quietly(fp, name, size, max_pixels, transform)
 
 
 def _decode_quietly(
-    fp: BinaryIO, name: str, size: int, max_pixels: int | None
+    fp: BinaryIO, name: str, size: int, max_pixels: int | None, transform: Transform | None
 ) -> tuple[np.ndarray, ImageInfo]:
     if size == 0:
         raise ImageError("file is empty", name)
@@ -163,7 +175,7 @@ def _decode_quietly(
             ImageOps.exif_transpose(im, in_place=True)
             flat = _flatten_alpha(_to_8bit(im))
             rgb, icc_converted, icc_error = _to_srgb(flat, icc)
-            pixels = np.array(rgb, dtype=np.uint8)
+            pixels = np.array(rgb if transform is None else transform(rgb), dtype=np.uint8)
         except _DECODE_ERRORS as exc:
             raise ImageError(_corrupt_reason(exc), name) from exc
     return pixels, ImageInfo(fmt, mode, (width, height), exif, icc_converted, icc_error)

@@ -100,10 +100,11 @@ class _Outcome(NamedTuple):
     reason: str = ""
 
 
-def fit_image(rgb: np.ndarray, size: int, fit: str = "crop") -> np.ndarray:
-    """(H, W, 3) uint8 -> (size, size, 3) uint8 by centre crop, letterbox (`PAD_FILL`) or squash."""
-    height, width = rgb.shape[:2]
-    image = Image.fromarray(rgb)
+def fit_image(rgb: np.ndarray | Image.Image, size: int, fit: str = "crop") -> np.ndarray:
+    """(H, W, 3) uint8 (or an RGB PIL image) -> (size, size, 3) uint8 by centre crop, letterbox
+    (`PAD_FILL`) or squash."""
+    image = rgb if isinstance(rgb, Image.Image) else Image.fromarray(rgb)
+    width, height = image.size
     resample = {"resample": Image.Resampling.LANCZOS, "reducing_gap": 3.0}
     if fit == "resize":
         return np.asarray(image.resize((size, size), **resample))
@@ -157,10 +158,12 @@ def _process(path: Path, plan: _Plan) -> _Outcome:
     if sha256 in plan.done:
         return _Outcome("done", sha256)
     try:
-        rgb = images.read_image_bytes(data, str(path), plan.max_pixels)
+        # Fitted while still a PIL image: the full-size photo never becomes an array.
+        rgb = images.read_image_bytes(
+            data, str(path), plan.max_pixels, lambda image: fit_image(image, plan.size, plan.fit)
+        )
     except ColorizeError as exc:
         return _Outcome("skip", sha256, reason=exc.reason)
-    rgb = fit_image(rgb, plan.size, plan.fit)
     if plan.min_colorfulness > 0:
         score = color.colorfulness(rgb)
         if score < plan.min_colorfulness:
