@@ -29,6 +29,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from colorize_cli import color, images
+from colorize_cli.inputs import IMAGE_EXTENSIONS
 from colorize_cli.prepare import PrepareOptions, fit_image, prepare
 
 DEV = Path(__file__).resolve().parents[2] / "shared" / "data" / "dev"
@@ -103,7 +104,7 @@ def same_pixels(paths: list[Path], size: int) -> int:
 
 
 def photo_paths(folder: Path, limit: int | None) -> list[Path]:
-    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in images.IMAGE_EXTENSIONS)
+    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
     return paths[:limit]
 
 

@@ -20,6 +20,7 @@ import numpy as np
 from colorize_cli import images
 from colorize_cli.colorizer import DEFAULT_BATCH_SIZE, DEFAULT_RENDER_SIZE, Colorizer
 from colorize_cli.errors import ColorizeError, ImageError, UsageError
+from colorize_cli.inputs import expand_inputs
 from colorize_cli.progress import NullProgress, ProgressSink
 
 OUTPUT_SUFFIX = ".color"
@@ -80,7 +81,7 @@ def check_options(options: ApplyOptions) -> None:
 def plan(options: ApplyOptions, stdin: TextIO | None = None) -> tuple[list[Job], list[Outcome]]:
     """The (photo, output) jobs to run, and the outcomes already known (missing, skipped...)."""
     check_options(options)
-    paths, problems = images.expand_inputs(options.sources, stdin, options.null_separated)
+    paths, problems = expand_inputs(options.sources, stdin, options.null_separated)
     known = [Outcome(source, None, "failed", reason) for source, reason in problems]
     if options.output is not None and len(paths) + len(problems) > 1:
         raise UsageError(f"-o names one output but {len(paths) + len(problems)} inputs were given")

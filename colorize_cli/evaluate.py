@@ -20,6 +20,7 @@ from PIL import Image, ImageDraw
 from colorize_cli import color, images, metrics, shards
 from colorize_cli.colorizer import DEFAULT_BATCH_SIZE, DEFAULT_RENDER_SIZE, Colorizer
 from colorize_cli.errors import ColorizeError, UsageError
+from colorize_cli.inputs import IMAGE_EXTENSIONS, expand_inputs
 from colorize_cli.progress import NullProgress, ProgressSink
 
 SYSTEMS = ("model", "gray")
@@ -187,7 +188,7 @@ def _samples(data: Sequence[str], failures: list[tuple[str, str]]) -> Iterator[_
         for i in range(count):
             yield _Sample(f"{path}:{i}", path, i)
     if photo_args:
-        paths, problems = images.expand_inputs(photo_args)
+        paths, problems = expand_inputs(photo_args)
         for source, reason in problems:
             if source in photo_args:
                 raise UsageError(reason, source)
@@ -196,7 +197,7 @@ def _samples(data: Sequence[str], failures: list[tuple[str, str]]) -> Iterator[_
 
 
 def _is_photo_name(name: str) -> bool:
-    return Path(name).suffix.lower() in images.IMAGE_EXTENSIONS
+    return Path(name).suffix.lower() in IMAGE_EXTENSIONS
 
 
 def _read(

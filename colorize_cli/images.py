@@ -1,8 +1,5 @@
 """Reading and writing photos safely: any file becomes an 8-bit sRGB array or a clear ImageError.
 
-Also owns which files count as photos (`IMAGE_EXTENSIONS`) and how command-line sources (files,
-directories, globs, `-`) expand into a list of photo paths.
-
 Decoding policy (one path, `_decode`, serves `read_image`, `read_image_bytes` and
 `read_image_with_info`):
 
@@ -30,13 +27,12 @@ import io
 import os
 import stat
 import struct
-import sys
 import warnings
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, TextIO
+from typing import Any, BinaryIO
 
 import numpy as np
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
@@ -44,11 +40,6 @@ from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 from colorize_cli.errors import ImageError, UsageError
 
 DEFAULT_MAX_PIXELS = 200_000_000
-
-IMAGE_EXTENSIONS = frozenset(
-    {".jpg", ".jpeg", ".jpe", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif", ".ppm", ".pgm"}
-    | {".pbm", ".pnm", ".avif"}
-)
 
 # Our per-call `max_pixels` replaces PIL's global limit, which warns at 89 MP and refuses at 179 MP,
 # below our 200 MP default.
@@ -126,7 +117,7 @@ def read_image_with_info(
     try:
         fp = open(path, "rb")  # noqa: SIM115 - closed by the with below, errors mapped here
     except OSError as exc:
-        raise ImageError(_os_reason(exc), path) from exc
+        raise ImageError(os_reason(exc), path) from exc
     with fp:
         info = os.fstat(fp.fileno())
         if not stat.S_ISREG(info.st_mode):
@@ -391,7 +382,7 @@ def write_image(
         with contextlib.suppress(OSError):
             temporary.unlink(missing_ok=True)
         raise ImageError(
-            f"cannot write: {_os_reason(exc, missing='no such directory')}", path
+            f"cannot write: {os_reason(exc, missing='no such directory')}", path
         ) from exc
     # Makes the rename itself durable; some filesystems cannot fsync a directory.
     with contextlib.suppress(OSError):
@@ -408,7 +399,8 @@ def display_path(path: str | os.PathLike[str]) -> str:
     return _printable(os.fsencode(path).decode("utf-8", "backslashreplace"))
 
 
-def _os_reason(exc: OSError, missing: str = "no such file") -> str:
+def os_reason(exc: OSError, missing: str = "no such file") -> str:
+    """A short, user-facing reason for an OSError (\"permission denied\", \"disk full\"...)."""
     reasons = {
         errno.ENOENT: missing,
         errno.ENOTDIR: missing,
@@ -421,108 +413,3 @@ def _os_reason(exc: OSError, missing: str = "no such file") -> str:
         errno.EROFS: "read-only file system",
     }
     return reasons.get(exc.errno, exc.strerror or str(exc))
-
-
-def expand_inputs(
-    sources: Sequence[str], stdin: TextIO | None = None, null_separated: bool = False
-) -> tuple[list[Path], list[tuple[str, str]]]:
-    """Expand files, directories, globs and `-` into de-duplicated photo paths plus problems.
-
-    Named files are kept whatever their extension (the reader decides); directories are walked
-    recursively for `IMAGE_EXTENSIONS`, sorted, skipping hidden entries and never entering a
-    directory twice (symlink loops). `-` reads one path per line from `stdin` (default
-    `sys.stdin`), or NUL-separated paths with `null_separated` (`find -print0`); those are paths,
-    never globs. Order follows `sources`; a file reached twice
-    (even through a symlink) is listed once, at its first place.
-    """
-    paths: list[Path] = []
-    problems: list[tuple[str, str]] = []
-    seen: set[str] = set()
-    for source in sources:
-        if source == "-":
-            text = (stdin or sys.stdin).read()
-            lines = text.split("\0") if null_separated else text.splitlines()
-            found = [
-                path for line in lines if line.strip() for path in _expand(line, False, problems)
-            ]
-        else:
-            found = _expand(source, True, problems)
-        for path in found:
-            key = os.path.realpath(path)
-            if key not in seen:
-                seen.add(key)
-                paths.append(path)
-    return paths, problems
-
-
-def _expand(source: str, allow_glob: bool, problems: list[tuple[str, str]]) -> list[Path]:
-    path = Path(source)
-    if path.is_dir():
-        found = _walk(path, problems)
-        if not found:
-            problems.append((source, "no images in directory"))
-        return found
-    if path.exists():
-        return [path]
-    if allow_glob and any(char in source for char in "*?["):
-        matches = _glob(source)
-        if not matches:
-            problems.append((source, "glob matched nothing"))
-        found = []
-        for match in matches:
-            if match.is_dir():
-                found += _walk(match, problems)
-            elif _is_regular_file(match, problems):
-                found.append(match)
-        return found
-    problems.append((source, "no such file or directory"))
-    return []
-
-
-def _walk(root: Path, problems: list[tuple[str, str]]) -> list[Path]:
-    found: list[Path] = []
-    visited: set[tuple[int, int]] = set()
-
-    def report(exc: OSError) -> None:
-        problems.append((str(exc.filename), _os_reason(exc)))
-
-    for directory, subdirectories, files in os.walk(root, onerror=report, followlinks=True):
-        info = os.stat(directory)
-        if (info.st_dev, info.st_ino) in visited:
-            subdirectories.clear()
-            continue
-        visited.add((info.st_dev, info.st_ino))
-        subdirectories[:] = [name for name in subdirectories if not name.startswith(".")]
-        found += [
-            path
-            for name in files
-            if not name.startswith(".") and Path(name).suffix.lower() in IMAGE_EXTENSIONS
-            if _is_regular_file(path := Path(directory, name), problems)
-        ]
-    return sorted(found)
-
-
-def _is_regular_file(path: Path, problems: list[tuple[str, str]]) -> bool:
-    """Whether a file met in a walk or a glob is worth reading; if not, a problem says why.
-
-    Opening a named pipe would wait for a writer forever; a path named on the command line is
-    read whatever it is (`<(command)` is a pipe), but one found by searching is not.
-    """
-    try:
-        mode = os.stat(path).st_mode
-    except OSError as exc:
-        missing = "broken symbolic link (its target does not exist)"
-        problems.append((str(path), _os_reason(exc, missing=missing)))
-        return False
-    if not stat.S_ISREG(mode):
-        problems.append((str(path), "not a regular file (a named pipe, socket or device)"))
-        return False
-    return True
-
-
-def _glob(pattern: str) -> list[Path]:
-    """Sorted matches of a glob, absolute or relative; `**` does not follow symlinks (3.11)."""
-    parts = Path(pattern).parts
-    first_magic = next(i for i, part in enumerate(parts) if any(c in part for c in "*?["))
-    base = Path(*parts[:first_magic]) if first_magic else Path()
-    return sorted(base.glob("/".join(parts[first_magic:])))

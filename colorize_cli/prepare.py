@@ -31,6 +31,7 @@ from PIL import Image
 
 from colorize_cli import color, images, shards
 from colorize_cli.errors import ColorizeError, ShardError, UsageError
+from colorize_cli.inputs import expand_inputs
 from colorize_cli.progress import NullProgress, ProgressSink
 
 FITS = ("crop", "pad", "resize")
@@ -377,7 +378,7 @@ def prepare(
     progress = progress or NullProgress()
     _check_options(options)
     started = time.monotonic()
-    paths, problems = images.expand_inputs(options.sources, stdin)
+    paths, problems = expand_inputs(options.sources, stdin)
     report = PrepareReport(skipped=list(problems), inputs=len(paths))
     for source, reason in problems:
         progress.log(f"skipped {images.display_path(source)}: {reason}")

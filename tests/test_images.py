@@ -1,4 +1,4 @@
-"""Tests for colorize_cli.images: decoding policy, errors, atomic writes, input expansion."""
+"""Tests for colorize_cli.images: decoding policy, errors, atomic writes."""
 
 from __future__ import annotations
 
@@ -18,9 +18,7 @@ from PIL import Image, ImageCms, ImageFile, JpegImagePlugin
 from colorize_cli import images
 from colorize_cli.errors import ImageError
 from colorize_cli.images import (
-    IMAGE_EXTENSIONS,
     encode_image,
-    expand_inputs,
     read_image,
     read_image_bytes,
     read_image_with_info,
@@ -370,43 +368,3 @@ def test_failed_write_leaves_old_file_and_no_temp(
     assert excinfo.value.path == str(target) and reason(excinfo) == "cannot write: disk full"
     assert target.read_bytes() == b"old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.png"]
-
-
-# --- expanding inputs ------------------------------------------------------------------------
-
-
-def test_expand_inputs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(tmp_path)
-    for name in ("b.jpg", "a.PNG", "sub/c.jpeg", "sub/notes.txt", ".hidden/d.jpg", "sub/.e.jpg"):
-        Path(name).parent.mkdir(parents=True, exist_ok=True)
-        Path(name).write_bytes(b"x")
-    Path("notes.txt").write_bytes(b"x")
-    os.symlink("..", "sub/loop")  # a directory symlink loop
-
-    paths, problems = expand_inputs(["."])
-    assert paths == [Path("a.PNG"), Path("b.jpg"), Path("sub/c.jpeg")]
-    assert problems == []
-
-    paths, problems = expand_inputs(["notes.txt", "*.jpg", "**/*.jpeg", "b.jpg", "missing.jpg"])
-    assert paths == [Path("notes.txt"), Path("b.jpg"), Path("sub/c.jpeg")]
-    assert problems == [("missing.jpg", "no such file or directory")]
-
-    # Directory symlinks are followed, but no directory is entered twice.
-    paths, problems = expand_inputs(["*.gif", "sub", str(tmp_path / "*.png")])
-    assert paths == [Path("sub/c.jpeg"), Path("sub/loop/a.PNG"), Path("sub/loop/b.jpg")]
-    assert problems == [
-        ("*.gif", "glob matched nothing"),
-        (str(tmp_path / "*.png"), "glob matched nothing"),
-    ]
-
-    paths, problems = expand_inputs(["-"], stdin=io.StringIO("sub/c.jpeg\n\nnotes.txt\n*.jpg\n"))
-    assert paths == [Path("sub/c.jpeg"), Path("notes.txt")]
-    assert problems == [("*.jpg", "no such file or directory")]
-
-    Path("empty").mkdir()
-    assert expand_inputs(["empty"]) == ([], [("empty", "no images in directory")])
-
-
-def test_image_extensions_are_lower_case_suffixes() -> None:
-    assert {".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp"} <= IMAGE_EXTENSIONS
-    assert all(ext.startswith(".") and ext == ext.lower() for ext in IMAGE_EXTENSIONS)

@@ -22,6 +22,7 @@ from PIL import Image
 
 from colorize_cli import images
 from colorize_cli.errors import ImageError
+from colorize_cli.inputs import expand_inputs
 
 DEV = Path(__file__).resolve().parents[2] / "shared/data/dev"
 PROCESSED = "processed"
@@ -313,7 +314,7 @@ def test_sixteen_bit_and_float_tiffs_keep_the_grey_of_the_photo(corpus: Path) ->
 
 def test_finding_photos_terminates_lists_each_once_and_reads_no_pipe(corpus: Path) -> None:
     missing = str(corpus / "missing.jpg")
-    paths, problems = images.expand_inputs([str(corpus), missing])
+    paths, problems = expand_inputs([str(corpus), missing])
     names = [str(p.relative_to(corpus)) for p in paths]
     assert names.count("loop/inner.png") == 1 and not any("again" in n for n in names)
     assert ODD_NAME in names
@@ -324,7 +325,7 @@ def test_finding_photos_terminates_lists_each_once_and_reads_no_pipe(corpus: Pat
             assert case.outcome in reasons[str(corpus / case.name)]
     assert len(problems) == sum(case.found for case in CASES)
     # A glob takes the same care as a folder walk.
-    paths, problems = images.expand_inputs([str(corpus / "*.jpg")])
+    paths, problems = expand_inputs([str(corpus / "*.jpg")])
     assert {p.name for p in paths} >= {"colour.jpg", "notes.jpg"}
     assert {Path(source).name for source, _ in problems} == {
         "pipe.jpg",
