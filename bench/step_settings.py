@@ -28,18 +28,23 @@ SETTINGS: dict[str, tuple[dict[str, str], list[str]]] = {
     "oneDNN off": ({"TF_ENABLE_ONEDNN_OPTS": "0"}, []),
     "1 intra-op thread": ({"TF_NUM_INTRAOP_THREADS": "1"}, []),
     "1 inter-op thread": ({"TF_NUM_INTEROP_THREADS": "1"}, []),
+    "1 intra-op and 1 inter-op thread": (
+        {"TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1"},
+        [],
+    ),
     "batch 8": ({}, ["--batch", "8"]),
     "batch 32": ({}, ["--batch", "32"]),
 }
 
 
-def images_per_s(env: dict[str, str], extra: list[str], preset: str, size: int) -> float:
-    command = [sys.executable, str(STEP), "--presets", preset, "--sizes", str(size)]
-    command += ["--xla", "off", "--rounds", "1", "--steps", "4", *extra]
+def images_per_s(env: dict[str, str], extra: list[str], args: argparse.Namespace) -> float:
+    command = [sys.executable, str(STEP), "--presets", args.preset, "--sizes", str(args.size)]
+    command += ["--xla", "off", "--rounds", "1", "--steps", str(args.steps), *extra]
     result = subprocess.run(
         command, env={**os.environ, **env}, capture_output=True, text=True, check=True
     )
-    row = next(line for line in result.stdout.splitlines() if line.startswith(f"| {preset} |"))
+    lines = result.stdout.splitlines()
+    row = next(line for line in lines if line.startswith(f"| {args.preset} |"))
     return float(re.split(r"\s*\|\s*", row)[4])
 
 
@@ -48,13 +53,14 @@ def main() -> None:
     parser.add_argument("--preset", default="small")
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=6, help="timed steps per process")
     parser.add_argument("--settings", nargs="+", choices=list(SETTINGS), default=list(SETTINGS))
     args = parser.parse_args()
     rates: dict[str, list[float]] = {name: [] for name in args.settings}
     for _ in range(args.rounds):
         for name in args.settings:
             env, extra = SETTINGS[name]
-            rates[name].append(images_per_s(env, extra, args.preset, args.size))
+            rates[name].append(images_per_s(env, extra, args))
     medians = {name: statistics.median(values) for name, values in rates.items()}
     base = medians.get(args.settings[0])
     print(f"{args.preset} at {args.size}, {os.cpu_count()} cores; median of {args.rounds} rounds\n")
