@@ -307,7 +307,7 @@ def train(
         typer.Option(
             help="Favour rare colours: weight each pixel's L1 by its colour's rarity, mixed with "
             "uniform weights in this share (0: full inverse frequency, 1: none; default: the "
-            "recipe's, 0.5 for `rebalanced`, none for the others). a*b* recipes only.",
+            "recipe's, 0.9 for `rebalanced`, none for the others). a*b* recipes only.",
         ),
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of weights, data order and crops.")] = 0,

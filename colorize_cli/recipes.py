@@ -171,7 +171,7 @@ RECIPES: dict[str, Recipe] = {
     "rebalanced": Recipe(
         name="rebalanced",
         description="l1-warmup with class-rebalanced L1 (Zhang et al. 2016): each pixel's error "
-        "weighted by the rarity of its true a*b* in the training photos (uniform mix 0.5), "
+        "weighted by the rarity of its true a*b* in the training photos (uniform mix 0.9), "
         "against desaturation.",
         output="ab",
         conditional_discriminator=True,
@@ -179,7 +179,9 @@ RECIPES: dict[str, Recipe] = {
         beta_1=0.5,
         adversarial_weight=0.3,
         adversarial_start_fraction=0.6,
-        rebalance=0.5,
+        # Measured on the dev validation split (docs/model-card.md): 0.5 and 0.75 buy colour with
+        # accuracy worse than adding none; 0.9 keeps it.
+        rebalance=0.9,
     ),
     "paper": Recipe(
         name="paper",

@@ -200,7 +200,7 @@ def test_the_rebalanced_recipe_weighs_colours_from_the_training_photos(
     shards: Path, tmp_path: Path
 ) -> None:
     run = train._Run(settings(shards, tmp_path / "run", recipe="rebalanced"), None, NullProgress())
-    expected = rebalancing_weights(ab_histogram(run.data.train.rgb), 0.5)
+    expected = rebalancing_weights(ab_histogram(run.data.train.rgb), 0.9)
     np.testing.assert_array_equal(np.asarray(run.recipe.colour_weights, np.float32), expected)
     result = run.fit()
     assert np.isfinite(result.metrics["loss_l1"]) and np.isfinite(result.metrics["val_l1_ab"])
