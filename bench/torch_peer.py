@@ -28,11 +28,9 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from train_step import images_per_s, synthetic_batch
+from train_step import build_pix2pix, images_per_s, synthetic_batch
 
 from colorize_cli.gan_step import make_train_step
-from colorize_cli.models import build_discriminator, build_generator, model_config
-from colorize_cli.recipes import get_recipe
 from colorize_cli.tf_setup import import_tf
 
 tf = import_tf()
@@ -79,16 +77,7 @@ def colorize_step(
     preset: str, size: int, args: argparse.Namespace
 ) -> tuple[Callable[[int, int], float], dict[str, int]]:
     """(run(steps, first) -> images/s, {"generator": n, "discriminator": n}), warmed up."""
-    import keras
-
-    keras.utils.set_random_seed(0)
-    recipe = get_recipe("pix2pix")
-    config = model_config(preset, recipe.output)
-    strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
-    with strategy.scope():
-        generator = build_generator(config)
-        discriminator = build_discriminator(config, recipe.conditional_discriminator)
-        g_opt, d_opt = recipe.make_optimizers()
+    strategy, generator, discriminator, recipe, g_opt, d_opt = build_pix2pix(preset)
     step = make_train_step(strategy, generator, discriminator, recipe, g_opt, d_opt, xla=False)
     dataset = tf.data.Dataset.from_tensors(synthetic_batch(args.batch, size)).repeat()
     batches = iter(strategy.experimental_distribute_dataset(dataset))

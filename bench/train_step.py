@@ -79,6 +79,21 @@ def cpu_model() -> str:
     return platform.processor() or "unknown CPU"
 
 
+def build_pix2pix(preset: str) -> tuple:
+    """(CPU strategy, generator, discriminator, pix2pix recipe, G and D optimizers), seeded."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    recipe = get_recipe("pix2pix")
+    config = model_config(preset, recipe.output)
+    strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
+    with strategy.scope():
+        generator = build_generator(config)
+        discriminator = build_discriminator(config, recipe.conditional_discriminator)
+        g_opt, d_opt = recipe.make_optimizers()
+    return strategy, generator, discriminator, recipe, g_opt, d_opt
+
+
 def step_flops(generator, discriminator, size: int) -> int:
     """Counted FLOPs of one training step per image (see the module docstring)."""
     return 3 * (count_flops(generator, size, size) + 2 * count_flops(discriminator, size, size))
@@ -92,16 +107,7 @@ def measure(
     Every combination is timed once per round, in turn, so a neighbour's load on the shared CPU
     hits all of them alike instead of whichever ran at the wrong moment.
     """
-    import keras
-
-    keras.utils.set_random_seed(0)
-    recipe = get_recipe("pix2pix")
-    config = model_config(preset, recipe.output)
-    strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
-    with strategy.scope():
-        generator = build_generator(config)
-        discriminator = build_discriminator(config, recipe.conditional_discriminator)
-        g_opt, d_opt = recipe.make_optimizers()
+    strategy, generator, discriminator, recipe, g_opt, d_opt = build_pix2pix(preset)
     flops = step_flops(generator, discriminator, size)
     feeds = {"memory": tf.data.Dataset.from_tensors(synthetic_batch(args.batch, size))}
     feeds["memory"] = feeds["memory"].repeat()
