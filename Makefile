@@ -59,6 +59,7 @@ bench: $(STAMP) bench-env
 	$(BIN)/python bench/torch_peer.py --presets tiny small
 	$(BIN)/python bench/prepare.py --rounds 3
 	$(BIN)/python bench/apply.py --presets small
+	$(BIN)/python bench/profile_apply.py
 	$(BIN)/python bench/compression.py --photos 300 --size 256 --out $(BENCH_OUT)/compression
 	$(BIN)/python bench/startup.py
 
