@@ -260,6 +260,13 @@ class ModelPreset(StrEnum):
     tiny = "tiny"
     small = "small"
     base = "base"
+    lite0 = "lite0"
+    lite0_scratch = "lite0-scratch"
+
+
+class EncoderBN(StrEnum):
+    train = "train"
+    frozen = "frozen"
 
 
 class Precision(StrEnum):
@@ -269,7 +276,7 @@ class Precision(StrEnum):
 
 # Listed here rather than imported from recipes.py, which would load TF for --help; a test keeps
 # this list equal to recipes.RECIPES.
-RECIPE_NAMES = ("pix2pix", "l1-warmup", "rebalanced", "paper")  # in recipes.RECIPES order
+RECIPE_NAMES = ("pix2pix", "l1-warmup", "rebalanced", "nogan", "paper")  # in recipes.RECIPES order
 DEFAULT_RECIPE = "l1-warmup"
 DEFAULT_EPOCHS = 10
 
@@ -299,8 +306,13 @@ def train(
     ] = None,
     batch_size: Annotated[int, typer.Option(help="Photos per step (over all devices).")] = 16,
     crop: Annotated[
-        int, typer.Option(help="Random square crop, in pixels (a multiple of the model's stride).")
-    ] = 128,
+        int | None,
+        typer.Option(
+            help="Random square crop, in pixels, a multiple of the model's stride [default: 128, "
+            "or the largest such crop the shards' photos allow].",
+            show_default=False,
+        ),
+    ] = None,
     lr: Annotated[float | None, typer.Option(help="Learning rate (default: the recipe's).")] = None,
     rebalance: Annotated[
         float | None,
@@ -344,6 +356,13 @@ def train(
     samples: Annotated[
         int, typer.Option(help="Validation photos in each epoch's sample grid.")
     ] = 8,
+    encoder_bn: Annotated[
+        EncoderBN,
+        typer.Option(
+            help="A pretrained encoder's BatchNorm while it learns: train (batch statistics) or "
+            "frozen (its ImageNet statistics and scales kept)."
+        ),
+    ] = EncoderBN.train,
     resume: Annotated[
         Path | None,
         typer.Option(help="Continue the run in this directory exactly where it stopped."),
@@ -352,7 +371,7 @@ def train(
     """Train a colorization GAN on shards; print the trained model's path on stdout.
 
     The run directory holds config.json, metrics.jsonl, samples/, checkpoints/, model.keras (last
-    epoch) and best.keras (lowest validation error). Ctrl-C saves a checkpoint and exits 130;
+    epoch) and best.keras (best validation score: CIEDE2000 and colourfulness weighed, docs/recipes.md). Ctrl-C saves a checkpoint and exits 130;
     **colorize train --resume RUN** continues it.
     """
     with _errors():
@@ -391,6 +410,7 @@ def train(
                 precision=precision.value,
                 val=val,
                 samples=samples,
+                encoder_bn=encoder_bn.value,
             )
             result = train_lib.train(config, RichProgress())
     typer.echo(str(result.model_path))

@@ -119,7 +119,12 @@ def model_stride(model: Any) -> int:
     """
     import keras
 
-    downsampling = (keras.layers.Conv2D, keras.layers.MaxPooling2D, keras.layers.AveragePooling2D)
+    downsampling = (
+        keras.layers.Conv2D,
+        keras.layers.DepthwiseConv2D,
+        keras.layers.MaxPooling2D,
+        keras.layers.AveragePooling2D,
+    )
     stride = 1
     for layer in model.layers:
         if hasattr(layer, "layers"):

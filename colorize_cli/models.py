@@ -27,6 +27,7 @@ DISCRIMINATOR_DOWNSAMPLINGS = 3
 LEAK = 0.2
 MAX_GROUPS = 32
 OUTPUTS = ("ab", "rgb")
+ENCODERS = ("", "lite0")
 
 
 @dataclass(frozen=True)
@@ -38,12 +39,21 @@ class ModelConfig:
     base_filters: int = 32
     max_filters: int = 256
     output: Literal["ab", "rgb"] = "ab"
+    # "" builds the U-Net encoder from scratch; "lite0" is the ImageNet EfficientNet-Lite0
+    # (pretrained.py), whose depth is 5 and whose decoder widths are `decoder_filters`.
+    encoder: Literal["", "lite0"] = ""
+    pretrained: bool = True
+    decoder_filters: tuple[int, ...] = (256, 128, 64, 48)
 
     def __post_init__(self) -> None:
         if self.output not in OUTPUTS:
             raise UsageError(
                 f"model output must be one of {', '.join(OUTPUTS)}, not {self.output!r}"
             )
+        if self.encoder not in ENCODERS:
+            raise UsageError(f"model encoder must be one of {ENCODERS}, not {self.encoder!r}")
+        if self.encoder and self.depth != len(self.decoder_filters) + 1:
+            raise UsageError("a pretrained encoder's depth is one more than its decoder levels")
         if self.depth < 1 or self.base_filters < 1 or self.max_filters < self.base_filters:
             raise UsageError(
                 f"model needs depth >= 1 and 1 <= base_filters <= max_filters, got depth "
@@ -74,6 +84,18 @@ PRESETS: dict[str, ModelConfig] = {
     "tiny": ModelConfig(preset="tiny", depth=3, base_filters=8, max_filters=32),
     "small": ModelConfig(preset="small", depth=6, base_filters=32, max_filters=256),
     "base": ModelConfig(preset="base", depth=7, base_filters=64, max_filters=512),
+    # The ImageNet-pretrained EfficientNet-Lite0 encoder + a U-Net decoder; the discriminator
+    # (PatchGAN) takes the small preset's widths.
+    "lite0": ModelConfig(preset="lite0", depth=5, base_filters=32, max_filters=256, encoder="lite0"),
+    # The same network from random initialisation: the ablation of the pretrained weights.
+    "lite0-scratch": ModelConfig(
+        preset="lite0-scratch",
+        depth=5,
+        base_filters=32,
+        max_filters=256,
+        encoder="lite0",
+        pretrained=False,
+    ),
 }
 
 
@@ -121,6 +143,8 @@ def build_generator(config: ModelConfig) -> keras.Model:
     """
     keras = _keras()
 
+    if config.encoder:
+        return _build_pretrained_generator(config)
     lightness = keras.Input((None, None, 1), name="lightness")
     x = keras.layers.Rescaling(2.0 / L_MAX, offset=-1.0, name="lightness_scale")(lightness)
     scaled_lightness = x
@@ -133,6 +157,47 @@ def build_generator(config: ModelConfig) -> keras.Model:
         x = keras.layers.UpSampling2D(interpolation="bilinear", name=f"up{level}_resize")(x)
         x = _conv_block(x, config.filters(level), 3, 1, True, False, f"up{level}")
         x = keras.layers.Concatenate(name=f"up{level}_skip")([x, skips[level]])
+    return _head(x, lightness, scaled_lightness, config)
+
+
+def _build_pretrained_generator(config: ModelConfig) -> keras.Model:
+    """The U-Net on the ImageNet encoder: L* -> gray as RGB -> Lite0 -> decoder -> the head.
+
+    The gray enters as three equal channels, ImageNet-normalised by a standard layer, which is
+    exactly a gray photo fed to the classifier (L* / 100 stands in for the gray level). Each
+    decoder level is bilinear 2x, the encoder feature of that stride, and two 3x3 conv + BN + ReLU.
+    """
+    from colorize_cli import pretrained
+
+    keras = _keras()
+    lightness = keras.Input((None, None, 1), name="lightness")
+    scaled_lightness = keras.layers.Rescaling(2.0 / L_MAX, offset=-1.0, name="lightness_scale")(
+        lightness
+    )
+    gray = keras.layers.Rescaling(1.0 / L_MAX, name="gray")(lightness)
+    rgb = keras.layers.Concatenate(name="gray_as_rgb")([gray, gray, gray])
+    features = pretrained.encoder_features(pretrained.imagenet_normalization("lite0_normalize")(rgb))
+    x = features[2**config.depth]
+    for level, filters in enumerate(config.decoder_filters):
+        stride = 2 ** (config.depth - 1 - level)
+        x = keras.layers.UpSampling2D(interpolation="bilinear", name=f"dec{stride}_resize")(x)
+        x = keras.layers.Concatenate(name=f"dec{stride}_skip")([x, features[stride]])
+        for conv in range(2):
+            x = keras.layers.Conv2D(
+                filters, 3, padding="same", use_bias=False, name=f"dec{stride}_conv{conv}"
+            )(x)
+            x = keras.layers.BatchNormalization(name=f"dec{stride}_bn{conv}")(x)
+            x = keras.layers.ReLU(name=f"dec{stride}_relu{conv}")(x)
+    model = _head(x, lightness, scaled_lightness, config)
+    if config.pretrained:
+        pretrained.load_weights(model)
+    return model
+
+
+def _head(x, lightness, scaled_lightness, config: ModelConfig) -> keras.Model:
+    """Full resolution, the input lightness alongside, one 3x3 conv, tanh or sigmoid."""
+    keras = _keras()
+
     x = keras.layers.UpSampling2D(interpolation="bilinear", name="out_resize")(x)
     x = keras.layers.Concatenate(name="out_skip")([x, scaled_lightness])
     # Zero-initialised, so an untrained generator predicts no colour (the gray baseline) rather

@@ -25,6 +25,30 @@ RECONSTRUCTIONS = ("l1", "mse")
 
 
 @dataclass(frozen=True)
+class Stage:
+    """One phase of a staged recipe: which networks learn, at what rates, with what adversarial
+    weight. `fraction` is its share of the run's steps (the shares of a recipe sum to 1).
+
+    `encoder=False` keeps a pretrained encoder fixed (BatchNorm statistics included) while the
+    rest of the generator learns; it changes nothing for a generator trained from scratch.
+    `adversarial_weight` None follows the recipe's own schedule (`Recipe.adversarial_weight_at`).
+    The learning-rate scales multiply the recipe's (or --lr's) rate.
+    """
+
+    name: str
+    fraction: float = 1.0
+    generator: bool = True
+    discriminator: bool = True
+    encoder: bool = True
+    adversarial_weight: float | None = None
+    generator_lr_scale: float = 1.0
+    discriminator_lr_scale: float = 1.0
+
+
+SINGLE_STAGE = (Stage("train"),)
+
+
+@dataclass(frozen=True)
 class Recipe:
     """Losses and optimizer settings of one way to train the GAN.
 
@@ -52,6 +76,7 @@ class Recipe:
     real_label: float = 1.0
     fake_label: float = 0.0
     rebalance: float | None = None
+    stages: tuple[Stage, ...] = SINGLE_STAGE
     colour_weights: tuple[float, ...] | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -62,6 +87,24 @@ class Recipe:
             raise UsageError(f"recipe {self.name!r}: reconstruction must be one of {choices}")
         if self.rebalance is not None and self.output != "ab":
             raise UsageError(f"recipe {self.name!r}: rebalancing needs the ab output")
+        if not self.stages or abs(sum(stage.fraction for stage in self.stages) - 1.0) > 1e-9:
+            raise UsageError(f"recipe {self.name!r}: its stages' fractions must sum to 1")
+
+    def stage_starts(self, total_steps: int) -> list[int]:
+        """The first step of each stage in a run of `total_steps` (a stage may get none)."""
+        starts, share = [], 0.0
+        for stage in self.stages:
+            starts.append(round(share * total_steps))
+            share += stage.fraction
+        return starts
+
+    def stage_at(self, step: int, total_steps: int) -> int:
+        """The index of the stage that step `step` (0-based) of the run belongs to."""
+        index = 0
+        for i, start in enumerate(self.stage_starts(total_steps)):
+            if step >= start:
+                index = i
+        return index
 
     def for_run(self, total_steps: int) -> Recipe:
         """This recipe for a run of `total_steps`: a start fraction becomes a start step."""
@@ -86,15 +129,24 @@ class Recipe:
         """The ground truth the generator's output is compared with: `batch[self.output]`."""
         return batch[self.output]
 
-    def adversarial_weight_at(self, step: int | tf.Tensor) -> tf.Tensor:
+    def adversarial_weight_at(
+        self, step: int | tf.Tensor, stage: Stage | None = None
+    ) -> tf.Tensor:
         """The adversarial weight at training step `step` (a Python int or an integer tensor)."""
         tf = import_tf()
 
+        if stage is not None and stage.adversarial_weight is not None:
+            return tf.constant(float(stage.adversarial_weight))
         started = tf.cast(step, tf.int64) >= self.adversarial_start_step
         return tf.where(started, tf.constant(self.adversarial_weight), tf.constant(0.0))
 
     def generator_loss(
-        self, real: tf.Tensor, fake: tf.Tensor, fake_logits: tf.Tensor, step: int | tf.Tensor
+        self,
+        real: tf.Tensor,
+        fake: tf.Tensor,
+        fake_logits: tf.Tensor,
+        step: int | tf.Tensor,
+        stage: Stage | None = None,
     ) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
         """Total generator loss and its unweighted parts `{reconstruction: ..., "adv": ...}`.
 
@@ -114,7 +166,7 @@ class Recipe:
         adversarial = _bce_from_logits(1.0, fake_logits)
         total = (
             self.reconstruction_weight * reconstruction
-            + self.adversarial_weight_at(step) * adversarial
+            + self.adversarial_weight_at(step, stage) * adversarial
         )
         return total, {self.reconstruction: reconstruction, "adv": adversarial}
 
@@ -159,6 +211,28 @@ _L1_WARMUP = Recipe(
     adversarial_start_fraction=0.6,
 )
 
+_NOGAN = Recipe(
+    name="nogan",
+    description="DeOldify's NoGAN on Lab, for a pretrained encoder (--model lite0): L1 x 100 "
+    "with the encoder frozen (10% of the run, Adam 1e-3), then the whole generator (65%, 2e-4); "
+    "the discriminator alone on its outputs (10%); a short adversarial phase, weight 0.1 (15%, "
+    "generator 5e-5). Best checkpoint by the validation rule (docs/recipes.md).",
+    output="ab",
+    conditional_discriminator=True,
+    learning_rate=1e-3,
+    beta_1=0.9,
+    adversarial_weight=0.0,
+    stages=(
+        Stage("generator, encoder frozen", 0.10, discriminator=False, encoder=False,
+              adversarial_weight=0.0),
+        Stage("generator", 0.65, discriminator=False, adversarial_weight=0.0,
+              generator_lr_scale=0.2),
+        Stage("discriminator", 0.10, generator=False, discriminator_lr_scale=0.2),
+        Stage("adversarial", 0.15, adversarial_weight=0.1, generator_lr_scale=0.05,
+              discriminator_lr_scale=0.2),
+    ),
+)
+
 RECIPES: dict[str, Recipe] = {
     "pix2pix": Recipe(
         name="pix2pix",
@@ -180,6 +254,7 @@ RECIPES: dict[str, Recipe] = {
         # accuracy worse than adding none; 0.9 keeps it.
         rebalance=0.9,
     ),
+    "nogan": _NOGAN,
     "paper": Recipe(
         name="paper",
         description="The seed paper: predict sRGB from gray, MSE + an unconditional "

@@ -31,13 +31,26 @@ from colorize_cli.models import build_discriminator, build_generator, model_conf
 from colorize_cli.progress import NullProgress, ProgressSink
 from colorize_cli.recipes import DEFAULT_RECIPE, get_recipe
 from colorize_cli.tf_setup import import_tf
-from colorize_cli.validation import Validator
+from colorize_cli.validation import SELECTION, Validator
 
 tf = import_tf()
 
 # XLA on the CPU: measured in docs/training.md ("XLA").
 XLA_DEFAULT = False
 PRECISIONS = ("float32", "mixed")
+ENCODER_BN = ("train", "frozen")
+DEFAULT_CROP = 128
+
+
+def default_crop(image_size: int, stride: int) -> int:
+    """The largest crop up to DEFAULT_CROP that fits `image_size` and divides by `stride`."""
+    crop = min(DEFAULT_CROP, image_size) // stride * stride
+    if crop < stride:
+        raise UsageError(
+            f"the shards' photos ({image_size} px) are smaller than the model's stride {stride}: "
+            "prepare them with a larger --size or choose a smaller --model"
+        )
+    return crop
 
 
 @dataclass
@@ -49,7 +62,7 @@ class TrainConfig:
     epochs: int = 10
     steps_per_epoch: int | None = None  # None: one pass over the training photos
     batch_size: int = 16
-    crop: int = 128
+    crop: int | None = None  # None: DEFAULT_CROP, or the largest the shards and stride allow
     lr: float | None = None  # None: the recipe's
     rebalance: float | None = None  # None: the recipe's (recipes.Recipe.rebalance)
     seed: int = 0
@@ -64,6 +77,7 @@ class TrainConfig:
     precision: str = "float32"
     val: list[str] | None = None  # None: *.val*.h5 beside the shards, else a held-out slice
     samples: int = 8
+    encoder_bn: str = "train"  # a pretrained encoder's BatchNorm while it learns: or "frozen"
 
 
 @dataclass
@@ -117,8 +131,12 @@ def _check(config: TrainConfig, stride: int) -> None:
         (config.epochs >= 1, f"--epochs must be at least 1, got {config.epochs}"),
         (config.batch_size >= 1, f"--batch-size must be at least 1, got {config.batch_size}"),
         (
-            config.crop >= stride and config.crop % stride == 0,
+            config.crop is None or (config.crop >= stride and config.crop % stride == 0),
             f"--crop must be a multiple of the model's stride {stride}, got {config.crop}",
+        ),
+        (
+            config.encoder_bn in ENCODER_BN,
+            f"--encoder-bn must be one of {', '.join(ENCODER_BN)}",
         ),
         (
             config.steps_per_epoch is None or config.steps_per_epoch >= 1,
@@ -161,12 +179,16 @@ class _Run:
         self.data: TrainingData = load_training_data(
             config.shards, config.val, None if record is None else record["data"]
         )
+        self.crop = config.crop or default_crop(
+            self.data.train.image_size, self.model_config.stride
+        )
         self.steps_per_epoch = config.steps_per_epoch or self.data.batches_per_epoch(
             config.batch_size
         )
-        self.recipe = self.recipe.for_run(self.steps_per_epoch * config.epochs).for_data(
-            self.data.train.rgb
-        )
+        self.total_steps = self.steps_per_epoch * config.epochs
+        self.recipe = self.recipe.for_run(self.total_steps).for_data(self.data.train.rgb)
+        self.stage_index: int | None = None
+        self.train_step: Any = None
         if config.batch_size % self.strategy.num_replicas_in_sync:
             raise UsageError(
                 f"--batch-size {config.batch_size} must divide evenly among the "
@@ -240,7 +262,7 @@ class _Run:
         return make_dataset(
             self.data.train,
             self.config.batch_size,
-            self.config.crop,
+            self.crop,
             seed=self.config.seed,
             skip_batches=self.step,
             pipeline=(input_context.input_pipeline_id, input_context.num_input_pipelines),
@@ -249,22 +271,13 @@ class _Run:
 
     def fit(self) -> RunResult:
         config = self.config
-        train_step = make_train_step(
-            self.strategy,
-            self.generator,
-            self.discriminator,
-            self.recipe,
-            self.g_opt,
-            self.d_opt,
-            xla=config.xla,
-        )
         batches = iter(self.strategy.distribute_datasets_from_function(self._dataset))
         validator = Validator(
             self.generator,
             self.data.val,
             self.recipe.output,
             config.batch_size,
-            config.crop,
+            self.crop,
             config.samples,
         )
         writer = None
@@ -273,7 +286,7 @@ class _Run:
         last = (files.read_metrics(self.run_dir) or [{}])[-1] if self.chief else {}
         with StopRequest() as stop:
             for epoch in range(self.step // self.steps_per_epoch, config.epochs):
-                self._train_epoch(epoch, train_step, batches, stop, writer)
+                self._train_epoch(epoch, batches, stop, writer)
                 last = self._end_epoch(epoch, validator, writer)
                 self.epoch_sums = EpochSums()
                 self.checkpoint.save(self.step, self.epoch_sums)
@@ -288,14 +301,51 @@ class _Run:
             generator=self.generator,
         )
 
-    def _train_epoch(
-        self, epoch: int, train_step: Any, batches: Any, stop: StopRequest, writer: Any
-    ) -> None:
+    def _step_for(self, step: int) -> Any:
+        """The compiled step of the stage `step` belongs to, entering that stage if it is new."""
+        index = self.recipe.stage_at(step, self.total_steps)
+        if index != self.stage_index:
+            stage = self.recipe.stages[index]
+            self._enter_stage(stage)
+            self.train_step = make_train_step(
+                self.strategy,
+                self.generator,
+                self.discriminator,
+                self.recipe,
+                self.g_opt,
+                self.d_opt,
+                xla=self.config.xla,
+                stage=stage,
+            )
+            self.stage_index = index
+        return self.train_step
+
+    def _enter_stage(self, stage: Any) -> None:
+        """Freeze or free the pretrained encoder and set both learning rates for `stage`."""
+        import keras
+
+        from colorize_cli.pretrained import encoder_layers
+
+        if self.model_config.encoder and self.model_config.pretrained:
+            learns = stage.encoder
+            for layer in encoder_layers(self.generator):
+                frozen_bn = isinstance(layer, keras.layers.BatchNormalization) and (
+                    self.config.encoder_bn == "frozen"
+                )
+                layer.trainable = learns and not frozen_bn
+        rate = self.config.lr or self.recipe.learning_rate
+        self.g_opt.learning_rate = rate * stage.generator_lr_scale
+        self.d_opt.learning_rate = rate * stage.discriminator_lr_scale
+        if len(self.recipe.stages) > 1:
+            self.progress.log(f"step {self.step}: stage {stage.name!r}")
+
+    def _train_epoch(self, epoch: int, batches: Any, stop: StopRequest, writer: Any) -> None:
         """Run the epoch's remaining steps; save and raise TrainingInterrupted on a signal."""
         config, sums = self.config, self.epoch_sums
         end = (epoch + 1) * self.steps_per_epoch
+        self._step_for(self.step)
         self.progress.start(
-            f"epoch {epoch + 1}/{config.epochs}", (end - self.step) * config.batch_size, unit="img"
+            self._label(epoch), (end - self.step) * config.batch_size, unit="img"
         )
         started, seconds = time.monotonic(), sums.seconds
         while self.step < end:
@@ -303,13 +353,22 @@ class _Run:
                 sums.seconds = seconds + time.monotonic() - started
                 self.checkpoint.save(self.step, sums)
                 self._interrupted(stop.signal)
+            index = self.stage_index
+            train_step = self._step_for(self.step)
+            if index != self.stage_index:
+                self.progress.start(
+                    self._label(epoch), (end - self.step) * config.batch_size, unit="img"
+                )
             losses = train_step(batches, tf.constant(self.step, tf.int64))
             losses = {name: float(value) for name, value in losses.items()}
             self._check_finite(losses)
             self.step += 1
             sums.add(losses)
+            shown = {"g": sums.mean("g"), "d": sums.mean("d")}
             self.progress.advance(
-                config.batch_size, step=self.step, g=sums.mean("g"), d=sums.mean("d")
+                config.batch_size,
+                step=self.step,
+                **{name: value for name, value in shown.items() if value is not None},
             )
             if writer is not None:
                 with writer.as_default(step=self.step):
@@ -324,6 +383,12 @@ class _Run:
                 self.checkpoint.save(self.step, sums)
         sums.seconds = seconds + time.monotonic() - started
         self.progress.finish()
+
+    def _label(self, epoch: int) -> str:
+        label = f"epoch {epoch + 1}/{self.config.epochs}"
+        if len(self.recipe.stages) > 1:
+            return f"{label} · {self.recipe.stages[self.stage_index].name}"
+        return label
 
     def _check_finite(self, losses: dict[str, float]) -> None:
         bad = {name: value for name, value in losses.items() if not math.isfinite(value)}
@@ -362,11 +427,11 @@ class _Run:
             files.write_samples(
                 samples_path, validation.gray, validation.generated, validation.truth
             )
-        earlier = [r["val_l1_ab"] for r in files.read_metrics(self.run_dir) if "val_l1_ab" in r]
+        earlier = [r[SELECTION] for r in files.read_metrics(self.run_dir) if SELECTION in r]
         files.append_metrics(self.run_dir, record)
         self._export_generator(files.MODEL)
         # Derived from metrics.jsonl, so a resumed run keeps comparing with the epochs before it.
-        if not earlier or record["val_l1_ab"] < min(earlier):
+        if not earlier or record[SELECTION] < min(earlier):
             self._export_generator(files.BEST)
         if writer is not None:
             with writer.as_default(step=self.step):
@@ -378,9 +443,11 @@ class _Run:
             writer.flush()
         self.progress.log(
             f"epoch {epoch + 1}/{self.config.epochs}  step {self.step}  "
-            f"G {record['loss_g']:.4g}  D {record['loss_d']:.4g}  "
+            f"G {record['loss_g']:.4g}  D {record.get('loss_d', float('nan')):.4g}  "
             f"val L1(ab) {record['val_l1_ab']:.3f}  PSNR {record['val_psnr']:.2f} dB  "
+            f"CIEDE2000 {record['val_ciede2000']:.2f} (gray {record['val_ciede2000_gray']:.2f})  "
             f"colourfulness x{record['val_colourfulness_ratio']:.2f}  "
+            f"selection {record[SELECTION]:.3f}  "
             f"{record['images_per_s']:.1f} img/s"
         )
         return record

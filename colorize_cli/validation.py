@@ -1,7 +1,15 @@
-"""Per-epoch validation: the generator on held-out photos -> L1 on ab, PSNR, colourfulness, samples.
+"""Per-epoch validation: the generator on held-out photos -> L1 on ab, PSNR, CIEDE2000,
+colourfulness, the checkpoint-selection score, samples.
 
 The scores are `metrics.py`'s, on the uint8 sRGB photos `apply` would write (at the training crop,
 centred), so the training log and `colorize eval` speak the same units.
+
+The selection rule (lower is better; `best.keras` is the epoch with the lowest) weighs accuracy
+and colour together, because L1 or CIEDE2000 alone prefer a desaturated model:
+
+    val_selection = CIEDE2000 / CIEDE2000 of the gray baseline - 0.25 x min(colourfulness ratio, 1)
+
+so 0.2 more of the truth's colourfulness is worth 5% of the gray baseline's colour error.
 """
 
 from __future__ import annotations
@@ -12,11 +20,19 @@ from typing import Any
 import numpy as np
 
 from colorize_cli import metrics
-from colorize_cli.color import grayscale, tf_lab_to_srgb, tf_srgb_to_lab
+from colorize_cli.color import grayscale, srgb_to_lab, tf_lab_to_srgb, tf_srgb_to_lab
 from colorize_cli.dataset import ImageSet, make_dataset
 from colorize_cli.tf_setup import import_tf
 
 tf = import_tf()
+
+SELECTION = "val_selection"
+COLOUR_WEIGHT = 0.25
+
+
+def selection_score(ciede2000: float, gray_ciede2000: float, colourfulness_ratio: float) -> float:
+    """The checkpoint rule above: CIEDE2000 relative to gray, minus the capped colour bonus."""
+    return ciede2000 / max(gray_ciede2000, 1e-9) - COLOUR_WEIGHT * min(colourfulness_ratio, 1.0)
 
 
 @dataclass(frozen=True)
@@ -50,6 +66,7 @@ class Validator:
 
     def __call__(self) -> Validation:
         l1, psnr, colourfulness, truth_colourfulness = [], [], [], []
+        ciede, gray_ciede = [], []
         generated_rows, truth_rows = [], []
         for batch in self.batches:
             ab, rgb = self._colour(batch["lightness"])
@@ -57,6 +74,11 @@ class Validator:
             generated = _to_uint8(rgb)
             truth = _to_uint8(batch["rgb"])
             for out, real in zip(generated, truth, strict=True):
+                truth_lab = srgb_to_lab(real)
+                ciede.append(metrics.mean_ciede2000(truth_lab, srgb_to_lab(out)))
+                # The baseline `colorize eval` reports: the photo's gray, replicated into RGB.
+                gray_rgb = np.repeat(grayscale(real)[..., np.newaxis], 3, axis=-1)
+                gray_ciede.append(metrics.mean_ciede2000(truth_lab, srgb_to_lab(gray_rgb)))
                 psnr.append(metrics.psnr(real, out))
                 colourfulness.append(metrics.colourfulness(out))
                 truth_colourfulness.append(metrics.colourfulness(real))
@@ -64,15 +86,21 @@ class Validator:
             generated_rows.append(generated[:missing])
             truth_rows.append(truth[:missing])
         truth_samples = np.concatenate(truth_rows)
+        scores = {
+            "val_l1_ab": float(np.mean(l1)),
+            "val_psnr": float(np.mean(psnr)),
+            "val_ciede2000": float(np.mean(ciede)),
+            "val_ciede2000_gray": float(np.mean(gray_ciede)),
+            "val_colourfulness": float(np.mean(colourfulness)),
+            "val_colourfulness_ratio": metrics.colourfulness_ratio(
+                colourfulness, truth_colourfulness
+            ),
+        }
+        scores[SELECTION] = selection_score(
+            scores["val_ciede2000"], scores["val_ciede2000_gray"], scores["val_colourfulness_ratio"]
+        )
         return Validation(
-            scores={
-                "val_l1_ab": float(np.mean(l1)),
-                "val_psnr": float(np.mean(psnr)),
-                "val_colourfulness": float(np.mean(colourfulness)),
-                "val_colourfulness_ratio": metrics.colourfulness_ratio(
-                    colourfulness, truth_colourfulness
-                ),
-            },
+            scores=scores,
             gray=grayscale(truth_samples),
             generated=np.concatenate(generated_rows),
             truth=truth_samples,

@@ -179,8 +179,8 @@ def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(
     recipe = get_recipe("pix2pix")
 
     class PoisonedAtStep3(type(recipe)):
-        def generator_loss(self, real, fake, fake_logits, step):
-            total, parts = super().generator_loss(real, fake, fake_logits, step)
+        def generator_loss(self, real, fake, fake_logits, step, stage=None):
+            total, parts = super().generator_loss(real, fake, fake_logits, step, stage)
             return total * (1.0 / (2.0 - keras.ops.cast(step, "float32"))), parts
 
     monkeypatch.setattr(train, "get_recipe", lambda name: PoisonedAtStep3(**vars(recipe)))

