@@ -371,8 +371,9 @@ def train(
     """Train a colorization GAN on shards; print the trained model's path on stdout.
 
     The run directory holds config.json, metrics.jsonl, samples/, checkpoints/, model.keras (last
-    epoch) and best.keras (best validation score: CIEDE2000 and colourfulness weighed, docs/recipes.md). Ctrl-C saves a checkpoint and exits 130;
-    **colorize train --resume RUN** continues it.
+    epoch) and best.keras (best validation score: CIEDE2000 and colourfulness weighed together,
+    docs/recipes.md). Ctrl-C saves a checkpoint and exits 130; **colorize train --resume RUN**
+    continues it.
     """
     with _errors():
         if recipe not in RECIPE_NAMES:

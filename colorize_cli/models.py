@@ -86,7 +86,9 @@ PRESETS: dict[str, ModelConfig] = {
     "base": ModelConfig(preset="base", depth=7, base_filters=64, max_filters=512),
     # The ImageNet-pretrained EfficientNet-Lite0 encoder + a U-Net decoder; the discriminator
     # (PatchGAN) takes the small preset's widths.
-    "lite0": ModelConfig(preset="lite0", depth=5, base_filters=32, max_filters=256, encoder="lite0"),
+    "lite0": ModelConfig(
+        preset="lite0", depth=5, base_filters=32, max_filters=256, encoder="lite0"
+    ),
     # The same network from random initialisation: the ablation of the pretrained weights.
     "lite0-scratch": ModelConfig(
         preset="lite0-scratch",
@@ -176,7 +178,9 @@ def _build_pretrained_generator(config: ModelConfig) -> keras.Model:
     )
     gray = keras.layers.Rescaling(1.0 / L_MAX, name="gray")(lightness)
     rgb = keras.layers.Concatenate(name="gray_as_rgb")([gray, gray, gray])
-    features = pretrained.encoder_features(pretrained.imagenet_normalization("lite0_normalize")(rgb))
+    features = pretrained.encoder_features(
+        pretrained.imagenet_normalization("lite0_normalize")(rgb)
+    )
     x = features[2**config.depth]
     for level, filters in enumerate(config.decoder_filters):
         stride = 2 ** (config.depth - 1 - level)

@@ -161,7 +161,10 @@ def keras_weights() -> dict[str, tuple[np.ndarray, ...]]:
     from colorize_cli.torch_weights import load_state_dict
 
     state = load_state_dict(weights_path())
-    torch_names = {f"{PREFIX}_stem": ("_conv_stem", "_bn0"), f"{PREFIX}_head": ("_conv_head", "_bn1")}
+    torch_names = {
+        f"{PREFIX}_stem": ("_conv_stem", "_bn0"),
+        f"{PREFIX}_head": ("_conv_head", "_bn1"),
+    }
     block, parts = 0, {"expand": ("_expand_conv", "_bn0"), "dw": ("_depthwise_conv", "_bn1")}
     parts["project"] = ("_project_conv", "_bn2")
     for stage in STAGES:
@@ -187,8 +190,13 @@ def keras_weights() -> dict[str, tuple[np.ndarray, ...]]:
             )
         converted[f"{PREFIX}_fc"] = (state["_fc.weight"].T, state["_fc.bias"])
     except KeyError as exc:
-        raise ModelError(f"not EfficientNet-Lite0 weights: no {exc.args[0]}", weights_path()) from None
-    return {name: tuple(np.ascontiguousarray(w, np.float32) for w in ws) for name, ws in converted.items()}
+        raise ModelError(
+            f"not EfficientNet-Lite0 weights: no {exc.args[0]}", weights_path()
+        ) from None
+    return {
+        name: tuple(np.ascontiguousarray(w, np.float32) for w in ws)
+        for name, ws in converted.items()
+    }
 
 
 def load_weights(model: keras.Model) -> int:

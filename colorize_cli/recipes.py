@@ -129,9 +129,7 @@ class Recipe:
         """The ground truth the generator's output is compared with: `batch[self.output]`."""
         return batch[self.output]
 
-    def adversarial_weight_at(
-        self, step: int | tf.Tensor, stage: Stage | None = None
-    ) -> tf.Tensor:
+    def adversarial_weight_at(self, step: int | tf.Tensor, stage: Stage | None = None) -> tf.Tensor:
         """The adversarial weight at training step `step` (a Python int or an integer tensor)."""
         tf = import_tf()
 
@@ -223,13 +221,24 @@ _NOGAN = Recipe(
     beta_1=0.9,
     adversarial_weight=0.0,
     stages=(
-        Stage("generator, encoder frozen", 0.10, discriminator=False, encoder=False,
-              adversarial_weight=0.0),
-        Stage("generator", 0.65, discriminator=False, adversarial_weight=0.0,
-              generator_lr_scale=0.2),
+        Stage(
+            "generator, encoder frozen",
+            0.10,
+            discriminator=False,
+            encoder=False,
+            adversarial_weight=0.0,
+        ),
+        Stage(
+            "generator", 0.65, discriminator=False, adversarial_weight=0.0, generator_lr_scale=0.2
+        ),
         Stage("discriminator", 0.10, generator=False, discriminator_lr_scale=0.2),
-        Stage("adversarial", 0.15, adversarial_weight=0.1, generator_lr_scale=0.05,
-              discriminator_lr_scale=0.2),
+        Stage(
+            "adversarial",
+            0.15,
+            adversarial_weight=0.1,
+            generator_lr_scale=0.05,
+            discriminator_lr_scale=0.2,
+        ),
     ),
 )
 

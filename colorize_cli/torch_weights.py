@@ -168,7 +168,9 @@ def _load_legacy(file: BinaryIO) -> dict[str, np.ndarray]:
         count = int.from_bytes(_read_exactly(file, 8), "little")
         if count != storage.numel:
             raise ModelError(f"storage {key} holds {count} elements, {storage.numel} declared")
-        data[key] = np.frombuffer(_read_exactly(file, count * storage.dtype.itemsize), storage.dtype)
+        data[key] = np.frombuffer(
+            _read_exactly(file, count * storage.dtype.itemsize), storage.dtype
+        )
     return _resolve(state, data)
 
 

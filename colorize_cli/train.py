@@ -344,9 +344,7 @@ class _Run:
         config, sums = self.config, self.epoch_sums
         end = (epoch + 1) * self.steps_per_epoch
         self._step_for(self.step)
-        self.progress.start(
-            self._label(epoch), (end - self.step) * config.batch_size, unit="img"
-        )
+        self.progress.start(self._label(epoch), (end - self.step) * config.batch_size, unit="img")
         started, seconds = time.monotonic(), sums.seconds
         while self.step < end:
             if stop.signal is not None:

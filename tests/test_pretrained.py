@@ -95,7 +95,9 @@ def test_the_encoder_sees_gray_exactly_as_the_classifier_sees_a_gray_photo() -> 
     lightness = rng.uniform(0, 100, (1, 64, 64, 1)).astype(np.float32)
     features = keras.Model(generator.input, generator.get_layer("lite0_block15_project_bn").output)
     grey_rgb = np.repeat(lightness / 100.0, 3, axis=-1)
-    reference = keras.Model(classifier.input, classifier.get_layer("lite0_block15_project_bn").output)
+    reference = keras.Model(
+        classifier.input, classifier.get_layer("lite0_block15_project_bn").output
+    )
     np.testing.assert_allclose(features(lightness), reference(grey_rgb), rtol=1e-4, atol=1e-4)
 
 

@@ -117,9 +117,12 @@ def test_both_layouts_round_trip_values_dtypes_and_strided_views(
     assert list(loaded) == [*tensors, "fc.t"]
     for name, array in tensors.items():
         assert loaded[name].dtype == array.dtype and np.array_equal(loaded[name], array)
-    assert np.array_equal(loaded["fc.t"], tensors["fc.weight"].reshape(-1)[1:].reshape(-1)[
-        np.arange(3)[:, None] + 6 * np.arange(5)[None, :]
-    ])
+    assert np.array_equal(
+        loaded["fc.t"],
+        tensors["fc.weight"]
+        .reshape(-1)[1:]
+        .reshape(-1)[np.arange(3)[:, None] + 6 * np.arange(5)[None, :]],
+    )
 
 
 def test_the_shipped_imagenet_weights_read_completely() -> None:

@@ -71,9 +71,9 @@ def test_a_short_run_writes_the_whole_run_directory(shards: Path, tmp_path: Path
     model = keras.saving.load_model(out / "model.keras", safe_mode=True)
     lightness = np.full((1, 64, 48, 1), 50.0, np.float32)
     assert model.predict(lightness, verbose=0).shape == (1, 64, 48, 2)
-    # best.keras is the epoch with the lowest validation L1: the last one only if it improved.
+    # best.keras is the epoch with the lowest selection score: the last one only if it improved.
     best = keras.saving.load_model(out / "best.keras", safe_mode=True)
-    last_is_best = lines[1]["val_l1_ab"] < lines[0]["val_l1_ab"]
+    last_is_best = lines[1]["val_selection"] < lines[0]["val_selection"]
     same = all(np.array_equal(a, b) for a, b in zip(weights(best), weights(model), strict=True))
     assert same == last_is_best
 
