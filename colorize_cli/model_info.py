@@ -41,11 +41,22 @@ def describe_model(path: str | Path) -> dict[str, Any]:
         "outputs": _layer_names(model.get("output_layers", [])),
         "layers": len(model.get("layers", [])),
         "parameters": parameters,
+        "encoder": _encoder(model.get("layers", [])),
         "keras_version": metadata.get("keras_version"),
         "saved": metadata.get("date_saved"),
     }
     description.update(_provenance(path))
     return description
+
+
+def _encoder(layers: list) -> str:
+    """The pretrained encoder the generator is built on, with its source and licence, if any."""
+    from colorize_cli import pretrained
+
+    names = [layer.get("config", {}).get("name", "") for layer in layers]
+    if any(name.startswith(f"{pretrained.PREFIX}_") for name in names):
+        return pretrained.SOURCE
+    return "none (trained from scratch)"
 
 
 def _layer_names(spec: list) -> list[str]:

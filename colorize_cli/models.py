@@ -250,7 +250,8 @@ def build_discriminator(config: ModelConfig, conditional: bool = True) -> keras.
 def count_flops(model: keras.Model, height: int, width: int) -> int:
     """Forward FLOPs per image (2 x multiply-adds) of the conv and dense layers at height x width.
 
-    Normalisation, activations, resizing and bias adds are left out (a few percent at most).
+    Depthwise convs count their single tap per channel. Normalisation, activations, resizing and
+    bias adds are left out (a few percent at most).
     The model is cloned on fixed-size inputs so every layer's spatial size is known.
     """
     keras = _keras()
@@ -265,6 +266,9 @@ def count_flops(model: keras.Model, height: int, width: int) -> int:
             # Every input pixel is spread over a kernel-sized window of each output channel.
             _, h, w, c_in = layer.input.shape
             flops += 2 * h * w * math.prod(layer.kernel_size) * c_in * layer.filters
+        elif isinstance(layer, keras.layers.DepthwiseConv2D):
+            _, h, w, channels = layer.output.shape
+            flops += 2 * h * w * math.prod(layer.kernel_size) * channels
         elif isinstance(layer, keras.layers.Conv2D):
             _, h, w, _ = layer.output.shape
             c_in = layer.input.shape[-1] // layer.groups

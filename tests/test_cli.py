@@ -279,6 +279,7 @@ def test_info_describes_a_model_without_tensorflow(tiny_model: Path, tmp_path: P
     expected = keras.saving.load_model(tiny_model, safe_mode=True).count_params()
     assert description["parameters"] == expected
     assert description["inputs"] == ["lightness"] and description["outputs"] == ["ab"]
+    assert description["encoder"].startswith("none")
     assert "tensorflow" not in modules_after("info", str(tiny_model))
     fake = tmp_path / "fake.keras"
     fake.write_text("not a model")

@@ -15,6 +15,7 @@ from PIL import Image
 from colorize_cli import pretrained
 from colorize_cli.colorizer import load_generator, model_stride
 from colorize_cli.errors import ModelError
+from colorize_cli.model_info import describe_model
 from colorize_cli.models import build_generator, model_config
 
 CLASSES_FILE = REPO.parent / "shared" / "data" / "imagenet-classes.txt"
@@ -78,6 +79,9 @@ def test_the_lite0_generator_keeps_the_contract_and_loads_in_safe_mode(tmp_path:
     # The encoder carries the ImageNet weights, and they survive the save.
     stem = loaded.get_layer("lite0_stem_conv").get_weights()[0]
     assert np.array_equal(stem, pretrained.keras_weights()["lite0_stem_conv"][0])
+    # `colorize info` names the encoder, its source and its licence, without TensorFlow.
+    encoder = describe_model(path)["encoder"]
+    assert "EfficientNet-Lite0" in encoder and "Apache-2.0" in encoder
 
 
 def test_the_scratch_ablation_has_the_same_network_without_the_imagenet_weights() -> None:

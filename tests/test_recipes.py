@@ -34,7 +34,7 @@ def _logits(value: float, shape: tuple[int, ...] = (2, 4, 4, 1)) -> tf.Tensor:
 def test_default_recipe_is_l1_warmup_and_unknown_names_list_the_valid_ones() -> None:
     # The measured winner on the dev split (docs/model-card.md).
     assert DEFAULT_RECIPE == "l1-warmup" and get_recipe(DEFAULT_RECIPE) is RECIPES["l1-warmup"]
-    with pytest.raises(UsageError, match="pix2pix, l1-warmup, rebalanced, paper"):
+    with pytest.raises(UsageError, match="pix2pix, l1-warmup, rebalanced, nogan, paper"):
         get_recipe("cyclegan")
 
 
