@@ -47,7 +47,9 @@ def main() -> None:
             chunk = photos[start : start + 32]
             batch = np.stack([centre_crop(p, gray) for p in chunk])
             predicted = classifier.predict(batch, verbose=0).argmax(axis=1)
-            correct += sum(classes[k] == p.name.split("_")[1] for k, p in zip(predicted, chunk))
+            correct += sum(
+                classes[k] == p.name.split("_")[1] for k, p in zip(predicted, chunk, strict=True)
+            )
         seconds = time.perf_counter() - started
         label = "gray as RGB" if gray else "colour"
         print(f"| {label} | {len(photos)} | {correct / len(photos):.1%} | {seconds:.1f} |")
