@@ -42,10 +42,12 @@ demo: $(STAMP)
 # Benchmarks (minutes; never part of `make test`). Each prints a Markdown table for docs/.
 BENCH_OUT := /tmp/colorize-bench
 TORCH_VENV := bench/.venv-torch
-# The PyTorch peer's own environment: the CPU wheel only (a plain `torch` would pull a CUDA build).
+# The PyTorch peer's own environment: the CPU wheel only (a plain `torch` would pull a CUDA build),
+# and the EfficientNet-Lite encoder of the lite0 preset's peer (needs only torch).
 $(TORCH_VENV)/.installed:
 	$(PYTHON) -m venv $(TORCH_VENV) || python3 -m venv $(TORCH_VENV)
-	$(TORCH_VENV)/bin/python -m pip install --quiet torch==2.13.0 numpy
+	$(TORCH_VENV)/bin/python -m pip install --quiet torch==2.13.0 numpy \
+		efficientnet-lite-pytorch==0.1.0
 	touch $@
 
 bench-env: $(TORCH_VENV)/.installed

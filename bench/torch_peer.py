@@ -3,18 +3,26 @@
     make bench-env                                          # bench/.venv-torch: torch 2.13 CPU
     .venv/bin/python bench/torch_peer.py                    # small at 128, batch 16
     .venv/bin/python bench/torch_peer.py --presets tiny small --rounds 5
+    .venv/bin/python bench/torch_peer.py --presets lite0    # the EfficientNet-Lite0 U-Net
     .venv/bin/python bench/torch_peer.py --memory-format contiguous --torch-modes eager
     OMP_WAIT_POLICY=PASSIVE .venv/bin/python bench/torch_peer.py    # when others share the CPU
 
 The peer (bench/torch_step.py, run by the torch venv's Python) is the same generator and
-discriminator (parameter counts checked here) and the same pix2pix step as gan_step.py, in eager
-PyTorch and under torch.compile. It lives in one subprocess per preset and size, answering over
-stdin/stdout, so its warm-up and compiling are paid once. colorize's step is built as
-bench/train_step.py builds it (XLA off, the batch held in memory); both sides get synthetic
-batches of the same shapes. The CPU may be shared, so the sides are timed in interleaved rounds
-(median reported) and the ratio is the figure to compare across machines. On a shared CPU,
-torch's OpenMP threads spin at every op's barrier while a neighbour holds the other core (tiny
-at 128: 8 images/s instead of 53); OMP_WAIT_POLICY=PASSIVE or --threads 1 avoids that.
+discriminator (parameter counts checked here, BatchNorm's moving statistics counted as Keras
+counts them) and the same pix2pix step as gan_step.py, in eager PyTorch and under torch.compile.
+It lives in one subprocess per preset and size, answering over stdin/stdout, so its warm-up and
+compiling are paid once. colorize's step is built as bench/train_step.py builds it (XLA off, the
+batch held in memory); both sides get synthetic batches of the same shapes. The CPU may be
+shared, so the sides are timed in interleaved rounds (median reported) and the ratio is the
+figure to compare across machines. On a shared CPU, torch's OpenMP threads spin at every op's
+barrier while a neighbour holds the other core (tiny at 128: 8 images/s instead of 53);
+OMP_WAIT_POLICY=PASSIVE or --threads 1 avoids that.
+
+For lite0 the peer's encoder is PyPI efficientnet-lite-pytorch's EfficientNet-Lite0 (the network
+colorize_cli/pretrained.py ports to Keras) under a copy of models.py's U-Net decoder and head;
+colorize's side loads the ImageNet weights, the peer's stays randomly initialised (the speed does
+not depend on them). Sizes must be multiples of lite0's stride, 32. lite0-scratch is the same
+network and step, so it needs no row of its own.
 """
 
 from __future__ import annotations

@@ -2,11 +2,17 @@
 
     echo "eager 5" | bench/.venv-torch/bin/python bench/torch_step.py --preset tiny --size 128
     bench/.venv-torch/bin/python bench/torch_step.py --preset small --memory-format contiguous
+    echo "eager 1" | bench/.venv-torch/bin/python bench/torch_step.py --preset lite0 --modes eager
 
-Runs in its own venv (`make bench-env`: torch 2.13 CPU). The networks copy colorize_cli/models.py
-layer for layer (same parameter counts, paddings, GroupNorm groups and epsilon, bilinear resize) and
-the step copies gan_step.py with the "pix2pix" recipe: one forward pass, the discriminator on the
-real and the fake pair, each network's gradients of its own loss only, Adam(2e-4, 0.5) updates.
+Runs in its own venv (`make bench-env`: torch 2.13 CPU, efficientnet-lite-pytorch 0.1.0). The
+networks copy colorize_cli/models.py layer for layer (same parameter counts, paddings, GroupNorm
+groups and epsilon, bilinear resize). lite0's encoder is that package's EfficientNet-Lite0 (the
+network colorize_cli/pretrained.py ports to Keras: TF "same" padding, computed per input here as
+Keras does; ReLU6; no squeeze-excite; BatchNorm epsilon 1e-3), randomly initialised, since the
+weights do not change the speed; its decoder and head copy models._build_pretrained_generator.
+The step copies gan_step.py with the "pix2pix" recipe: one forward pass (BatchNorm in training
+mode), the discriminator on the real and the fake pair, each network's gradients of its own loss
+only, Adam(2e-4, 0.5) updates of the trainable weights.
 It warms every mode up once, prints one JSON line (parameter counts, modes ready or why not), then
 answers each stdin line "MODE STEPS" with one JSON line holding images/s; EOF ends it.
 """
@@ -31,7 +37,13 @@ PRESETS = {
     "tiny": {"depth": 3, "base_filters": 8, "max_filters": 32},
     "small": {"depth": 6, "base_filters": 32, "max_filters": 256},
     "base": {"depth": 7, "base_filters": 64, "max_filters": 512},
+    # The EfficientNet-Lite0 U-Net; these widths are its discriminator's (small's, at depth 5).
+    "lite0": {"depth": 5, "base_filters": 32, "max_filters": 256},
 }
+ENCODERS = {"lite0": "efficientnet-lite0"}  # preset -> efficientnet_lite_pytorch model name
+DECODER_FILTERS = (256, 128, 64, 48)  # ModelConfig.decoder_filters, from stride 16 up to 2
+IMAGENET_MEAN = (0.485, 0.456, 0.406)  # pretrained.py's, on sRGB in [0, 1]
+IMAGENET_STD = (0.229, 0.224, 0.225)
 AB_SCALE = 110.0
 L_MAX = 100.0
 DISCRIMINATOR_DOWNSAMPLINGS = 3
@@ -115,6 +127,96 @@ class Generator(nn.Module):
             x = torch.cat([block(upsample(x)), skip], dim=1)
         x = self.out(torch.cat([upsample(x), scaled], dim=1))
         return torch.tanh(x) * AB_SCALE
+
+
+def bn_block(c_in: int, c_out: int) -> nn.Sequential:
+    """A decoder conv of the lite0 U-Net: 3x3 conv (no bias) -> Keras-default BatchNorm -> ReLU."""
+    # Keras' BatchNormalization defaults: epsilon 1e-3, moving averages kept at 0.99 (torch 0.01).
+    return nn.Sequential(
+        same_conv(c_in, c_out, 3, bias=False),
+        nn.BatchNorm2d(c_out, eps=KERAS_NORM_EPSILON, momentum=0.01),
+        nn.ReLU(),
+    )
+
+
+def block_stride(block: nn.Module) -> int:
+    """An MBConv block's stride; efficientnet_lite_pytorch keeps a stage's first as a list."""
+    stride = block._block_args.stride
+    return stride[0] if isinstance(stride, list | tuple) else stride
+
+
+class PretrainedGenerator(nn.Module):
+    """The lite0 U-Net: L* (B, 1, H, W) -> gray as ImageNet RGB -> Lite0 -> decoder -> a*b*.
+
+    The encoder is efficientnet_lite_pytorch's stem and MBConv blocks (its 1280-channel head and
+    classifier are dropped, as models.py never builds them); the blocks are called one by one, so
+    the package's drop connect (not in the Keras port) never runs. Skips are the last block at
+    strides 2, 4, 8 and 16 (the block before each stride-2 block), the bottom the last block.
+    Each decoder level: bilinear 2x, concatenated with the skip, two bn_blocks.
+    """
+
+    def __init__(self, model_name: str, decoder_filters: tuple[int, ...]) -> None:
+        super().__init__()
+        try:
+            from efficientnet_lite_pytorch import EfficientNet
+        except ImportError:
+            raise SystemExit(
+                "efficientnet_lite_pytorch is missing from this venv: "
+                "rm -r bench/.venv-torch && make bench-env"
+            ) from None
+        # image_size=None: "same" padding computed from each input, as Keras' padding="same".
+        encoder = EfficientNet.from_name(model_name, image_size=None)
+        self.stem = nn.Sequential(encoder._conv_stem, encoder._bn0, nn.ReLU6())
+        self.blocks = encoder._blocks
+        strides = [block_stride(block) for block in self.blocks]
+        ends = [index - 1 for index, stride in enumerate(strides) if stride == 2]
+        self.feature_blocks = frozenset([*ends, len(self.blocks) - 1])
+        channels = [self.blocks[index]._block_args.output_filters for index in sorted(ends)]
+        c_in = self.blocks[-1]._block_args.output_filters
+        self.decoder = nn.ModuleList()
+        for filters, skip in zip(decoder_filters, reversed(channels), strict=True):
+            self.decoder.append(
+                nn.Sequential(bn_block(c_in + skip, filters), bn_block(filters, filters))
+            )
+            c_in = filters
+        self.out = same_conv(c_in + 1, 2, 3)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+        # (gray - mean) / std per RGB channel as gray * scale - offset. Constants, not buffers:
+        # Keras' Normalization with a given mean and variance holds no weights.
+        self.scale = [1.0 / s for s in IMAGENET_STD]
+        self.offset = [m / s for m, s in zip(IMAGENET_MEAN, IMAGENET_STD, strict=True)]
+
+    def forward(self, lightness: torch.Tensor) -> torch.Tensor:
+        scaled = lightness * (2.0 / L_MAX) - 1.0
+        gray = lightness / L_MAX
+        rgb = torch.cat([gray * s - o for s, o in zip(self.scale, self.offset, strict=True)], 1)
+        x = self.stem(rgb)
+        features = []
+        for index, block in enumerate(self.blocks):
+            x = block(x)
+            if index in self.feature_blocks:
+                features.append(x)
+        for level, skip in zip(self.decoder, reversed(features[:-1]), strict=True):
+            x = level(torch.cat([upsample(x), skip], dim=1))
+        x = self.out(torch.cat([upsample(x), scaled], dim=1))
+        return torch.tanh(x) * AB_SCALE
+
+
+def build_generator(preset: str) -> nn.Module:
+    if preset in ENCODERS:
+        return PretrainedGenerator(ENCODERS[preset], DECODER_FILTERS)
+    return Generator(**PRESETS[preset])
+
+
+def keras_count(module: nn.Module) -> int:
+    """Weights as Keras' count_params counts them: BatchNorm's moving mean and variance too."""
+    stats = sum(
+        layer.running_mean.numel() + layer.running_var.numel()
+        for layer in module.modules()
+        if isinstance(layer, nn.BatchNorm2d)
+    )
+    return sum(p.numel() for p in module.parameters()) + stats
 
 
 class Discriminator(nn.Module):
@@ -232,7 +334,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     memory_format = MEMORY_FORMATS[args.memory_format]
-    generator = Generator(**PRESETS[args.preset]).to(memory_format=memory_format)
+    generator = build_generator(args.preset).to(memory_format=memory_format)
     discriminator = Discriminator(**PRESETS[args.preset]).to(memory_format=memory_format)
     batch = synthetic_batch(args.batch, args.size, memory_format)
     steps: dict[str, Step] = {}
@@ -253,8 +355,8 @@ def main() -> None:
             "torch": torch.__version__,
             "threads": torch.get_num_threads(),
             "params": {
-                "generator": sum(p.numel() for p in generator.parameters()),
-                "discriminator": sum(p.numel() for p in discriminator.parameters()),
+                "generator": keras_count(generator),
+                "discriminator": keras_count(discriminator),
             },
             "modes": modes,
         }
