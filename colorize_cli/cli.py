@@ -277,7 +277,7 @@ class Precision(StrEnum):
 # Listed here rather than imported from recipes.py, which would load TF for --help; a test keeps
 # this list equal to recipes.RECIPES.
 RECIPE_NAMES = ("pix2pix", "l1-warmup", "rebalanced", "nogan", "paper")  # in recipes.RECIPES order
-DEFAULT_RECIPE = "l1-warmup"
+DEFAULT_RECIPE = "nogan"
 DEFAULT_EPOCHS = 10
 
 
@@ -323,9 +323,13 @@ def train(
         ),
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of weights, data order and crops.")] = 0,
-    model: Annotated[ModelPreset, typer.Option(help="Network size (docs/models.md).")] = (
-        ModelPreset.small
-    ),
+    model: Annotated[
+        ModelPreset,
+        typer.Option(
+            help="Network: lite0 (ImageNet-pretrained encoder), tiny, small, base, or "
+            "lite0-scratch (docs/models.md)."
+        ),
+    ] = ModelPreset.lite0,
     recipe: Annotated[
         str,
         typer.Option(help=f"Losses and optimizers: {', '.join(RECIPE_NAMES)} (docs/recipes.md)."),

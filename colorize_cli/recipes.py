@@ -276,7 +276,7 @@ RECIPES: dict[str, Recipe] = {
         real_label=0.9,
     ),
 }
-DEFAULT_RECIPE = "l1-warmup"
+DEFAULT_RECIPE = "nogan"
 
 
 def get_recipe(name: str) -> Recipe:

@@ -66,7 +66,7 @@ class TrainConfig:
     lr: float | None = None  # None: the recipe's
     rebalance: float | None = None  # None: the recipe's (recipes.Recipe.rebalance)
     seed: int = 0
-    model: str = "small"
+    model: str = "lite0"
     recipe: str = DEFAULT_RECIPE
     xla: bool = XLA_DEFAULT
     checkpoint_every: int = 0  # steps; 0: at the end of each epoch only

@@ -39,7 +39,14 @@ def shards(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def settings(shards: Path, out: Path, **changes) -> train.TrainConfig:
     base = train.TrainConfig(
-        shards=[str(shards)], out=str(out), epochs=2, batch_size=4, crop=32, model="tiny", samples=2
+        shards=[str(shards)],
+        out=str(out),
+        epochs=2,
+        batch_size=4,
+        crop=32,
+        model="tiny",
+        recipe="l1-warmup",
+        samples=2,
     )
     return replace(base, **changes)
 
@@ -144,7 +151,7 @@ STOPPABLE = """
 import sys
 from colorize_cli import train
 config = train.TrainConfig(shards=[sys.argv[1]], out=sys.argv[2], epochs=1000, batch_size=4,
-                           crop=32, model="tiny", samples=0)
+                           crop=32, model="tiny", recipe="l1-warmup", samples=0)
 try:
     train.train(config)
 except train.TrainingInterrupted as exc:
@@ -256,7 +263,8 @@ import sys
 import numpy as np
 from colorize_cli import train
 config = train.TrainConfig(shards=[sys.argv[1]], out=sys.argv[2], epochs=2, steps_per_epoch=2,
-                           batch_size=4, crop=32, model="tiny", samples=1)
+                           batch_size=4, crop=32, model="tiny", recipe="l1-warmup",
+                           samples=1)
 result = train.train(config)
 np.savez(sys.argv[3], *result.generator.get_weights())
 """
