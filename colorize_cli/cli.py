@@ -435,7 +435,7 @@ class OutputFormat(StrEnum):
 
 
 # Shared by apply and eval; the defaults are colorizer.DEFAULT_* (a test keeps them equal).
-RENDER_SIZE = 256
+RENDER_SIZE = 160
 BATCH_SIZE = 8
 RenderSizeOption = Annotated[
     int,

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 DEFAULT_MODEL_PATH = Path(__file__).resolve().parent / "weights" / "default.keras"
 # Measured on the dev validation split with the bundled model (docs/model-card.md, "Render size").
-DEFAULT_RENDER_SIZE = 256
+DEFAULT_RENDER_SIZE = 160
 DEFAULT_BATCH_SIZE = 8
 # A very long, thin photo is squeezed along its long side rather than rendered this many times
 # wider than `render_size`: the network's cost stays bounded whatever the aspect ratio.
