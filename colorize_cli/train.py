@@ -441,7 +441,7 @@ class _Run:
             writer.flush()
         self.progress.log(
             f"epoch {epoch + 1}/{self.config.epochs}  step {self.step}  "
-            f"G {record['loss_g']:.4g}  D {record.get('loss_d', float('nan')):.4g}  "
+            f"G {record['loss_g']:.4g}  D {_shown(record.get('loss_d'))}  "
             f"val L1(ab) {record['val_l1_ab']:.3f}  PSNR {record['val_psnr']:.2f} dB  "
             f"CIEDE2000 {record['val_ciede2000']:.2f} (gray {record['val_ciede2000_gray']:.2f})  "
             f"colourfulness x{record['val_colourfulness_ratio']:.2f}  "
@@ -457,6 +457,11 @@ class _Run:
             generator = build_generator(self.model_config)
             generator.set_weights(self.generator.get_weights())
         files.save_model(generator, self.run_dir / name)
+
+
+def _shown(loss: float | None) -> str:
+    """A loss for the epoch line; "-" in a stage that did not compute it."""
+    return "-" if loss is None else f"{loss:.4g}"
 
 
 def _load_init(generator: Any, path: Path, config: TrainConfig) -> None:
