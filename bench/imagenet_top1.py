@@ -15,21 +15,10 @@ import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
-from colorize_cli.pretrained import build_classifier
+from colorize_cli.pretrained import build_classifier, classifier_input
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-
-
-def centre_crop(path: Path, gray: bool) -> np.ndarray:
-    image = Image.open(path).convert("RGB")
-    if gray:
-        image = image.convert("L").convert("RGB")
-    scale = 256 / min(image.size)
-    image = image.resize((round(image.width * scale), round(image.height * scale)), Image.BILINEAR)
-    left, top = (image.width - 224) // 2, (image.height - 224) // 2
-    return np.asarray(image.crop((left, top, left + 224, top + 224)), np.float32) / 255.0
 
 
 def main() -> None:
@@ -45,7 +34,7 @@ def main() -> None:
         started, correct = time.perf_counter(), 0
         for start in range(0, len(photos), 32):
             chunk = photos[start : start + 32]
-            batch = np.stack([centre_crop(p, gray) for p in chunk])
+            batch = np.stack([classifier_input(p, gray) for p in chunk])
             predicted = classifier.predict(batch, verbose=0).argmax(axis=1)
             correct += sum(
                 classes[k] == p.name.split("_")[1] for k, p in zip(predicted, chunk, strict=True)

@@ -68,10 +68,10 @@ class EpochSums:
         for name, value in losses.items():
             self.sums[name] = self.sums.get(name, 0.0) + value
 
-    def mean(self, name: str, missing: float | None = None) -> float | None:
-        """The epoch's mean of loss `name`; `missing` if no step of the epoch had it."""
+    def mean(self, name: str) -> float | None:
+        """The epoch's mean of loss `name`; None if no step of the epoch computed it."""
         if name not in self.sums:
-            return missing
+            return None
         return self.sums[name] / self.steps
 
 

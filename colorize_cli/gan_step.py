@@ -68,8 +68,7 @@ def make_train_step(
                 d_loss = recipe.discriminator_loss(real_logits, fake_logits)
                 parts = {**parts, "d": d_loss}
             else:
-                g_loss, parts = recipe.generator_loss(real, fake, tf.zeros([1]), step, stage)
-                parts = {name: value for name, value in parts.items() if name != "adv"}
+                g_loss, parts = recipe.generator_loss(real, fake, None, step, stage)
             g_scaled = g_opt.scale_loss(g_loss * replica_share)
             d_scaled = d_opt.scale_loss(parts["d"] * replica_share) if train_d else None
         g_grads = tape.gradient(g_scaled, g_variables) if train_g else []

@@ -125,6 +125,21 @@ def imagenet_normalization(name: str) -> keras.layers.Layer:
     )
 
 
+def classifier_input(path: str | Path, gray: bool = False) -> np.ndarray:
+    """A photo as the ImageNet reference evaluates it: short side 256 (bilinear), 224 centre crop,
+    sRGB in [0, 1], (224, 224, 3) float32; `gray` feeds PIL's gray replicated into RGB."""
+    from PIL import Image
+
+    with Image.open(path) as opened:
+        image = opened.convert("RGB")
+    if gray:
+        image = image.convert("L").convert("RGB")
+    scale = 256 / min(image.size)
+    image = image.resize((round(image.width * scale), round(image.height * scale)), Image.BILINEAR)
+    left, top = (image.width - 224) // 2, (image.height - 224) // 2
+    return np.asarray(image.crop((left, top, left + 224, top + 224)), np.float32) / 255.0
+
+
 def build_classifier() -> keras.Model:
     """The whole ImageNet classifier: sRGB in [0, 1] (B, H, W, 3) -> 1000 logits, weights loaded.
 

@@ -142,13 +142,14 @@ class Recipe:
         self,
         real: tf.Tensor,
         fake: tf.Tensor,
-        fake_logits: tf.Tensor,
+        fake_logits: tf.Tensor | None,
         step: int | tf.Tensor,
         stage: Stage | None = None,
     ) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
         """Total generator loss and its unweighted parts `{reconstruction: ..., "adv": ...}`.
 
-        Every term is a mean over the batch given (per replica under tf.distribute).
+        Every term is a mean over the batch given (per replica under tf.distribute). With
+        `fake_logits` None (the discriminator was not run) there is no adversarial term or part.
         """
         tf = import_tf()
 
@@ -161,6 +162,10 @@ class Recipe:
             weights = tf.gather(tf.constant(self.colour_weights), tf_bin_index(real))
             error = error * weights[..., None]
         reconstruction = tf.reduce_mean(error)
+        if fake_logits is None:  # a stage that does not run the discriminator
+            return self.reconstruction_weight * reconstruction, {
+                self.reconstruction: reconstruction
+            }
         adversarial = _bce_from_logits(1.0, fake_logits)
         total = (
             self.reconstruction_weight * reconstruction

@@ -63,10 +63,13 @@ class Validator:
             images, batch_size, crop, shuffle=False, repeat=False, augment=False
         )
         self.predict = tf.function(lambda lightness: generator(lightness, training=False))
+        # The truth's Lab and the gray baseline's CIEDE2000 do not change between epochs.
+        self._truth_lab: list[np.ndarray] = []
+        self._gray_ciede2000: float | None = None
 
     def __call__(self) -> Validation:
         l1, psnr, colourfulness, truth_colourfulness = [], [], [], []
-        ciede, gray_ciede = [], []
+        ciede, photo = [], 0
         generated_rows, truth_rows = [], []
         for batch in self.batches:
             ab, rgb = self._colour(batch["lightness"])
@@ -74,11 +77,10 @@ class Validator:
             generated = _to_uint8(rgb)
             truth = _to_uint8(batch["rgb"])
             for out, real in zip(generated, truth, strict=True):
-                truth_lab = srgb_to_lab(real)
-                ciede.append(metrics.mean_ciede2000(truth_lab, srgb_to_lab(out)))
-                # The baseline `colorize eval` reports: the photo's gray, replicated into RGB.
-                gray_rgb = np.repeat(grayscale(real)[..., np.newaxis], 3, axis=-1)
-                gray_ciede.append(metrics.mean_ciede2000(truth_lab, srgb_to_lab(gray_rgb)))
+                if photo == len(self._truth_lab):
+                    self._truth_lab.append(srgb_to_lab(real))
+                ciede.append(metrics.mean_ciede2000(self._truth_lab[photo], srgb_to_lab(out)))
+                photo += 1
                 psnr.append(metrics.psnr(real, out))
                 colourfulness.append(metrics.colourfulness(out))
                 truth_colourfulness.append(metrics.colourfulness(real))
@@ -86,11 +88,13 @@ class Validator:
             generated_rows.append(generated[:missing])
             truth_rows.append(truth[:missing])
         truth_samples = np.concatenate(truth_rows)
+        if self._gray_ciede2000 is None:
+            self._gray_ciede2000 = self._gray_baseline()
         scores = {
             "val_l1_ab": float(np.mean(l1)),
             "val_psnr": float(np.mean(psnr)),
             "val_ciede2000": float(np.mean(ciede)),
-            "val_ciede2000_gray": float(np.mean(gray_ciede)),
+            "val_ciede2000_gray": self._gray_ciede2000,
             "val_colourfulness": float(np.mean(colourfulness)),
             "val_colourfulness_ratio": metrics.colourfulness_ratio(
                 colourfulness, truth_colourfulness
@@ -105,6 +109,16 @@ class Validator:
             generated=np.concatenate(generated_rows),
             truth=truth_samples,
         )
+
+    def _gray_baseline(self) -> float:
+        """Mean CIEDE2000 of the baseline `colorize eval` reports: each photo's gray as RGB."""
+        scores, photo = [], 0
+        for batch in self.batches:
+            for real in _to_uint8(batch["rgb"]):
+                gray_rgb = np.repeat(grayscale(real)[..., np.newaxis], 3, axis=-1)
+                scores.append(metrics.mean_ciede2000(self._truth_lab[photo], srgb_to_lab(gray_rgb)))
+                photo += 1
+        return float(np.mean(scores))
 
     def _colour(self, lightness: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         """(a*b* in Lab units, sRGB in [0, 1]) of the generator's output, whatever space it uses."""

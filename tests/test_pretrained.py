@@ -10,7 +10,6 @@ import keras
 import numpy as np
 import pytest
 from conftest import DEV_DIR, REPO
-from PIL import Image
 
 from colorize_cli import pretrained
 from colorize_cli.colorizer import load_generator, model_stride
@@ -36,16 +35,6 @@ def _imagenet_photos(count: int) -> list[tuple[Path, int]]:
     return [(p, index[p.name.split("_")[1]]) for p in chosen]
 
 
-def _centre_crop(path: Path, gray: bool) -> np.ndarray:
-    image = Image.open(path).convert("RGB")
-    if gray:
-        image = image.convert("L").convert("RGB")
-    scale = 256 / min(image.size)
-    image = image.resize((round(image.width * scale), round(image.height * scale)), Image.BILINEAR)
-    left, top = (image.width - 224) // 2, (image.height - 224) // 2
-    return np.asarray(image.crop((left, top, left + 224, top + 224)), np.float32) / 255.0
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", ["colour", "gray"])
 def test_the_port_classifies_dev_imagenet_photos_as_the_reference_does(mode: str) -> None:
@@ -54,7 +43,7 @@ def test_the_port_classifies_dev_imagenet_photos_as_the_reference_does(mode: str
     correct = 0
     for start in range(0, len(photos), 40):
         chunk = photos[start : start + 40]
-        batch = np.stack([_centre_crop(path, mode == "gray") for path, _ in chunk])
+        batch = np.stack([pretrained.classifier_input(path, mode == "gray") for path, _ in chunk])
         predicted = classifier.predict(batch, verbose=0).argmax(axis=1)
         correct += sum(int(p == label) for p, (_, label) in zip(predicted, chunk, strict=True))
     accuracy = correct / len(photos)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from conftest import dev_photos
 from test_dataset import write_shard
-from test_train import StopAt, weights
+from test_train import StopAt, settings, weights
 
 from colorize_cli import pretrained, run_dir, train
 from colorize_cli.models import build_generator, model_config
@@ -37,18 +37,9 @@ def shards(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def lite0_settings(shards: Path, out: Path, **changes) -> train.TrainConfig:
-    base = train.TrainConfig(
-        shards=[str(shards)],
-        out=str(out),
-        epochs=4,
-        steps_per_epoch=2,
-        batch_size=2,
-        model="lite0",
-        recipe="nogan",
-        samples=0,
-        keep_checkpoints=5,
-    )
-    return replace(base, **changes)
+    lite0 = {"epochs": 4, "steps_per_epoch": 2, "batch_size": 2, "crop": None, "model": "lite0"}
+    lite0 |= {"recipe": "nogan", "samples": 0, "keep_checkpoints": 5}
+    return settings(shards, out, **(lite0 | changes))
 
 
 def checkpoint_values(run: Path, step: int, network: str) -> list[np.ndarray]:
