@@ -38,9 +38,9 @@ def rss_mb(field: str) -> float:
 def measure(folder: Path, size: str, preset: str, render_size: int) -> dict:
     import numpy as np
 
-    from colorize_cli import applying
-    from colorize_cli.colorizer import Colorizer
-    from colorize_cli.models import build_generator, model_config
+    from colorize_cli.inference import applying
+    from colorize_cli.inference.colorizer import Colorizer
+    from colorize_cli.nets.models import build_generator, model_config
 
     model = folder / f"{preset}.keras"
     build_generator(model_config(preset)).save(model)

@@ -17,8 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from colorize_cli import color, images, shards
-from colorize_cli.prepare import fit_image
+from colorize_cli.data import shards
+from colorize_cli.data.prepare import fit_image
+from colorize_cli.imaging import color, images
 
 DEV = Path(__file__).resolve().parents[2] / "shared" / "data" / "dev"
 CHOICES = ("none", "lzf", "gzip-1", "gzip-4", "gzip-9")

@@ -16,9 +16,9 @@ import argparse
 
 import numpy as np
 
-from colorize_cli.colorizer import load_generator
-from colorize_cli.dataset import load_images, make_dataset
+from colorize_cli.inference.colorizer import load_generator
 from colorize_cli.tf_setup import import_tf
+from colorize_cli.training.dataset import load_images, make_dataset
 
 tf = import_tf()
 
@@ -32,7 +32,7 @@ def main() -> None:
     args = parser.parse_args()
     import keras
 
-    from colorize_cli.pretrained import encoder_layers
+    from colorize_cli.nets.pretrained import encoder_layers
 
     generator = load_generator(args.model)
     encoder = {id(layer) for layer in encoder_layers(generator)}

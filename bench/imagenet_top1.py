@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from colorize_cli.pretrained import build_classifier, classifier_input
+from colorize_cli.nets.pretrained import build_classifier, classifier_input
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 

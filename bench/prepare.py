@@ -28,9 +28,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from colorize_cli import color, images
-from colorize_cli.inputs import IMAGE_EXTENSIONS
-from colorize_cli.prepare import PrepareOptions, fit_image, prepare
+from colorize_cli.data.prepare import PrepareOptions, fit_image, prepare
+from colorize_cli.imaging import color, images
+from colorize_cli.imaging.inputs import IMAGE_EXTENSIONS
 
 DEV = Path(__file__).resolve().parents[2] / "shared" / "data" / "dev"
 

@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from colorize_cli.colorizer import Colorizer
-from colorize_cli.images import read_image
+from colorize_cli.imaging.images import read_image
+from colorize_cli.inference.colorizer import Colorizer
 
 DEV = Path(__file__).resolve().parents[2] / "shared" / "data" / "dev"
 REPEATS = 3

@@ -35,7 +35,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         model = args.model
         if model is None:
-            from colorize_cli.models import build_generator, model_config
+            from colorize_cli.nets.models import build_generator, model_config
 
             model = Path(tmp) / "small.keras"
             build_generator(model_config("small")).save(model)

@@ -19,7 +19,7 @@ barrier while a neighbour holds the other core (tiny at 128: 8 images/s instead 
 OMP_WAIT_POLICY=PASSIVE or --threads 1 avoids that.
 
 For lite0 the peer's encoder is PyPI efficientnet-lite-pytorch's EfficientNet-Lite0 (the network
-colorize_cli/pretrained.py ports to Keras) under a copy of models.py's U-Net decoder and head;
+colorize_cli/nets/pretrained.py ports to Keras) under a copy of models.py's U-Net decoder and head;
 colorize's side loads the ImageNet weights, the peer's stays randomly initialised (the speed does
 not depend on them). Sizes must be multiples of lite0's stride, 32. lite0-scratch is the same
 network and step, so it needs no row of its own.
@@ -38,8 +38,8 @@ from pathlib import Path
 
 from train_step import build_pix2pix, images_per_s, synthetic_batch
 
-from colorize_cli.gan_step import make_train_step
 from colorize_cli.tf_setup import import_tf
+from colorize_cli.training.gan_step import make_train_step
 
 tf = import_tf()
 

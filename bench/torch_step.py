@@ -5,9 +5,9 @@
     echo "eager 1" | bench/.venv-torch/bin/python bench/torch_step.py --preset lite0 --modes eager
 
 Runs in its own venv (`make bench-env`: torch 2.13 CPU, efficientnet-lite-pytorch 0.1.0). The
-networks copy colorize_cli/models.py layer for layer (same parameter counts, paddings, GroupNorm
+networks copy nets/models.py layer for layer (same parameter counts, paddings, GroupNorm
 groups and epsilon, bilinear resize). lite0's encoder is that package's EfficientNet-Lite0 (the
-network colorize_cli/pretrained.py ports to Keras: TF "same" padding, computed per input here as
+network nets/pretrained.py ports to Keras: TF "same" padding, computed per input here as
 Keras does; ReLU6; no squeeze-excite; BatchNorm epsilon 1e-3), randomly initialised, since the
 weights do not change the speed; its decoder and head copy models._build_pretrained_generator.
 The step copies gan_step.py with the "pix2pix" recipe: one forward pass (BatchNorm in training
@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-# The facts of colorize_cli/models.py and recipes.py this copy must keep (imported there from TF
+# The facts of nets/models.py and recipes.py this copy must keep (imported there from TF
 # code, so repeated here rather than shared).
 PRESETS = {
     "tiny": {"depth": 3, "base_filters": 8, "max_filters": 32},

@@ -27,11 +27,11 @@ import time
 
 import numpy as np
 
-from colorize_cli.dataset import load_images, make_dataset
-from colorize_cli.gan_step import make_train_step
-from colorize_cli.models import build_discriminator, build_generator, count_flops, model_config
-from colorize_cli.recipes import get_recipe
+from colorize_cli.nets.models import build_discriminator, build_generator, count_flops, model_config
+from colorize_cli.nets.recipes import get_recipe
 from colorize_cli.tf_setup import import_tf
+from colorize_cli.training.dataset import load_images, make_dataset
+from colorize_cli.training.gan_step import make_train_step
 
 tf = import_tf()
 

@@ -22,7 +22,7 @@ from colorize_cli import __version__
 from colorize_cli.errors import ColorizeError, UsageError
 
 if TYPE_CHECKING:
-    from colorize_cli.evaluate import EvalResult
+    from colorize_cli.inference.evaluate import EvalResult
 
 app = typer.Typer(
     name="colorize",
@@ -163,7 +163,7 @@ def prepare(
     ] = MAX_PIXELS,
 ) -> None:
     """Turn photos into HDF5 shards of grayscale/RGB pairs (train + validation split)."""
-    from colorize_cli import prepare as prepare_lib
+    from colorize_cli.data import prepare as prepare_lib
     from colorize_cli.progress import RichProgress
 
     with _errors():
@@ -209,14 +209,14 @@ def info(
     ] = False,
 ) -> None:
     """Describe shards (counts, image size, split, attributes) or models (size, training)."""
-    from colorize_cli import shards
-    from colorize_cli.model_info import describe_model
+    from colorize_cli.data import shards
+    from colorize_cli.inference.model_info import describe_model
 
     targets: list[tuple[Path, bool]] = []  # (path, is a model)
     with _errors():
         for name in files:
             if name == "default" or name.endswith(".keras"):
-                from colorize_cli.colorizer import DEFAULT_MODEL_PATH
+                from colorize_cli.inference.colorizer import DEFAULT_MODEL_PATH
 
                 targets.append((DEFAULT_MODEL_PATH if name == "default" else Path(name), True))
             else:
@@ -384,9 +384,9 @@ def train(
             raise UsageError(f"unknown recipe {recipe!r}; choose one of {', '.join(RECIPE_NAMES)}")
         if resume is None and not shards:
             raise UsageError("give the training shards, or --resume RUN")
-        from colorize_cli import train as train_lib
-        from colorize_cli.devices import parse_devices
         from colorize_cli.progress import RichProgress
+        from colorize_cli.training import train as train_lib
+        from colorize_cli.training.devices import parse_devices
 
         devices = parse_devices(gpu, cpu)
         if resume is not None:
@@ -498,8 +498,8 @@ def apply(
     overwritten; existing outputs are skipped unless **--overwrite**. The output keeps the
     input's own luminance: its grayscale equals the input's.
     """
-    from colorize_cli import applying
-    from colorize_cli.images import display_path
+    from colorize_cli.imaging.images import display_path
+    from colorize_cli.inference import applying
     from colorize_cli.progress import RichProgress, console
 
     fmt = None if format is None else format.value
@@ -507,7 +507,7 @@ def apply(
         if output == "-":
             if inputs != ["-"]:
                 raise UsageError("-o - streams one photo from stdin: use `colorize apply - -o -`")
-            from colorize_cli.colorizer import Colorizer
+            from colorize_cli.inference.colorizer import Colorizer
 
             options = applying.ApplyOptions(["-"], None, None, format=fmt, quality=quality)
             applying.check_options(options)
@@ -579,8 +579,8 @@ def evaluate(
     Runs the same code as **apply** and scores at full resolution: PSNR, SSIM, CIEDE2000,
     AuC of the ab error, and colourfulness against the truth's.
     """
-    from colorize_cli import evaluate as evaluate_lib
-    from colorize_cli.images import display_path
+    from colorize_cli.imaging.images import display_path
+    from colorize_cli.inference import evaluate as evaluate_lib
     from colorize_cli.progress import RichProgress, console
 
     with _errors():
@@ -610,7 +610,7 @@ def evaluate(
 def _print_eval_table(result: EvalResult) -> None:
     from rich.table import Table
 
-    from colorize_cli.evaluate import METRICS
+    from colorize_cli.inference.evaluate import METRICS
     from colorize_cli.progress import console
 
     summary = result.summary()

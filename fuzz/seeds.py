@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from colorize_cli import color, shards
+from colorize_cli.data import shards
+from colorize_cli.imaging import color
 
 
 def _picture(width: int = 16, height: int = 12) -> Image.Image:

@@ -18,8 +18,9 @@ import numpy as np
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from colorize_cli import images, shards
+from colorize_cli.data import shards
 from colorize_cli.errors import ImageError, ShardError
+from colorize_cli.imaging import images
 from fuzz.seeds import photo_seeds, shard_seeds
 
 # Small enough that a mutated header declaring a huge image is refused, not decoded.

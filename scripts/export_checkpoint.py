@@ -10,8 +10,8 @@ import json
 import sys
 from pathlib import Path
 
-from colorize_cli.models import build_generator, model_config
-from colorize_cli.recipes import get_recipe
+from colorize_cli.nets.models import build_generator, model_config
+from colorize_cli.nets.recipes import get_recipe
 from colorize_cli.tf_setup import import_tf
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from colorize_cli import color, images
+from colorize_cli.imaging import color, images
 
 
 def main(out_dir: str, *photos: str) -> None:

@@ -32,7 +32,7 @@ def photo_dir(tmp_path: Path) -> Path:
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An untrained `tiny` generator saved as .keras (it predicts no colour: the gray)."""
-    from colorize_cli.models import build_generator, model_config
+    from colorize_cli.nets.models import build_generator, model_config
 
     path = tmp_path_factory.mktemp("model") / "tiny.keras"
     build_generator(model_config("tiny")).save(path)

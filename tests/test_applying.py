@@ -12,10 +12,11 @@ import pytest
 from conftest import dev_photos
 from PIL import Image
 
-from colorize_cli import applying, color
-from colorize_cli.applying import ApplyOptions
-from colorize_cli.colorizer import Colorizer
 from colorize_cli.errors import ModelError, UsageError
+from colorize_cli.imaging import color
+from colorize_cli.inference import applying
+from colorize_cli.inference.applying import ApplyOptions
+from colorize_cli.inference.colorizer import Colorizer
 
 ARTIST = 0x013B
 

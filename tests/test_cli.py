@@ -169,7 +169,8 @@ def test_plain_stderr_when_not_a_terminal(photo_dir: Path, tmp_path: Path, env_v
 
 
 def test_cli_max_pixels_default_matches_the_reader() -> None:
-    from colorize_cli import cli, images
+    from colorize_cli import cli
+    from colorize_cli.imaging import images
 
     assert cli.MAX_PIXELS == images.DEFAULT_MAX_PIXELS
 
@@ -289,7 +290,8 @@ def test_info_describes_a_model_without_tensorflow(tiny_model: Path, tmp_path: P
 
 
 def test_cli_render_and_batch_defaults_match_the_colorizer() -> None:
-    from colorize_cli import cli, colorizer
+    from colorize_cli import cli
+    from colorize_cli.inference import colorizer
 
     assert (cli.RENDER_SIZE, cli.BATCH_SIZE) == (
         colorizer.DEFAULT_RENDER_SIZE,
@@ -298,7 +300,7 @@ def test_cli_render_and_batch_defaults_match_the_colorizer() -> None:
 
 
 def test_bundled_model_colorizes_a_real_photo_with_default_settings(photo_dir: Path) -> None:
-    from colorize_cli.colorizer import DEFAULT_MODEL_PATH
+    from colorize_cli.inference.colorizer import DEFAULT_MODEL_PATH
 
     assert DEFAULT_MODEL_PATH.is_file(), "the bundled model is missing"
     photo = sorted(photo_dir.iterdir())[3]
@@ -312,7 +314,9 @@ def test_bundled_model_colorizes_a_real_photo_with_default_settings(photo_dir: P
 
 def test_cli_train_choices_match_the_library() -> None:
     # cli.py lists them itself so that `colorize --help` loads no TensorFlow.
-    from colorize_cli import cli, models, train
+    from colorize_cli import cli
+    from colorize_cli.nets import models
+    from colorize_cli.training import train
 
     assert [p.value for p in cli.ModelPreset] == list(models.PRESETS)
     assert train.TrainConfig.epochs == cli.DEFAULT_EPOCHS

@@ -1,4 +1,4 @@
-"""Tests for colorize_cli.color: PIL-exact grayscale, Lab against published values and its TF twin,
+"""Tests for imaging/color.py: PIL-exact grayscale, Lab against published values and its TF twin,
 luminance-keeping recombination and colourfulness, on generated colours and real dev photos."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 from conftest import dev_photos
 from PIL import Image
 
-from colorize_cli import color
+from colorize_cli.imaging import color
 
 # sRGB (0..255) -> CIELab (D65, 2 degrees) as tabulated by EasyRGB and Bruce Lindbloom's calculator
 PUBLISHED_LAB = [
@@ -75,7 +75,7 @@ def test_definitions_name_the_conventions() -> None:
 
 
 def test_module_imports_without_tensorflow() -> None:
-    code = "import sys, colorize_cli.color; sys.exit('tensorflow' in sys.modules)"
+    code = "import sys, colorize_cli.imaging.color; sys.exit('tensorflow' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
 
 

@@ -9,8 +9,9 @@ import pytest
 from conftest import DEV_DIR
 from PIL import Image
 
-from colorize_cli import color, colorizer
 from colorize_cli.errors import ModelError
+from colorize_cli.imaging import color
+from colorize_cli.inference import colorizer
 
 keras = pytest.importorskip("keras")
 
@@ -47,7 +48,7 @@ def _lightness_model() -> keras.Model:
 
 @pytest.fixture(scope="module")
 def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from colorize_cli.models import build_generator, model_config
+    from colorize_cli.nets.models import build_generator, model_config
 
     folder = tmp_path_factory.mktemp("models")
     _save(build_generator(model_config("tiny")), folder / "tiny.keras")

@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 from conftest import dev_photos
 
-from colorize_cli import color, dataset, images
+from colorize_cli.data.prepare import fit_image
+from colorize_cli.data.shards import ShardWriter
 from colorize_cli.errors import ShardError, TrainingError, UsageError
-from colorize_cli.prepare import fit_image
-from colorize_cli.shards import ShardWriter
+from colorize_cli.imaging import color, images
+from colorize_cli.training import dataset
 
 SIZE = 40
 CROP = 32

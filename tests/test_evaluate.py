@@ -14,9 +14,11 @@ import pytest
 from conftest import dev_photos
 from PIL import Image
 
-from colorize_cli import color, evaluate, shards
-from colorize_cli.colorizer import Colorizer
+from colorize_cli.data import shards
 from colorize_cli.errors import ShardError, UsageError
+from colorize_cli.imaging import color
+from colorize_cli.inference import evaluate
+from colorize_cli.inference.colorizer import Colorizer
 
 keras = pytest.importorskip("keras")
 SIZE = 64

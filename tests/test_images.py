@@ -1,4 +1,4 @@
-"""Tests for colorize_cli.images: decoding policy, errors, atomic writes."""
+"""Tests for colorize_cli.imaging.images: decoding policy, errors, atomic writes."""
 
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageCms, ImageFile, JpegImagePlugin
 
-from colorize_cli import images
 from colorize_cli.errors import ImageError
-from colorize_cli.images import (
+from colorize_cli.imaging import images
+from colorize_cli.imaging.images import (
     encode_image,
     read_image,
     read_image_bytes,

@@ -1,4 +1,4 @@
-"""Tests for colorize_cli.inputs: files, directories, globs and stdin lists -> photo paths."""
+"""Tests for imaging/inputs.py: files, directories, globs and stdin lists -> photo paths."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from colorize_cli.inputs import IMAGE_EXTENSIONS, expand_inputs
+from colorize_cli.imaging.inputs import IMAGE_EXTENSIONS, expand_inputs
 
 
 def test_expand_inputs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -10,7 +10,7 @@ import pytest
 from conftest import dev_photos
 from PIL import Image, ImageFilter
 
-from colorize_cli import color, metrics
+from colorize_cli.imaging import color, metrics
 
 # Sharma, Wu and Dalal (2005), Table 1: L1, a1, b1, L2, a2, b2, delta E00 (4 decimals).
 SHARMA_PAIRS = [

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from colorize_cli.color import gray_to_lightness, grayscale
 from colorize_cli.errors import UsageError
-from colorize_cli.models import (
+from colorize_cli.imaging.color import gray_to_lightness, grayscale
+from colorize_cli.nets.models import (
     AB_SCALE,
     PRESETS,
     ModelConfig,
@@ -160,7 +160,7 @@ def test_unknown_preset_and_bad_config_are_usage_errors() -> None:
 
 def test_importing_models_and_recipes_does_not_load_tensorflow() -> None:
     code = (
-        "import sys, colorize_cli.models, colorize_cli.recipes; "
+        "import sys, colorize_cli.nets.models, colorize_cli.nets.recipes; "
         "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -1,4 +1,4 @@
-"""Tests for colorize_cli.prepare on real dev photos plus broken files the tests make: contents,
+"""Tests for data/prepare.py on real dev photos plus broken files the tests make: contents,
 splits, duplicates, shards and globs, determinism across jobs, --part, resume after a real kill."""
 
 from __future__ import annotations
@@ -17,9 +17,10 @@ import pytest
 from conftest import dev_photos
 from PIL import Image
 
-from colorize_cli import color, images, shards
+from colorize_cli.data import shards
+from colorize_cli.data.prepare import PrepareOptions, fit_image, prepare, write_errors_tsv
 from colorize_cli.errors import UsageError
-from colorize_cli.prepare import PrepareOptions, fit_image, prepare, write_errors_tsv
+from colorize_cli.imaging import color, images
 
 SIZE = 32
 
@@ -232,7 +233,7 @@ def test_bad_options_are_usage_errors(tmp_path: Path, field: str, value: object)
 KILLABLE = """
 import sys, time
 from pathlib import Path
-from colorize_cli import prepare
+from colorize_cli.data import prepare
 
 class Slow:  # reports each photo on stdout, then dawdles so the test can kill mid-run
     def start(self, *args, **kwargs): pass

@@ -9,15 +9,15 @@ import pytest
 from conftest import dev_photos
 from PIL import Image
 
-from colorize_cli.color import srgb_to_lab
-from colorize_cli.rebalance import (
+from colorize_cli.imaging.color import srgb_to_lab
+from colorize_cli.nets.rebalance import (
     BINS,
     ab_histogram,
     bin_index,
     rebalancing_weights,
     tf_bin_index,
 )
-from colorize_cli.recipes import get_recipe
+from colorize_cli.nets.recipes import get_recipe
 from colorize_cli.tf_setup import import_tf
 
 tf = import_tf()

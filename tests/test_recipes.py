@@ -11,10 +11,10 @@ import pytest
 import tensorflow as tf
 from PIL import Image, ImageOps
 
-from colorize_cli.color import gray_to_lightness, grayscale, srgb_to_lab
 from colorize_cli.errors import UsageError
-from colorize_cli.models import AB_SCALE, build_discriminator, build_generator, model_config
-from colorize_cli.recipes import DEFAULT_RECIPE, RECIPES, get_recipe
+from colorize_cli.imaging.color import gray_to_lightness, grayscale, srgb_to_lab
+from colorize_cli.nets.models import AB_SCALE, build_discriminator, build_generator, model_config
+from colorize_cli.nets.recipes import DEFAULT_RECIPE, RECIPES, get_recipe
 
 DEV_DIR = Path(__file__).resolve().parents[2] / "shared/data/dev"
 PIX2PIX = get_recipe("pix2pix")
@@ -173,7 +173,7 @@ def test_warmup_recipe_starts_the_adversarial_term_late_in_the_run() -> None:
 
 def test_cli_lists_every_recipe() -> None:
     from colorize_cli import cli
-    from colorize_cli.recipes import DEFAULT_RECIPE, RECIPES
+    from colorize_cli.nets.recipes import DEFAULT_RECIPE, RECIPES
 
     assert tuple(RECIPES) == cli.RECIPE_NAMES
     assert cli.DEFAULT_RECIPE == DEFAULT_RECIPE

@@ -20,9 +20,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from colorize_cli import images
 from colorize_cli.errors import ImageError
-from colorize_cli.inputs import expand_inputs
+from colorize_cli.imaging import images
+from colorize_cli.imaging.inputs import expand_inputs
 
 DEV = Path(__file__).resolve().parents[2] / "shared/data/dev"
 PROCESSED = "processed"

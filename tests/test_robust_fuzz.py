@@ -21,8 +21,9 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from colorize_cli import images, shards  # noqa: E402
+from colorize_cli.data import shards  # noqa: E402
 from colorize_cli.errors import ImageError, ShardError  # noqa: E402
+from colorize_cli.imaging import images  # noqa: E402
 from fuzz.seeds import photo_seeds, shard_seeds  # noqa: E402
 from fuzz.targets import check_photo, check_shard, endless_global_heap  # noqa: E402
 

@@ -24,8 +24,8 @@ from test_robust_corpus import (
     permissions_enforced,
 )
 
-from colorize_cli import color, images
-from colorize_cli.images import display_path
+from colorize_cli.imaging import color, images
+from colorize_cli.imaging.images import display_path
 
 MISSING = "missing.jpg"
 

@@ -23,8 +23,9 @@ import pytest
 from test_prepare import assert_same_datasets
 from test_robust_corpus import DEV, encode, small_photo
 
-from colorize_cli import color, images, shards
-from colorize_cli.prepare import PrepareOptions, prepare
+from colorize_cli.data import shards
+from colorize_cli.data.prepare import PrepareOptions, prepare
+from colorize_cli.imaging import color, images
 
 pytestmark = pytest.mark.slow
 
@@ -129,7 +130,7 @@ def small_photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def expected(small_photos: Path, tiny_model: Path) -> dict[str, np.ndarray]:
     """What an uninterrupted `apply` writes for each photo (same colorizer and batch size)."""
-    from colorize_cli.colorizer import Colorizer
+    from colorize_cli.inference.colorizer import Colorizer
 
     colorizer = Colorizer(tiny_model, render_size=64)
     paths = sorted(small_photos.iterdir())

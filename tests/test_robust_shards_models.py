@@ -16,8 +16,10 @@ import numpy as np
 import pytest
 from test_robust_corpus import encode, small_photo
 
-from colorize_cli import color, colorizer, evaluate, shards
+from colorize_cli.data import shards
 from colorize_cli.errors import ModelError, ShardError
+from colorize_cli.imaging import color
+from colorize_cli.inference import colorizer, evaluate
 
 keras = pytest.importorskip("keras")
 
@@ -165,7 +167,7 @@ def test_eval_scores_around_a_damaged_image(shard_dir: Path, tiny_model: Path) -
 def test_train_refuses_bad_shards_before_creating_the_run(
     name: str, shard_dir: Path, tmp_path: Path
 ) -> None:
-    from colorize_cli import train
+    from colorize_cli.training import train
 
     out = tmp_path / "run"
     config = train.TrainConfig(
@@ -177,7 +179,7 @@ def test_train_refuses_bad_shards_before_creating_the_run(
 
 
 def test_training_data_names_a_damaged_image(shard_dir: Path) -> None:
-    from colorize_cli import dataset
+    from colorize_cli.training import dataset
 
     with pytest.raises(ShardError, match="image 5 is damaged"):
         dataset.load_images([shard_dir / "damaged.h5"])

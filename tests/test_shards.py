@@ -1,4 +1,4 @@
-"""Tests for colorize_cli.shards: the writer, checkpoints and salvage, the validating reader,
+"""Tests for colorize_cli.data.shards: the writer, checkpoints and salvage, the validating reader,
 globs, and `describe_shard`, on real dev photos and on files made to be wrong."""
 
 from __future__ import annotations
@@ -12,9 +12,11 @@ import numpy as np
 import pytest
 from conftest import dev_photos
 
-from colorize_cli import __version__, color, images, shards
+from colorize_cli import __version__
+from colorize_cli.data import shards
+from colorize_cli.data.prepare import fit_image
 from colorize_cli.errors import ShardError
-from colorize_cli.prepare import fit_image
+from colorize_cli.imaging import color, images
 
 SIZE = 32
 FILTER = {"none": None, None: None, "lzf": "lzf", "gzip-4": "gzip"}

@@ -12,11 +12,12 @@ from conftest import dev_photos
 from test_dataset import write_shard
 from test_train import StopAt, settings, weights
 
-from colorize_cli import pretrained, run_dir, train
-from colorize_cli.models import build_generator, model_config
-from colorize_cli.recipes import Stage, get_recipe
+from colorize_cli.nets import pretrained
+from colorize_cli.nets.models import build_generator, model_config
+from colorize_cli.nets.recipes import Stage, get_recipe
 from colorize_cli.tf_setup import import_tf
-from colorize_cli.validation import selection_score
+from colorize_cli.training import run_dir, train
+from colorize_cli.training.validation import selection_score
 
 tf = import_tf()
 

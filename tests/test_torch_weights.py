@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from colorize_cli import pretrained
 from colorize_cli.errors import ModelError
-from colorize_cli.torch_weights import LEGACY_MAGIC, LEGACY_PROTOCOL, load_state_dict
+from colorize_cli.nets import pretrained
+from colorize_cli.nets.torch_weights import LEGACY_MAGIC, LEGACY_PROTOCOL, load_state_dict
 
 DTYPE_STORAGE = {np.dtype("float32"): "FloatStorage", np.dtype("int64"): "LongStorage"}
 

@@ -19,12 +19,12 @@ import pytest
 from conftest import REPO, dev_photos
 from test_dataset import write_shard
 
-from colorize_cli import run_dir, train
-from colorize_cli.devices import parse_devices
 from colorize_cli.errors import ModelError, TrainingError, UsageError
+from colorize_cli.nets.rebalance import ab_histogram, rebalancing_weights
+from colorize_cli.nets.recipes import get_recipe
 from colorize_cli.progress import NullProgress
-from colorize_cli.rebalance import ab_histogram, rebalancing_weights
-from colorize_cli.recipes import get_recipe
+from colorize_cli.training import run_dir, train
+from colorize_cli.training.devices import parse_devices
 
 
 @pytest.fixture(scope="module")
@@ -149,7 +149,7 @@ def test_resume_can_add_epochs_and_refuses_a_second_start(shards: Path, tmp_path
 
 STOPPABLE = """
 import sys
-from colorize_cli import train
+from colorize_cli.training import train
 config = train.TrainConfig(shards=[sys.argv[1]], out=sys.argv[2], epochs=1000, batch_size=4,
                            crop=32, model="tiny", recipe="l1-warmup", samples=0)
 try:
@@ -261,7 +261,7 @@ def test_parse_devices() -> None:
 WORKER = """
 import sys
 import numpy as np
-from colorize_cli import train
+from colorize_cli.training import train
 config = train.TrainConfig(shards=[sys.argv[1]], out=sys.argv[2], epochs=2, steps_per_epoch=2,
                            batch_size=4, crop=32, model="tiny", recipe="l1-warmup",
                            samples=1)

@@ -51,7 +51,7 @@ def describe_model(path: str | Path) -> dict[str, Any]:
 
 def _encoder(layers: list) -> str:
     """The pretrained encoder the generator is built on, with its source and licence, if any."""
-    from colorize_cli import pretrained
+    from colorize_cli.nets import pretrained
 
     names = [layer.get("config", {}).get("name", "") for layer in layers]
     if any(name.startswith(f"{pretrained.PREFIX}_") for name in names):

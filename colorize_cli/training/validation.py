@@ -19,10 +19,10 @@ from typing import Any
 
 import numpy as np
 
-from colorize_cli import metrics
-from colorize_cli.color import grayscale, srgb_to_lab, tf_lab_to_srgb, tf_srgb_to_lab
-from colorize_cli.dataset import ImageSet, make_dataset
+from colorize_cli.imaging import metrics
+from colorize_cli.imaging.color import grayscale, srgb_to_lab, tf_lab_to_srgb, tf_srgb_to_lab
 from colorize_cli.tf_setup import import_tf
+from colorize_cli.training.dataset import ImageSet, make_dataset
 
 tf = import_tf()
 

@@ -21,17 +21,22 @@ from pathlib import Path
 from typing import Any
 
 from colorize_cli import __version__
-from colorize_cli import run_dir as files
-from colorize_cli.checkpointing import EpochSums, RunCheckpoint, StopRequest, TrainingInterrupted
-from colorize_cli.dataset import TrainingData, load_training_data, make_dataset
-from colorize_cli.devices import has_gpu, make_strategy, worker_index
 from colorize_cli.errors import ModelError, TrainingError, UsageError
-from colorize_cli.gan_step import make_train_step
-from colorize_cli.models import build_discriminator, build_generator, model_config
+from colorize_cli.nets.models import build_discriminator, build_generator, model_config
+from colorize_cli.nets.recipes import DEFAULT_RECIPE, get_recipe
 from colorize_cli.progress import NullProgress, ProgressSink
-from colorize_cli.recipes import DEFAULT_RECIPE, get_recipe
 from colorize_cli.tf_setup import import_tf
-from colorize_cli.validation import SELECTION, Validator
+from colorize_cli.training import run_dir as files
+from colorize_cli.training.checkpointing import (
+    EpochSums,
+    RunCheckpoint,
+    StopRequest,
+    TrainingInterrupted,
+)
+from colorize_cli.training.dataset import TrainingData, load_training_data, make_dataset
+from colorize_cli.training.devices import has_gpu, make_strategy, worker_index
+from colorize_cli.training.gan_step import make_train_step
+from colorize_cli.training.validation import SELECTION, Validator
 
 tf = import_tf()
 
@@ -324,7 +329,7 @@ class _Run:
         """Freeze or free the pretrained encoder and set both learning rates for `stage`."""
         import keras
 
-        from colorize_cli.pretrained import encoder_layers
+        from colorize_cli.nets.pretrained import encoder_layers
 
         if self.model_config.encoder and self.model_config.pretrained:
             learns = stage.encoder

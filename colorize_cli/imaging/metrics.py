@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from colorize_cli import color
+from colorize_cli.imaging import color
 
 # Zhang, Isola and Efros (2016) sweep the ab-error threshold over 0..150 Lab units.
 AUC_MAX_THRESHOLD = 150.0

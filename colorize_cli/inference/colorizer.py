@@ -20,13 +20,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import numpy as np
 from PIL import Image
 
-from colorize_cli import color
 from colorize_cli.errors import ModelError
+from colorize_cli.imaging import color
 
 if TYPE_CHECKING:
     import keras
 
-DEFAULT_MODEL_PATH = Path(__file__).resolve().parent / "weights" / "default.keras"
+DEFAULT_MODEL_PATH = Path(__file__).resolve().parent.parent / "weights" / "default.keras"
 # Measured on the dev validation split with the bundled model (docs/model-card.md, "Render size").
 DEFAULT_RENDER_SIZE = 160
 DEFAULT_BATCH_SIZE = 8

@@ -17,10 +17,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from colorize_cli import color, images, metrics, shards
-from colorize_cli.colorizer import DEFAULT_BATCH_SIZE, DEFAULT_RENDER_SIZE, Colorizer
+from colorize_cli.data import shards
 from colorize_cli.errors import ColorizeError, UsageError
-from colorize_cli.inputs import IMAGE_EXTENSIONS, expand_inputs
+from colorize_cli.imaging import color, images, metrics
+from colorize_cli.imaging.inputs import IMAGE_EXTENSIONS, expand_inputs
+from colorize_cli.inference.colorizer import DEFAULT_BATCH_SIZE, DEFAULT_RENDER_SIZE, Colorizer
 from colorize_cli.progress import NullProgress, ProgressSink
 
 SYSTEMS = ("model", "gray")

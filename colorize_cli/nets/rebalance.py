@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from colorize_cli.color import srgb_to_lab
-from colorize_cli.models import AB_SCALE
+from colorize_cli.imaging.color import srgb_to_lab
+from colorize_cli.nets.models import AB_SCALE
 from colorize_cli.tf_setup import import_tf
 
 BIN_SIZE = 10.0  # a*b* units per histogram bin, as in Zhang et al.

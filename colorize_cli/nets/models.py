@@ -169,7 +169,7 @@ def _build_pretrained_generator(config: ModelConfig) -> keras.Model:
     exactly a gray photo fed to the classifier (L* / 100 stands in for the gray level). Each
     decoder level is bilinear 2x, the encoder feature of that stride, and two 3x3 conv + BN + ReLU.
     """
-    from colorize_cli import pretrained
+    from colorize_cli.nets import pretrained
 
     keras = _keras()
     lightness = keras.Input((None, None, 1), name="lightness")

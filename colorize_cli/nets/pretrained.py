@@ -173,7 +173,7 @@ def weights_path() -> Path:
 @functools.lru_cache(maxsize=1)
 def keras_weights() -> dict[str, tuple[np.ndarray, ...]]:
     """The ImageNet weights as {Keras layer name: its weights in Keras order}, converted once."""
-    from colorize_cli.torch_weights import load_state_dict
+    from colorize_cli.nets.torch_weights import load_state_dict
 
     state = load_state_dict(weights_path())
     torch_names = {

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from colorize_cli.errors import TrainingError
-from colorize_cli.images import write_image
+from colorize_cli.imaging.images import write_image
 
 CONFIG = "config.json"
 METRICS = "metrics.jsonl"

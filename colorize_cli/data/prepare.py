@@ -29,9 +29,10 @@ from typing import Any, Literal, NamedTuple, TextIO
 import numpy as np
 from PIL import Image
 
-from colorize_cli import color, images, shards
+from colorize_cli.data import shards
 from colorize_cli.errors import ColorizeError, ShardError, UsageError
-from colorize_cli.inputs import expand_inputs
+from colorize_cli.imaging import color, images
+from colorize_cli.imaging.inputs import expand_inputs
 from colorize_cli.progress import NullProgress, ProgressSink
 
 FITS = ("crop", "pad", "resize")

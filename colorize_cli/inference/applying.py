@@ -17,10 +17,10 @@ from typing import Literal, TextIO
 
 import numpy as np
 
-from colorize_cli import images
-from colorize_cli.colorizer import DEFAULT_BATCH_SIZE, DEFAULT_RENDER_SIZE, Colorizer
 from colorize_cli.errors import ColorizeError, ImageError, UsageError
-from colorize_cli.inputs import expand_inputs
+from colorize_cli.imaging import images
+from colorize_cli.imaging.inputs import expand_inputs
+from colorize_cli.inference.colorizer import DEFAULT_BATCH_SIZE, DEFAULT_RENDER_SIZE, Colorizer
 from colorize_cli.progress import NullProgress, ProgressSink
 
 OUTPUT_SUFFIX = ".color"

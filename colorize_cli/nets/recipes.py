@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 
 from colorize_cli.errors import UsageError
-from colorize_cli.models import AB_SCALE, OUTPUTS
-from colorize_cli.rebalance import ab_histogram, rebalancing_weights, tf_bin_index
+from colorize_cli.nets.models import AB_SCALE, OUTPUTS
+from colorize_cli.nets.rebalance import ab_histogram, rebalancing_weights, tf_bin_index
 from colorize_cli.tf_setup import import_tf
 
 if TYPE_CHECKING:

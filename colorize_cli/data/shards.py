@@ -20,8 +20,9 @@ from typing import Any
 import h5py
 import numpy as np
 
-from colorize_cli import __version__, color
+from colorize_cli import __version__
 from colorize_cli.errors import ShardError
+from colorize_cli.imaging import color
 
 FORMAT_NAME = "colorize-shard"
 FORMAT_VERSION = 1

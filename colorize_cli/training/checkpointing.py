@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from colorize_cli.errors import ColorizeError, TrainingError
-from colorize_cli.run_dir import CHECKPOINTS
 from colorize_cli.tf_setup import import_tf
+from colorize_cli.training.run_dir import CHECKPOINTS
 
 tf = import_tf()
 
