@@ -1,4 +1,5 @@
-"""The typed errors of colorize; `cli.py` turns them into one-line messages and exit codes."""
+"""The typed errors of colorize; the CLI (commands/common.py) turns them into one-line messages
+and exit codes."""
 
 from __future__ import annotations
 
@@ -36,3 +37,9 @@ class ModelError(ColorizeError):
 
 class TrainingError(ColorizeError):
     """Training cannot go on (NaN loss, unusable run directory, missing devices...)."""
+
+
+class TrainingInterrupted(ColorizeError):
+    """SIGINT/SIGTERM stopped the run after saving a checkpoint; `resume` continues it."""
+
+    exit_code = 130

@@ -93,6 +93,10 @@ def test_prepare_then_info_on_real_photos(photo_dir: Path, tmp_path: Path) -> No
     assert len(descriptions) == len(written)
     assert sum(d["count"] for d in descriptions) == 8
     assert "tensorflow" not in modules_after("info", str(out))
+    again = tmp_path / "again.h5"
+    loaded = modules_after("prepare", str(photo_dir), str(again), "--size", "32", "--jobs", "1")
+    assert again.exists() and "colorize_cli.data.prepare" in loaded
+    assert "tensorflow" not in loaded and "keras" not in loaded
 
 
 def test_prepare_reads_paths_from_stdin(photo_dir: Path, tmp_path: Path) -> None:
@@ -166,13 +170,6 @@ def test_plain_stderr_when_not_a_terminal(photo_dir: Path, tmp_path: Path, env_v
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "\x1b[" not in result.stderr
-
-
-def test_cli_max_pixels_default_matches_the_reader() -> None:
-    from colorize_cli import cli
-    from colorize_cli.imaging import images
-
-    assert cli.MAX_PIXELS == images.DEFAULT_MAX_PIXELS
 
 
 def test_prepare_refuses_to_overwrite_without_flag(photo_dir: Path, tmp_path: Path) -> None:
@@ -289,16 +286,6 @@ def test_info_describes_a_model_without_tensorflow(tiny_model: Path, tmp_path: P
     assert refused.stderr.count("\n") == 1 and "fake.keras" in refused.stderr
 
 
-def test_cli_render_and_batch_defaults_match_the_colorizer() -> None:
-    from colorize_cli import cli
-    from colorize_cli.inference import colorizer
-
-    assert (cli.RENDER_SIZE, cli.BATCH_SIZE) == (
-        colorizer.DEFAULT_RENDER_SIZE,
-        colorizer.DEFAULT_BATCH_SIZE,
-    )
-
-
 def test_bundled_model_colorizes_a_real_photo_with_default_settings(photo_dir: Path) -> None:
     from colorize_cli.inference.colorizer import DEFAULT_MODEL_PATH
 
@@ -310,14 +297,3 @@ def test_bundled_model_colorizes_a_real_photo_with_default_settings(photo_dir: P
         rgb = np.asarray(colour.convert("RGB"), dtype=int)
     # A trained model adds colour: the channels are no longer equal everywhere.
     assert np.mean(np.abs(rgb[..., 0] - rgb[..., 2])) > 1.0
-
-
-def test_cli_train_choices_match_the_library() -> None:
-    # cli.py lists them itself so that `colorize --help` loads no TensorFlow.
-    from colorize_cli import cli
-    from colorize_cli.nets import models
-    from colorize_cli.training import train
-
-    assert [p.value for p in cli.ModelPreset] == list(models.PRESETS)
-    assert train.TrainConfig.epochs == cli.DEFAULT_EPOCHS
-    assert [p.value for p in cli.Precision] == list(train.PRECISIONS)

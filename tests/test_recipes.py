@@ -169,11 +169,3 @@ def test_warmup_recipe_starts_the_adversarial_term_late_in_the_run() -> None:
     assert float(recipe.adversarial_weight_at(599)) == 0.0
     assert float(recipe.adversarial_weight_at(600)) == pytest.approx(0.3)
     assert get_recipe("pix2pix").for_run(1000) is get_recipe("pix2pix")
-
-
-def test_cli_lists_every_recipe() -> None:
-    from colorize_cli import cli
-    from colorize_cli.nets.recipes import DEFAULT_RECIPE, RECIPES
-
-    assert tuple(RECIPES) == cli.RECIPE_NAMES
-    assert cli.DEFAULT_RECIPE == DEFAULT_RECIPE

@@ -106,7 +106,7 @@ def _bad_string_type(seed: bytes) -> bytes:
     return bytes(data)
 
 
-OPEN = "import sys\nfrom colorize_cli import shards\nshards.describe_shard(sys.argv[1])"
+OPEN = "import sys\nfrom colorize_cli.data import shards\nshards.describe_shard(sys.argv[1])"
 
 
 def _open_in_a_subprocess(path: Path) -> subprocess.CompletedProcess | None:

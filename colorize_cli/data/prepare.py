@@ -29,40 +29,18 @@ from typing import Any, Literal, NamedTuple, TextIO
 import numpy as np
 from PIL import Image
 
+from colorize_cli.config import FITS, PrepareOptions
 from colorize_cli.data import shards
 from colorize_cli.errors import ColorizeError, ShardError, UsageError
 from colorize_cli.imaging import color, images
 from colorize_cli.imaging.inputs import expand_inputs
 from colorize_cli.progress import NullProgress, ProgressSink
 
-FITS = ("crop", "pad", "resize")
 PAD_FILL = (0, 0, 0)  # black: achromatic, so letterbox bars teach "no colour here"
 SPLITS = ("train", "val")
 # Decoded photos in flight per worker: enough to hide latency, few enough to bound memory.
 WINDOW_PER_JOB = 4
 CHECKPOINT_EVERY = shards.CHECKPOINT_EVERY
-
-
-@dataclass
-class PrepareOptions:
-    """What `prepare` does; the fields mirror `colorize prepare`'s options."""
-
-    sources: list[str]
-    out: Path
-    size: int = 256
-    fit: Literal["crop", "pad", "resize"] = "crop"
-    val_fraction: float = 0.05
-    jobs: int = 0  # 0 = all cores
-    shard_size: int = 0  # 0 = one file per split
-    min_colorfulness: float = 0.0
-    resume: bool = False
-    part: tuple[int, int] | None = None  # (K, N), K 1-based
-    max_pixels: int = images.DEFAULT_MAX_PIXELS
-    compression: str | None = shards.DEFAULT_COMPRESSION
-    overwrite: bool = False  # replace earlier outputs (and leftovers) of the same OUT
-
-    def __post_init__(self) -> None:
-        self.out = Path(self.out)
 
 
 @dataclass
@@ -330,27 +308,6 @@ def _family(out: Path) -> list[Path]:
     return sorted(p for p in out.parent.iterdir() if pattern.fullmatch(p.name))
 
 
-def _check_options(options: PrepareOptions) -> None:
-    checks = [
-        (options.size >= 8, f"--size must be at least 8, got {options.size}"),
-        (options.fit in FITS, f"--fit must be one of {', '.join(FITS)}, got {options.fit!r}"),
-        (0 <= options.val_fraction <= 1, "--val-fraction must be between 0 and 1"),
-        (options.jobs >= 0, "--jobs must be 0 (all cores) or more"),
-        (options.shard_size >= 0, "--shard-size must be 0 (one file) or more"),
-        (options.min_colorfulness >= 0, "--min-colorfulness must be 0 or more"),
-        (options.max_pixels > 0, "--max-pixels must be positive"),
-        (options.out.suffix in (".h5", ".hdf5"), f"OUT must end in .h5, got {options.out}"),
-        (not (options.resume and options.overwrite), "choose --resume or --overwrite, not both"),
-        (options.compression in (None, *shards.COMPRESSIONS), "unknown compression"),
-    ]
-    if options.part is not None:
-        k, n = options.part
-        checks.append((1 <= k <= n, f"--part K/N needs 1 <= K <= N, got {k}/{n}"))
-    for ok, message in checks:
-        if not ok:
-            raise UsageError(message)
-
-
 def _claim_outputs(options: PrepareOptions) -> None:
     """Refuse to mix with earlier outputs unless told to resume them or replace them."""
     earlier = _family(options.out)
@@ -377,7 +334,6 @@ def prepare(
 ) -> PrepareReport:
     """Turn photos into train/val shards; bad inputs are skipped with a reason, never fatal."""
     progress = progress or NullProgress()
-    _check_options(options)
     started = time.monotonic()
     paths, problems = expand_inputs(options.sources, stdin)
     report = PrepareReport(skipped=list(problems), inputs=len(paths))

@@ -21,6 +21,7 @@ import h5py
 import numpy as np
 
 from colorize_cli import __version__
+from colorize_cli.config import COMPRESSIONS, DEFAULT_COMPRESSION
 from colorize_cli.errors import ShardError
 from colorize_cli.imaging import color
 
@@ -29,8 +30,6 @@ FORMAT_VERSION = 1
 # Oldest version this reader understands; raise it when a change breaks old files.
 OLDEST_READABLE_VERSION = 1
 
-COMPRESSIONS = ("none", "lzf", *(f"gzip-{level}" for level in range(1, 10)))
-DEFAULT_COMPRESSION = "none"  # measured: docs/format.md "Compression"
 CHECKPOINT_EVERY = 32  # images between checkpoints: what a kill can cost a resumed writer
 TEMP_MARK = ".tmp-"
 

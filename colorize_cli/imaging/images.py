@@ -37,9 +37,8 @@ from typing import Any, BinaryIO
 import numpy as np
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
+from colorize_cli.config import MAX_PIXELS
 from colorize_cli.errors import ImageError, UsageError
-
-DEFAULT_MAX_PIXELS = 200_000_000
 
 # Our per-call `max_pixels` replaces PIL's global limit, which warns at 89 MP and refuses at 179 MP,
 # below our 200 MP default.
@@ -83,9 +82,7 @@ class ImageInfo:
     icc_error: str | None = None  # why an embedded profile was ignored, if it was
 
 
-def read_image(
-    path: str | os.PathLike[str], max_pixels: int | None = DEFAULT_MAX_PIXELS
-) -> np.ndarray:
+def read_image(path: str | os.PathLike[str], max_pixels: int | None = MAX_PIXELS) -> np.ndarray:
     """Read a photo as (H, W, 3) uint8 sRGB; `max_pixels=None` disables the size limit."""
     return read_image_with_info(path, max_pixels)[0]
 
@@ -93,7 +90,7 @@ def read_image(
 def read_image_bytes(
     data: bytes,
     name: str = "-",
-    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    max_pixels: int | None = MAX_PIXELS,
     transform: Transform | None = None,
 ) -> np.ndarray:
     """Decode an encoded photo held in memory (stdin); `name` is used in error messages.
@@ -106,7 +103,7 @@ def read_image_bytes(
 
 def read_image_with_info(
     source: str | os.PathLike[str] | bytes | bytearray,
-    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    max_pixels: int | None = MAX_PIXELS,
     name: str = "-",
     transform: Transform | None = None,
 ) -> tuple[np.ndarray, ImageInfo]:

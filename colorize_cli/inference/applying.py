@@ -17,10 +17,11 @@ from typing import Literal, TextIO
 
 import numpy as np
 
+from colorize_cli.config import APPLY_BATCH_SIZE, MAX_PIXELS, RENDER_SIZE
 from colorize_cli.errors import ColorizeError, ImageError, UsageError
 from colorize_cli.imaging import images
 from colorize_cli.imaging.inputs import expand_inputs
-from colorize_cli.inference.colorizer import DEFAULT_BATCH_SIZE, DEFAULT_RENDER_SIZE, Colorizer
+from colorize_cli.inference.colorizer import Colorizer
 from colorize_cli.progress import NullProgress, ProgressSink
 
 OUTPUT_SUFFIX = ".color"
@@ -39,9 +40,9 @@ class ApplyOptions:
     format: str | None = None
     quality: int = 95
     model_path: str | Path | None = None
-    render_size: int = DEFAULT_RENDER_SIZE
-    batch_size: int = DEFAULT_BATCH_SIZE
-    max_pixels: int | None = images.DEFAULT_MAX_PIXELS
+    render_size: int = RENDER_SIZE
+    batch_size: int = APPLY_BATCH_SIZE
+    max_pixels: int | None = MAX_PIXELS
     null_separated: bool = False  # `-` gives NUL-separated paths (find -print0)
 
 
@@ -223,7 +224,7 @@ def colorize_bytes(
     format: str | None = None,
     quality: int = 95,
     name: str = "-",
-    max_pixels: int | None = images.DEFAULT_MAX_PIXELS,
+    max_pixels: int | None = MAX_PIXELS,
 ) -> bytes:
     """One encoded photo in, the colorized photo encoded out (`colorize apply - -o -`).
 

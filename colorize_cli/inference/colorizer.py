@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import numpy as np
 from PIL import Image
 
+from colorize_cli.config import APPLY_BATCH_SIZE, RENDER_SIZE
 from colorize_cli.errors import ModelError
 from colorize_cli.imaging import color
 
@@ -27,9 +28,6 @@ if TYPE_CHECKING:
     import keras
 
 DEFAULT_MODEL_PATH = Path(__file__).resolve().parent.parent / "weights" / "default.keras"
-# Measured on the dev validation split with the bundled model (docs/model-card.md, "Render size").
-DEFAULT_RENDER_SIZE = 160
-DEFAULT_BATCH_SIZE = 8
 # A very long, thin photo is squeezed along its long side rather than rendered this many times
 # wider than `render_size`: the network's cost stays bounded whatever the aspect ratio.
 MAX_ASPECT = 4
@@ -158,8 +156,8 @@ class Colorizer:
     def __init__(
         self,
         model_path: str | Path | None = None,
-        render_size: int = DEFAULT_RENDER_SIZE,
-        batch_size: int = DEFAULT_BATCH_SIZE,
+        render_size: int = RENDER_SIZE,
+        batch_size: int = APPLY_BATCH_SIZE,
     ) -> None:
         if render_size < 1 or batch_size < 1:
             raise ValueError(

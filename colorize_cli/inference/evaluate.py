@@ -17,11 +17,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from colorize_cli.config import APPLY_BATCH_SIZE, RENDER_SIZE
 from colorize_cli.data import shards
 from colorize_cli.errors import ColorizeError, UsageError
 from colorize_cli.imaging import color, images, metrics
 from colorize_cli.imaging.inputs import IMAGE_EXTENSIONS, expand_inputs
-from colorize_cli.inference.colorizer import DEFAULT_BATCH_SIZE, DEFAULT_RENDER_SIZE, Colorizer
+from colorize_cli.inference.colorizer import Colorizer
 from colorize_cli.progress import NullProgress, ProgressSink
 
 SYSTEMS = ("model", "gray")
@@ -123,8 +124,8 @@ def _csv_number(value: float) -> str:
 def evaluate(
     model_path: str | Path | None,
     data: Sequence[str],
-    render_size: int = DEFAULT_RENDER_SIZE,
-    batch_size: int = DEFAULT_BATCH_SIZE,
+    render_size: int = RENDER_SIZE,
+    batch_size: int = APPLY_BATCH_SIZE,
     sheet_count: int = DEFAULT_SHEET_COUNT,
     progress: ProgressSink | None = None,
     colorizer: Colorizer | None = None,

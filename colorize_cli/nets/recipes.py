@@ -1,8 +1,8 @@
 """The training recipes: what the generator predicts, its losses and its optimizers, by name.
 
 A recipe is a small difference, not a trainer: the losses are pure functions of tensors that
-`train.py` calls inside its compiled step. TensorFlow is imported inside them, so listing the
-recipes (e.g. for `--help`) stays cheap.
+the compiled step (training/gan_step.py) calls. TensorFlow and numpy are imported inside them, so
+listing the recipes (the CLI's choices, `--help`) stays cheap.
 """
 
 from __future__ import annotations
@@ -10,15 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Literal
 
-import numpy as np
-
 from colorize_cli.errors import UsageError
 from colorize_cli.nets.models import AB_SCALE, OUTPUTS
-from colorize_cli.nets.rebalance import ab_histogram, rebalancing_weights, tf_bin_index
 from colorize_cli.tf_setup import import_tf
 
 if TYPE_CHECKING:
     import keras
+    import numpy as np
     import tensorflow as tf
 
 RECONSTRUCTIONS = ("l1", "mse")
@@ -117,6 +115,8 @@ class Recipe:
         """This recipe for training photos `rgb` (N, H, W, 3) uint8: measures the colour weights."""
         if self.rebalance is None:
             return self
+        from colorize_cli.nets.rebalance import ab_histogram, rebalancing_weights
+
         weights = rebalancing_weights(ab_histogram(rgb), self.rebalance)
         return replace(self, colour_weights=tuple(float(w) for w in weights))
 
@@ -152,6 +152,7 @@ class Recipe:
         `fake_logits` None (the discriminator was not run) there is no adversarial term or part.
         """
         tf = import_tf()
+        from colorize_cli.nets.rebalance import tf_bin_index
 
         real = tf.cast(real, tf.float32)
         error = (tf.cast(fake, tf.float32) - real) * self.error_scale

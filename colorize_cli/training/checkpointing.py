@@ -15,17 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from colorize_cli.errors import ColorizeError, TrainingError
+from colorize_cli.errors import TrainingError
 from colorize_cli.tf_setup import import_tf
 from colorize_cli.training.run_dir import CHECKPOINTS
 
 tf = import_tf()
-
-
-class TrainingInterrupted(ColorizeError):
-    """SIGINT/SIGTERM stopped the run after saving a checkpoint; `resume` continues it."""
-
-    exit_code = 130
 
 
 class StopRequest:

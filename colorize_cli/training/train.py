@@ -21,30 +21,20 @@ from pathlib import Path
 from typing import Any
 
 from colorize_cli import __version__
-from colorize_cli.errors import ModelError, TrainingError, UsageError
+from colorize_cli.config import DEFAULT_CROP, TrainConfig
+from colorize_cli.errors import ModelError, TrainingError, TrainingInterrupted, UsageError
 from colorize_cli.nets.models import build_discriminator, build_generator, model_config
-from colorize_cli.nets.recipes import DEFAULT_RECIPE, get_recipe
+from colorize_cli.nets.recipes import get_recipe
 from colorize_cli.progress import NullProgress, ProgressSink
 from colorize_cli.tf_setup import import_tf
 from colorize_cli.training import run_dir as files
-from colorize_cli.training.checkpointing import (
-    EpochSums,
-    RunCheckpoint,
-    StopRequest,
-    TrainingInterrupted,
-)
+from colorize_cli.training.checkpointing import EpochSums, RunCheckpoint, StopRequest
 from colorize_cli.training.dataset import TrainingData, load_training_data, make_dataset
 from colorize_cli.training.devices import has_gpu, make_strategy, worker_index
 from colorize_cli.training.gan_step import make_train_step
 from colorize_cli.training.validation import SELECTION, Validator
 
 tf = import_tf()
-
-# XLA on the CPU: measured in docs/training.md ("XLA").
-XLA_DEFAULT = False
-PRECISIONS = ("float32", "mixed")
-ENCODER_BN = ("train", "frozen")
-DEFAULT_CROP = 128
 
 
 def default_crop(image_size: int, stride: int) -> int:
@@ -56,33 +46,6 @@ def default_crop(image_size: int, stride: int) -> int:
             "prepare them with a larger --size or choose a smaller --model"
         )
     return crop
-
-
-@dataclass
-class TrainConfig:
-    """Every setting of a run; config.json stores it and `resume` reads it back."""
-
-    shards: list[str]
-    out: str
-    epochs: int = 10
-    steps_per_epoch: int | None = None  # None: one pass over the training photos
-    batch_size: int = 16
-    crop: int | None = None  # None: DEFAULT_CROP, or the largest the shards and stride allow
-    lr: float | None = None  # None: the recipe's
-    rebalance: float | None = None  # None: the recipe's (recipes.Recipe.rebalance)
-    seed: int = 0
-    model: str = "lite0"
-    recipe: str = DEFAULT_RECIPE
-    xla: bool = XLA_DEFAULT
-    checkpoint_every: int = 0  # steps; 0: at the end of each epoch only
-    keep_checkpoints: int = 3
-    init: str | None = None  # a model.keras to fine-tune
-    tensorboard: bool = False
-    devices: list[str] | None = None  # devices.parse_devices; None: all GPUs, else the CPU
-    precision: str = "float32"
-    val: list[str] | None = None  # None: *.val*.h5 beside the shards, else a held-out slice
-    samples: int = 8
-    encoder_bn: str = "train"  # a pretrained encoder's BatchNorm while it learns: or "frozen"
 
 
 @dataclass
@@ -131,35 +94,8 @@ def resume(
     return _Run(config, record, progress or NullProgress()).fit()
 
 
-def _check(config: TrainConfig, stride: int) -> None:
-    problems = [
-        (config.epochs >= 1, f"--epochs must be at least 1, got {config.epochs}"),
-        (config.batch_size >= 1, f"--batch-size must be at least 1, got {config.batch_size}"),
-        (
-            config.crop is None or (config.crop >= stride and config.crop % stride == 0),
-            f"--crop must be a multiple of the model's stride {stride}, got {config.crop}",
-        ),
-        (
-            config.encoder_bn in ENCODER_BN,
-            f"--encoder-bn must be one of {', '.join(ENCODER_BN)}",
-        ),
-        (
-            config.steps_per_epoch is None or config.steps_per_epoch >= 1,
-            f"--steps-per-epoch must be at least 1, got {config.steps_per_epoch}",
-        ),
-        (config.lr is None or config.lr > 0, f"--lr must be positive, got {config.lr}"),
-        (
-            config.rebalance is None or 0.0 <= config.rebalance <= 1.0,
-            f"--rebalance must be between 0 and 1, got {config.rebalance}",
-        ),
-        (config.checkpoint_every >= 0, "--checkpoint-every must be 0 (epoch ends) or more"),
-        (config.keep_checkpoints >= 1, "--keep-checkpoints must be at least 1"),
-        (config.samples >= 0, "--samples must be 0 or more"),
-        (config.precision in PRECISIONS, f"--precision must be one of {', '.join(PRECISIONS)}"),
-    ]
-    for ok, message in problems:
-        if not ok:
-            raise UsageError(message)
+def _check_environment(config: TrainConfig) -> None:
+    """What TrainConfig cannot check by itself: installed packages and devices."""
     if config.tensorboard and importlib.util.find_spec("tensorboard") is None:
         raise UsageError("--tensorboard needs the tensorboard package: pip install tensorboard")
     if config.precision == "mixed" and not has_gpu(config.devices):
@@ -177,7 +113,7 @@ class _Run:
         if config.rebalance is not None:
             self.recipe = dataclasses.replace(self.recipe, rebalance=config.rebalance)
         self.model_config = model_config(config.model, self.recipe.output)
-        _check(config, self.model_config.stride)
+        _check_environment(config)
         # MultiWorkerMirroredStrategy must exist before any other TensorFlow op runs.
         self.strategy = make_strategy(config.devices)
         self.worker = worker_index()

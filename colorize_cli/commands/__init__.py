@@ -1,0 +1,1 @@
+"""One module per `colorize` subcommand: typer options -> a library call -> stdout and exit code."""
