@@ -186,6 +186,15 @@ class Colorizer:
         Photos are read from `items` lazily, `batch_size` (or BATCH_PIXEL_BUDGET) at a time; each
         result equals what `colorize` gives for that photo alone.
         """
+        for tag, gray, ab in self.chroma_many(items):
+            yield tag, recombine(gray, ab)
+
+    def chroma_many(
+        self, items: Iterable[tuple[T, np.ndarray]]
+    ) -> Iterator[tuple[T, np.ndarray, np.ndarray]]:
+        """(tag, photo) pairs -> (tag, gray, ab): the photo's full-size uint8 gray and the network's
+        float32 a*b* at the render shape, in input order. `recombine(gray, ab)` finishes a photo;
+        between the two, a caller may change the colour (video smooths it over time)."""
         batch: list[tuple[T, _Rendered]] = []
         pixels = 0
         for tag, image in items:
@@ -220,8 +229,8 @@ class Colorizer:
         )
         return _Rendered(gray, (height, width), padded)
 
-    def _run(self, batch: list[tuple[T, _Rendered]]) -> Iterator[tuple[T, np.ndarray]]:
-        """Predict each group of same-shape renders together, then finish in input order."""
+    def _run(self, batch: list[tuple[T, _Rendered]]) -> Iterator[tuple[T, np.ndarray, np.ndarray]]:
+        """Predict each group of same-shape renders together; yield (tag, gray, ab) in order."""
         groups: dict[tuple[int, ...], list[int]] = {}
         for i, (_, rendered) in enumerate(batch):
             groups.setdefault(rendered.lightness.shape, []).append(i)
@@ -235,7 +244,7 @@ class Colorizer:
                 height, width = batch[i][1].shape
                 chroma[i] = self._ab(prediction[:height, :width])
         for (tag, rendered), ab in zip(batch, chroma, strict=True):
-            yield tag, recombine(rendered.gray, ab)
+            yield tag, rendered.gray, ab
 
     def _network(self, x: np.ndarray) -> np.ndarray:
         """Run the generator on a (B, H, W, 1) batch.
