@@ -297,3 +297,20 @@ def test_bundled_model_colorizes_a_real_photo_with_default_settings(photo_dir: P
         rgb = np.asarray(colour.convert("RGB"), dtype=int)
     # A trained model adds colour: the channels are no longer equal everywhere.
     assert np.mean(np.abs(rgb[..., 0] - rgb[..., 2])) > 1.0
+
+
+def test_info_on_a_killed_run_skips_its_torn_metrics_line(tiny_model: Path, tmp_path: Path) -> None:
+    # The state a kill mid-append leaves: a whole first line and half of the second.
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    model = run_dir / "model.keras"
+    model.write_bytes(tiny_model.read_bytes())
+    (run_dir / "config.json").write_text(json.dumps({"settings": {"model": "tiny", "epochs": 4}}))
+    first = {"epoch": 1, "step": 10, "val_psnr": 21.5}
+    (run_dir / "metrics.jsonl").write_text(json.dumps(first) + '\n{"epoch": 2, "step": 2')
+    result = run("info", "--json", str(model))
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    description = json.loads(result.stdout)
+    assert description["last_epoch"] == first
+    assert description["training"] == {"model": "tiny", "epochs": 4}

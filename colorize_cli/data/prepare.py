@@ -29,6 +29,7 @@ from typing import Any, Literal, NamedTuple, TextIO
 import numpy as np
 from PIL import Image
 
+from colorize_cli import fsutil
 from colorize_cli.config import FITS, PrepareOptions
 from colorize_cli.data import shards
 from colorize_cli.errors import ColorizeError, ShardError, UsageError
@@ -238,7 +239,7 @@ class _Split:
             if not full:
                 self.complete = self.outputs[-1]
                 break
-        if self.complete is None and shards.temp_paths(self.path(self.index)):
+        if self.complete is None and fsutil.temp_paths(self.path(self.index)):
             self._open(resume=True)
             self.done.update(self.writer.sha256)
             if len(self.writer) == shard_size:  # killed while committing a full shard
@@ -301,7 +302,7 @@ def _check_resumable(shard: shards.Shard, attrs: dict[str, Any]) -> None:
 def _family(out: Path) -> list[Path]:
     """Files this OUT names: outputs of any shard size and writers' temporary files."""
     stem, suffix = re.escape(out.name[: -len(out.suffix)]), re.escape(out.suffix)
-    temp = re.escape(shards.TEMP_MARK)
+    temp = re.escape(fsutil.TEMP_MARK)
     pattern = re.compile(rf"{stem}(-\d{{5,}})?(\.val)?{suffix}({temp}[\d-]+)?")
     if not out.parent.is_dir():
         return []
@@ -314,7 +315,7 @@ def _claim_outputs(options: PrepareOptions) -> None:
     if not earlier or options.resume:
         return
     if not options.overwrite:
-        leftover = next((p for p in earlier if shards.TEMP_MARK in p.name), None)
+        leftover = next((p for p in earlier if fsutil.TEMP_MARK in p.name), None)
         if leftover is not None:
             hint = f"{leftover.name} is left by an interrupted run; use --resume to continue it"
         else:
@@ -452,15 +453,9 @@ def write_errors_tsv(report: PrepareReport, path: str | os.PathLike[str]) -> Pat
     writer = csv.writer(buffer, delimiter="\t", lineterminator="\n")
     writer.writerow(["path", "reason"])
     writer.writerows(report.skipped)
-    temp = path.with_name(f"{path.name}{shards.TEMP_MARK}{os.getpid()}")
     try:
         # surrogateescape writes a file name that is not UTF-8 back as its own bytes.
-        with open(temp, "w", encoding="utf-8", errors="surrogateescape", newline="") as f:
-            f.write(buffer.getvalue())
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temp, path)
+        fsutil.write_bytes(path, buffer.getvalue().encode("utf-8", "surrogateescape"))
     except OSError as exc:
-        temp.unlink(missing_ok=True)
-        raise UsageError(f"cannot write: {exc.strerror or exc}", path) from exc
+        raise UsageError(f"cannot write: {fsutil.os_reason(exc)}", path) from exc
     return path

@@ -8,7 +8,6 @@ killed writer leaves only a temporary file that `ShardWriter(..., resume=True)` 
 from __future__ import annotations
 
 import contextlib
-import errno
 import glob
 import os
 import re
@@ -20,7 +19,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from colorize_cli import __version__
+from colorize_cli import __version__, fsutil
 from colorize_cli.config import COMPRESSIONS, DEFAULT_COMPRESSION
 from colorize_cli.errors import ShardError
 from colorize_cli.imaging import color
@@ -31,7 +30,6 @@ FORMAT_VERSION = 1
 OLDEST_READABLE_VERSION = 1
 
 CHECKPOINT_EVERY = 32  # images between checkpoints: what a kill can cost a resumed writer
-TEMP_MARK = ".tmp-"
 
 # The attributes every shard carries; user attrs may not shadow them.
 RESERVED_ATTRS = frozenset(
@@ -43,11 +41,6 @@ _SHA256 = re.compile(r"[0-9a-f]{64}")
 _WRITE_ERRORS = (OSError, RuntimeError)
 # What h5py raises on reading a damaged file (found by fuzz/run.py: RuntimeError among them).
 _READ_ERRORS = (OSError, RuntimeError, KeyError, ValueError, TypeError)
-_WRITE_REASONS = {
-    errno.ENOSPC: "disk full",
-    errno.EDQUOT: "disk quota exceeded",
-    errno.EFBIG: "file too large (over the file size limit)",
-}
 _SOURCE_DTYPE = h5py.string_dtype("utf-8")
 _SHA256_DTYPE = h5py.string_dtype("ascii", 64)
 
@@ -61,23 +54,6 @@ def _compression_args(compression: str | None) -> dict[str, Any]:
     if name == "lzf":
         return {"compression": "lzf"}
     return {"compression": "gzip", "compression_opts": int(name.split("-")[1])}
-
-
-def temp_paths(path: str | os.PathLike[str]) -> list[Path]:
-    """The temporary files writers of `path` left behind (killed or interrupted), oldest first."""
-    path = Path(path)
-    found = path.parent.glob(glob.escape(path.name) + TEMP_MARK + "*")
-    return sorted(found, key=lambda p: (p.stat().st_mtime, p.name))
-
-
-def _free_temp_path(path: Path) -> Path:
-    """`NAME.tmp-<pid>`, or `NAME.tmp-<pid>-<k>` when this process already left one behind."""
-    temp = path.with_name(f"{path.name}{TEMP_MARK}{os.getpid()}")
-    k = 0
-    while temp.exists():
-        k += 1
-        temp = path.with_name(f"{path.name}{TEMP_MARK}{os.getpid()}-{k}")
-    return temp
 
 
 class ShardWriter:
@@ -111,8 +87,8 @@ class ShardWriter:
         self.attrs = dict(attrs or {})
         self.sha256: list[str] = []
         self._checkpoint_every = max(1, checkpoint_every)
-        leftovers = temp_paths(self.path) if resume else []
-        self._temp = _free_temp_path(self.path)
+        leftovers = fsutil.temp_paths(self.path) if resume else []
+        self._temp = fsutil.temp_path(self.path)
         s = image_size
         try:
             # libver "earliest" (the default) keeps no open-for-write flag in the superblock, so
@@ -216,8 +192,7 @@ class ShardWriter:
             # After a close that fails HDF5 cannot touch any file again: fail in a flush instead.
             self._file.flush()
             self._file.close()
-            _fsync(self._temp)
-            os.replace(self._temp, self.path)
+            fsutil.commit(self._temp, self.path)
         self._closed = True
         return self.path
 
@@ -431,7 +406,7 @@ def expand_shard_paths(patterns: Sequence[str], split: str | None = None) -> lis
     for pattern in patterns:
         if glob.has_magic(pattern):
             matches = [Path(p) for p in glob.glob(pattern, recursive=True)]
-            matches = [p for p in matches if p.is_file() and TEMP_MARK not in p.name]
+            matches = [p for p in matches if p.is_file() and fsutil.TEMP_MARK not in p.name]
             if not matches:
                 raise ShardError("matches no shard file", pattern)
         else:
@@ -533,17 +508,9 @@ def _write_reason(exc: BaseException) -> str:
     found = re.search(r"errno = (\d+)", str(exc))
     if found:
         code = int(found.group(1))
-    return _WRITE_REASONS.get(code) or _first_line(exc)
+    return (code is not None and fsutil.os_reason(code)) or _first_line(exc)
 
 
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
     return text.splitlines()[0]
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

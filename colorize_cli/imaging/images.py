@@ -20,8 +20,6 @@ Decoding policy (one path, `_decode`, serves `read_image`, `read_image_bytes` an
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import functools
 import io
 import os
@@ -37,6 +35,7 @@ from typing import Any, BinaryIO
 import numpy as np
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
+from colorize_cli import fsutil
 from colorize_cli.config import MAX_PIXELS
 from colorize_cli.errors import ImageError, UsageError
 
@@ -114,7 +113,7 @@ def read_image_with_info(
     try:
         fp = open(path, "rb")  # noqa: SIM115 - closed by the with below, errors mapped here
     except OSError as exc:
-        raise ImageError(os_reason(exc), path) from exc
+        raise ImageError(fsutil.os_reason(exc), path) from exc
     with fp:
         info = os.fstat(fp.fileno())
         if not stat.S_ISREG(info.st_mode):
@@ -367,46 +366,15 @@ def write_image(
         data = encode_image(rgb, pil_format, quality, exif, srgb_profile)
     except ImageError as exc:
         raise ImageError(exc.reason, path) from exc
-    target = Path(path)
-    temporary = target.with_name(f"{target.name}.tmp-{os.getpid()}")
     try:
-        with open(temporary, "wb") as fp:
-            fp.write(data)
-            fp.flush()
-            os.fsync(fp.fileno())
-        os.replace(temporary, target)
+        fsutil.write_bytes(path, data)
     except OSError as exc:
-        with contextlib.suppress(OSError):
-            temporary.unlink(missing_ok=True)
         raise ImageError(
-            f"cannot write: {os_reason(exc, missing='no such directory')}", path
+            f"cannot write: {fsutil.os_reason(exc, missing='no such directory')}", path
         ) from exc
-    # Makes the rename itself durable; some filesystems cannot fsync a directory.
-    with contextlib.suppress(OSError):
-        directory = os.open(target.parent, os.O_RDONLY)
-        try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
 
 
 def display_path(path: str | os.PathLike[str]) -> str:
     """A path as one printable line: bytes that are not UTF-8 as \\xNN, control characters
     (a newline in a file name) escaped, everything else as it is."""
     return _printable(os.fsencode(path).decode("utf-8", "backslashreplace"))
-
-
-def os_reason(exc: OSError, missing: str = "no such file") -> str:
-    """A short, user-facing reason for an OSError (\"permission denied\", \"disk full\"...)."""
-    reasons = {
-        errno.ENOENT: missing,
-        errno.ENOTDIR: missing,
-        errno.EACCES: "permission denied",
-        errno.EPERM: "permission denied",
-        errno.EISDIR: "is a directory",
-        errno.ENOSPC: "disk full",
-        errno.EDQUOT: "disk quota exceeded",
-        errno.EFBIG: "file too large (over the file size limit)",
-        errno.EROFS: "read-only file system",
-    }
-    return reasons.get(exc.errno, exc.strerror or str(exc))

@@ -8,6 +8,7 @@ plain objects: the CLI draws the table; `to_json`, `write_per_image_csv` and `wr
 from __future__ import annotations
 
 import csv
+import io
 import math
 import os
 from collections.abc import Iterator, Sequence
@@ -17,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from colorize_cli import fsutil
 from colorize_cli.config import APPLY_BATCH_SIZE, RENDER_SIZE
 from colorize_cli.data import shards
 from colorize_cli.errors import ColorizeError, UsageError
@@ -97,16 +99,20 @@ class EvalResult:
     def write_per_image_csv(self, path: str | os.PathLike[str]) -> None:
         """One row per photo: name, size, then every score for the model and `gray_` baseline."""
         keys = [f.name for f in fields(metrics.ImageScores)]
-        # surrogateescape writes a file name that is not UTF-8 back as its own bytes.
-        with open(path, "w", newline="", encoding="utf-8", errors="surrogateescape") as fp:
-            writer = csv.writer(fp)
-            writer.writerow(["image", "width", "height", *keys, *(f"gray_{k}" for k in keys)])
-            for row in self.images:
-                writer.writerow(
-                    [row.name, row.width, row.height]
-                    + [_csv_number(getattr(row.model, k)) for k in keys]
-                    + [_csv_number(getattr(row.gray, k)) for k in keys]
-                )
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(["image", "width", "height", *keys, *(f"gray_{k}" for k in keys)])
+        for row in self.images:
+            writer.writerow(
+                [row.name, row.width, row.height]
+                + [_csv_number(getattr(row.model, k)) for k in keys]
+                + [_csv_number(getattr(row.gray, k)) for k in keys]
+            )
+        try:
+            # surrogateescape writes a file name that is not UTF-8 back as its own bytes.
+            fsutil.write_bytes(path, buffer.getvalue().encode("utf-8", "surrogateescape"))
+        except OSError as exc:
+            raise UsageError(f"cannot write: {fsutil.os_reason(exc)}", path) from exc
 
     def write_sheet(self, path: str | os.PathLike[str]) -> None:
         """A PNG contact sheet: one row per kept photo, gray | colorized | truth."""

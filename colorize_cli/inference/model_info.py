@@ -15,7 +15,8 @@ from typing import Any
 
 import h5py
 
-from colorize_cli.errors import ModelError
+from colorize_cli.errors import ModelError, TrainingError
+from colorize_cli.training import run_dir
 
 
 def describe_model(path: str | Path) -> dict[str, Any]:
@@ -79,17 +80,26 @@ def _count_parameters(h5: h5py.File) -> int:
 
 
 def _provenance(path: Path) -> dict[str, Any]:
-    """The training record beside the model: a NAME.json card, else the run directory's files."""
+    """The training record beside the model: a NAME.json card, else the run directory's files
+    (read as `colorize train` wrote them: a torn last metrics line, the state a kill leaves, is
+    skipped). A record that cannot be read is named, never fatal: the model is still described."""
     card = path.with_suffix(".json")
     if card.is_file():
-        return {"card": json.loads(card.read_text(encoding="utf-8"))}
-    run_config = path.parent / "config.json"
+        try:
+            return {"card": json.loads(card.read_text(encoding="utf-8"))}
+        except (OSError, ValueError) as exc:
+            return {"card": f"unreadable: {str(exc).splitlines()[0]}"}
     found: dict[str, Any] = {}
-    if run_config.is_file():
-        found["training"] = json.loads(run_config.read_text(encoding="utf-8")).get("settings", {})
-    metrics = path.parent / "metrics.jsonl"
-    if metrics.is_file():
-        lines = metrics.read_text(encoding="utf-8").splitlines()
-        if lines:
-            found["last_epoch"] = json.loads(lines[-1])
+    if (path.parent / run_dir.CONFIG).is_file():
+        try:
+            found["training"] = run_dir.read_config(path.parent).get("settings", {})
+        except TrainingError as exc:
+            found["training"] = f"unreadable: {exc.reason}"
+    try:
+        epochs = run_dir.read_metrics(path.parent)
+    except OSError as exc:
+        found["last_epoch"] = f"unreadable: {exc.strerror or exc}"
+        return found
+    if epochs:
+        found["last_epoch"] = epochs[-1]
     return found

@@ -17,8 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from colorize_cli.data.shards import TEMP_MARK, expand_shard_paths, open_shard
+from colorize_cli.data.shards import expand_shard_paths, open_shard
 from colorize_cli.errors import ShardError, TrainingError, UsageError
+from colorize_cli.fsutil import TEMP_MARK
 from colorize_cli.imaging.color import tf_gray_to_lightness, tf_srgb_to_lab
 from colorize_cli.tf_setup import import_tf
 

@@ -14,12 +14,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from colorize_cli import fsutil
 from colorize_cli.errors import TrainingError
 from colorize_cli.imaging.images import write_image
 
@@ -32,23 +32,9 @@ BEST = "best.keras"
 TENSORBOARD = "tensorboard"
 
 
-@contextlib.contextmanager
-def atomic_path(target: Path) -> Iterator[Path]:
-    """A temporary path beside `target` (same suffix) that replaces it once the block succeeds."""
-    temporary = target.with_name(f"{target.stem}.tmp-{os.getpid()}{target.suffix}")
-    try:
-        yield temporary
-        with open(temporary, "rb") as written:
-            os.fsync(written.fileno())
-        os.replace(temporary, target)
-    finally:
-        temporary.unlink(missing_ok=True)
-
-
 def write_config(run_dir: Path, record: dict[str, Any]) -> None:
     """Write config.json atomically."""
-    with atomic_path(run_dir / CONFIG) as temporary:
-        temporary.write_text(json.dumps(record, indent=2) + "\n")
+    fsutil.write_text(run_dir / CONFIG, json.dumps(record, indent=2) + "\n")
 
 
 def read_config(run_dir: Path) -> dict[str, Any]:
@@ -86,8 +72,7 @@ def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
 def keep_metrics_until(run_dir: Path, step: int) -> None:
     """Drop the lines written after the checkpoint at `step`: a resumed run writes them again."""
     kept = [record for record in read_metrics(run_dir) if record["step"] <= step]
-    with atomic_path(run_dir / METRICS) as temporary:
-        temporary.write_text("".join(json.dumps(record) + "\n" for record in kept))
+    fsutil.write_text(run_dir / METRICS, "".join(json.dumps(record) + "\n" for record in kept))
 
 
 def write_samples(path: Path, gray: np.ndarray, generated: np.ndarray, truth: np.ndarray) -> None:
@@ -100,5 +85,5 @@ def write_samples(path: Path, gray: np.ndarray, generated: np.ndarray, truth: np
 
 def save_model(model: Any, path: Path) -> None:
     """Save a Keras model atomically: `apply` never loads a half-written model.keras."""
-    with atomic_path(path) as temporary:
+    with fsutil.atomic_path(path, keep_suffix=True) as temporary:
         model.save(temporary)
