@@ -9,7 +9,7 @@
 
 The peer (bench/torch_step.py, run by the torch venv's Python) is the same generator and
 discriminator (parameter counts checked here, BatchNorm's moving statistics counted as Keras
-counts them) and the same pix2pix step as gan_step.py, in eager PyTorch and under torch.compile.
+counts them) and the same pix2pix step as training/gan.py, in eager PyTorch and under torch.compile.
 It lives in one subprocess per preset and size, answering over stdin/stdout, so its warm-up and
 compiling are paid once. colorize's step is built as bench/train_step.py builds it (XLA off, the
 batch held in memory); both sides get synthetic batches of the same shapes. The CPU may be
@@ -39,7 +39,6 @@ from pathlib import Path
 from train_step import build_pix2pix, images_per_s, synthetic_batch
 
 from colorize_cli.tf_setup import import_tf
-from colorize_cli.training.gan_step import make_train_step
 
 tf = import_tf()
 
@@ -85,8 +84,9 @@ def colorize_step(
     preset: str, size: int, args: argparse.Namespace
 ) -> tuple[Callable[[int, int], float], dict[str, int]]:
     """(run(steps, first) -> images/s, {"generator": n, "discriminator": n}), warmed up."""
-    strategy, generator, discriminator, recipe, g_opt, d_opt = build_pix2pix(preset)
-    step = make_train_step(strategy, generator, discriminator, recipe, g_opt, d_opt, xla=False)
+    gan = build_pix2pix(preset)
+    strategy, generator, discriminator = gan.strategy, gan.generator, gan.discriminator
+    step = gan.train_step(xla=False)
     dataset = tf.data.Dataset.from_tensors(synthetic_batch(args.batch, size)).repeat()
     batches = iter(strategy.experimental_distribute_dataset(dataset))
 

@@ -10,7 +10,7 @@ groups and epsilon, bilinear resize). lite0's encoder is that package's Efficien
 network nets/pretrained.py ports to Keras: TF "same" padding, computed per input here as
 Keras does; ReLU6; no squeeze-excite; BatchNorm epsilon 1e-3), randomly initialised, since the
 weights do not change the speed; its decoder and head copy models._build_pretrained_generator.
-The step copies gan_step.py with the "pix2pix" recipe: one forward pass (BatchNorm in training
+The step copies training/gan.py with the "pix2pix" recipe: one forward pass (BatchNorm in training
 mode), the discriminator on the real and the fake pair, each network's gradients of its own loss
 only, Adam(2e-4, 0.5) updates of the trainable weights.
 It warms every mode up once, prints one JSON line (parameter counts, modes ready or why not), then
@@ -259,7 +259,7 @@ def losses(
 
 
 def make_step(generator: nn.Module, discriminator: nn.Module, compiled: bool) -> Step:
-    """step(lightness, ab) -> G loss, updating both networks, like gan_step's persistent tape.
+    """step(lightness, ab) -> G loss, updating both networks, like training/gan.py's persistent tape.
 
     Each loss is differentiated only with respect to its own network, so the discriminator's
     weight gradients of the G loss (and the generator's of the D loss) are never computed.

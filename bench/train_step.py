@@ -4,7 +4,7 @@
     .venv/bin/python bench/train_step.py --presets small --sizes 128 --shards 'data/dev*.h5'
     TF_ENABLE_ONEDNN_OPTS=0 .venv/bin/python bench/train_step.py      # oneDNN off, for comparison
 
-Times the real compiled step (`gan_step.make_train_step`, pix2pix recipe, CPU) after `--warmup`
+Times the real compiled step (`gan.make_train_step`, pix2pix recipe, CPU) after `--warmup`
 steps that pay for tracing and compiling. "memory" feeds the step one batch held as constant
 tensors; with `--shards` the "shards" column feeds it from `dataset.make_dataset` over those
 shards (crops, flips, Lab conversion included), and the last line times the input pipeline alone.
@@ -27,11 +27,11 @@ import time
 
 import numpy as np
 
-from colorize_cli.nets.models import build_discriminator, build_generator, count_flops, model_config
+from colorize_cli.nets.models import count_flops, model_config
 from colorize_cli.nets.recipes import get_recipe
 from colorize_cli.tf_setup import import_tf
 from colorize_cli.training.dataset import load_images, make_dataset
-from colorize_cli.training.gan_step import make_train_step
+from colorize_cli.training.gan import Gan, build_gan
 
 tf = import_tf()
 
@@ -79,19 +79,11 @@ def cpu_model() -> str:
     return platform.processor() or "unknown CPU"
 
 
-def build_pix2pix(preset: str) -> tuple:
-    """(CPU strategy, generator, discriminator, pix2pix recipe, G and D optimizers), seeded."""
-    import keras
-
-    keras.utils.set_random_seed(0)
+def build_pix2pix(preset: str) -> Gan:
+    """The pix2pix GAN of `preset` on the CPU, seeded (training/gan.py builds it, as train does)."""
     recipe = get_recipe("pix2pix")
-    config = model_config(preset, recipe.output)
     strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
-    with strategy.scope():
-        generator = build_generator(config)
-        discriminator = build_discriminator(config, recipe.conditional_discriminator)
-        g_opt, d_opt = recipe.make_optimizers()
-    return strategy, generator, discriminator, recipe, g_opt, d_opt
+    return build_gan(model_config(preset, recipe.output), recipe, strategy=strategy, seed=0)
 
 
 def step_flops(generator, discriminator, size: int) -> int:
@@ -107,15 +99,16 @@ def measure(
     Every combination is timed once per round, in turn, so a neighbour's load on the shared CPU
     hits all of them alike instead of whichever ran at the wrong moment.
     """
-    strategy, generator, discriminator, recipe, g_opt, d_opt = build_pix2pix(preset)
-    flops = step_flops(generator, discriminator, size)
+    gan = build_pix2pix(preset)
+    strategy = gan.strategy
+    flops = step_flops(gan.generator, gan.discriminator, size)
     feeds = {"memory": tf.data.Dataset.from_tensors(synthetic_batch(args.batch, size))}
     feeds["memory"] = feeds["memory"].repeat()
     if images is not None and size <= images.image_size:
         feeds["shards"] = make_dataset(images, args.batch, size, seed=0)
     runs = {}
     for xla in {"both": [False, True], "on": [True], "off": [False]}[args.xla]:
-        step = make_train_step(strategy, generator, discriminator, recipe, g_opt, d_opt, xla=xla)
+        step = gan.train_step(xla=xla)
         for feed, dataset in feeds.items():
             batches = iter(strategy.experimental_distribute_dataset(dataset))
             images_per_s(step, batches, args.batch, args.warmup, 0)  # traces and compiles

@@ -2,27 +2,34 @@
 
 Library modules take a `ProgressSink` (or None) and never import rich themselves; the CLI passes a
 `RichProgress`, which draws bars on a terminal and writes plain, throttled log lines otherwise.
+rich is imported on first use (a `RichProgress`, `console`, `error`), so a library module that only
+takes a sink does not load the terminal library.
 """
 
 from __future__ import annotations
 
+import functools
 import sys
 import time
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from rich.console import Console
-from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress, TaskID
 
-console = Console(stderr=True, highlight=False)
+
+@functools.cache
+def _stderr_console() -> Console:
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False)
+
+
+def __getattr__(name: str) -> Any:
+    # `progress.console`: the stderr console, made (and rich imported) on first use.
+    if name == "console":
+        return _stderr_console()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class ProgressSink(Protocol):
@@ -64,7 +71,7 @@ class RichProgress:
     """Bars with rate and ETA on a terminal; one plain line every `log_every` seconds otherwise."""
 
     def __init__(self, out: Console | None = None, log_every: float = 10.0) -> None:
-        self.console = out or console
+        self.console = out or _stderr_console()
         self.interactive = self.console.is_terminal
         self.log_every = log_every
         self._progress: Progress | None = None
@@ -83,6 +90,15 @@ class RichProgress:
         self._done, self._fields = 0, {}
         self._started = self._last_log = time.monotonic()
         if self.interactive:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+
             self._progress = Progress(
                 TextColumn("[bold]{task.description}"),
                 BarColumn(),
@@ -137,5 +153,7 @@ class RichProgress:
 
 def error(message: str) -> None:
     """Print a one-line error on stderr."""
-    console.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True)
+    from rich.markup import escape
+
+    _stderr_console().print(f"[red]error:[/red] {escape(message)}", soft_wrap=True)
     sys.stderr.flush()

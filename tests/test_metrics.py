@@ -127,9 +127,9 @@ def test_colourfulness_of_a_hand_computed_case() -> None:
     # deviations 127.5 and 191.25.
     rgb = np.array([[[255, 0, 0], [0, 0, 255]]], np.uint8)
     expected = math.hypot(127.5, 191.25) + 0.3 * math.hypot(127.5, 63.75)
-    assert metrics.colourfulness(rgb) == pytest.approx(expected, rel=1e-12)
-    assert metrics.colourfulness(np.full((4, 4, 3), 77, np.uint8)) == 0.0
-    assert metrics.colourfulness_ratio([10.0, 20.0], [30.0, 30.0]) == pytest.approx(0.5)
+    assert color.colorfulness(rgb) == pytest.approx(expected, rel=1e-12)
+    assert color.colorfulness(np.full((4, 4, 3), 77, np.uint8)) == 0.0
+    assert metrics.colorfulness_ratio([10.0, 20.0], [30.0, 30.0]) == pytest.approx(0.5)
 
 
 def test_auc_is_the_area_under_the_ab_error_cdf() -> None:

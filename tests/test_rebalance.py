@@ -71,15 +71,20 @@ def test_rebalanced_loss_weights_each_pixel_by_its_true_colour() -> None:
     logits = tf.zeros((1, 2, 2, 1))
     real = tf.constant([[[[0.0, 0.0], [60.0, 50.0]]]])  # a grey pixel and a saturated red one
     fake = tf.zeros_like(real)
-    with pytest.raises(RuntimeError, match="for_data"):
+    with pytest.raises(RuntimeError, match="color_weights"):
         recipe.generator_loss(real, fake, logits, 0)
-    fitted = recipe.for_data(_photos(8))
-    weights = np.asarray(fitted.colour_weights)
-    _, parts = fitted.generator_loss(real, fake, logits, 0)
+    color_weights = recipe.color_weights(_photos(8))
+    weights = np.asarray(color_weights)
+
+    def l1(fake: tf.Tensor) -> float:
+        return float(
+            recipe.generator_loss(real, fake, logits, 0, color_weights=color_weights)[1]["l1"]
+        )
+
     expected = weights[bin_index(np.array([60.0, 50.0]))] * (60.0 + 50.0) / 110.0 / 4.0
-    assert float(parts["l1"]) == pytest.approx(expected, rel=1e-5)
+    assert l1(fake) == pytest.approx(expected, rel=1e-5)
     # The same miss on the grey pixel costs far less than on the red one.
-    grey_miss = fitted.generator_loss(real, real + [[[[20.0, 0.0], [0.0, 0.0]]]], logits, 0)[1]
-    red_miss = fitted.generator_loss(real, real + [[[[0.0, 0.0], [20.0, 0.0]]]], logits, 0)[1]
-    assert float(red_miss["l1"]) > 5 * float(grey_miss["l1"])
-    assert get_recipe("l1-warmup").for_data(_photos(1)) is get_recipe("l1-warmup")
+    grey_miss = l1(real + [[[[20.0, 0.0], [0.0, 0.0]]]])
+    red_miss = l1(real + [[[[0.0, 0.0], [20.0, 0.0]]]])
+    assert red_miss > 5 * grey_miss
+    assert get_recipe("l1-warmup").color_weights(_photos(1)) is None

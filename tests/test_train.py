@@ -186,8 +186,10 @@ def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(
     recipe = get_recipe("pix2pix")
 
     class PoisonedAtStep3(type(recipe)):
-        def generator_loss(self, real, fake, fake_logits, step, stage=None):
-            total, parts = super().generator_loss(real, fake, fake_logits, step, stage)
+        def generator_loss(self, real, fake, fake_logits, step, stage=None, color_weights=None):
+            total, parts = super().generator_loss(
+                real, fake, fake_logits, step, stage, color_weights
+            )
             return total * (1.0 / (2.0 - keras.ops.cast(step, "float32"))), parts
 
     monkeypatch.setattr(train, "get_recipe", lambda name: PoisonedAtStep3(**vars(recipe)))
@@ -208,13 +210,13 @@ def test_the_rebalanced_recipe_weighs_colours_from_the_training_photos(
 ) -> None:
     run = train._Run(settings(shards, tmp_path / "run", recipe="rebalanced"), None, NullProgress())
     expected = rebalancing_weights(ab_histogram(run.data.train.rgb), 0.9)
-    np.testing.assert_array_equal(np.asarray(run.recipe.colour_weights, np.float32), expected)
+    np.testing.assert_array_equal(np.asarray(run.color_weights, np.float32), expected)
     result = run.fit()
     assert np.isfinite(result.metrics["loss_l1"]) and np.isfinite(result.metrics["val_l1_ab"])
     # --rebalance sets the mix, on any a*b* recipe: 1 gives every colour the same weight.
     milder = train._Run(settings(shards, tmp_path / "mild", rebalance=1.0), None, NullProgress())
     assert milder.recipe.rebalance == 1.0
-    np.testing.assert_allclose(milder.recipe.colour_weights, 1.0, rtol=1e-6)
+    np.testing.assert_allclose(milder.color_weights, 1.0, rtol=1e-6)
 
 
 def test_init_fine_tunes_from_a_trained_generator(shards: Path, tmp_path: Path) -> None:

@@ -417,14 +417,14 @@ def expand_shard_paths(patterns: Sequence[str], split: str | None = None) -> lis
                 raise ShardError(f"is a directory; name the shards, e.g. {path / '*.h5'}", path)
             matches = [path]
         if split is not None:
-            matches = [p for p in matches if _split_of(p) == split]
+            matches = [p for p in matches if _shard_split(p) == split]
             if not matches:
                 raise ShardError(f"holds no {split} shard", pattern)
         found.update(matches)
     return sorted(found)
 
 
-def _split_of(path: Path) -> str:
+def _shard_split(path: Path) -> str:
     with open_shard(path) as shard:
         return shard.split
 

@@ -216,14 +216,14 @@ def keep_luminance(rgb: np.ndarray, gray: np.ndarray) -> np.ndarray:
     levels = gray.reshape(-1)
     out = np.empty_like(pixels)
     for s in _chunks(len(pixels)):
-        out[s] = _recolour(pixels[s], levels[s])
+        out[s] = _recolor(pixels[s], levels[s])
     return out.reshape(rgb.shape)
 
 
 _LUMA = [w / (1 << 16) for w in LUMA_WEIGHTS_2_16]
 
 
-def _recolour(pixels: np.ndarray, levels: np.ndarray) -> np.ndarray:
+def _recolor(pixels: np.ndarray, levels: np.ndarray) -> np.ndarray:
     r, g, b = _planes(pixels, np.float32)
     level = levels.astype(np.float32)
     luma = _LUMA[0] * r + _LUMA[1] * g + _LUMA[2] * b
@@ -287,7 +287,9 @@ def _tf_float(tf: Any, x: Any) -> Any:
 
 def tf_srgb_to_lab(rgb: Any) -> Any:
     """Tensor twin of `srgb_to_lab`: sRGB (..., 3) float 0..1 (or uint8) -> CIELab."""
-    import tensorflow as tf
+    from colorize_cli.tf_setup import import_tf
+
+    tf = import_tf()
 
     ops = _tf_ops(tf)
     rgb = tf.convert_to_tensor(rgb)
@@ -301,7 +303,9 @@ def tf_srgb_to_lab(rgb: Any) -> Any:
 
 def tf_lab_to_srgb(lab: Any, clip: bool = True) -> Any:
     """Tensor twin of `lab_to_srgb`: CIELab (..., 3) -> sRGB, clipped into [0, 1] unless told."""
-    import tensorflow as tf
+    from colorize_cli.tf_setup import import_tf
+
+    tf = import_tf()
 
     ops = _tf_ops(tf)
     linear = tf.stack(_lab_to_linear(*tf.unstack(_tf_float(tf, lab), num=3, axis=-1), ops), -1)
@@ -315,7 +319,9 @@ def tf_gray_to_lightness(gray: Any) -> Any:
     uint8 grays are looked up in the numpy twin's table; float grays (non-integer ones too) take
     the formula.
     """
-    import tensorflow as tf
+    from colorize_cli.tf_setup import import_tf
+
+    tf = import_tf()
 
     gray = tf.convert_to_tensor(gray)
     if gray.dtype == tf.uint8:

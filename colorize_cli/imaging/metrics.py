@@ -147,12 +147,7 @@ def mean_ciede2000(lab1: np.ndarray, lab2: np.ndarray) -> float:
     return total / len(flat1)
 
 
-def colourfulness(rgb: np.ndarray) -> float:
-    """Hasler and Suesstrunk's (2003) colourfulness M of a uint8 sRGB photo (0 = gray)."""
-    return float(color.colorfulness(rgb))
-
-
-def colourfulness_ratio(outputs: Sequence[float], truths: Sequence[float]) -> float:
+def colorfulness_ratio(outputs: Sequence[float], truths: Sequence[float]) -> float:
     """Mean colourfulness of the outputs over that of the truths (1 = as colourful as truth)."""
     truth_mean = float(np.mean(truths))
     return float(np.mean(outputs)) / truth_mean if truth_mean > 0 else math.nan
@@ -182,6 +177,8 @@ class ImageScores:
     ssim: float
     ciede2000: float
     auc: float
+    # Field names are the metric names users see (CSV columns, JSON keys), so the spelling of
+    # the published metric stays; code identifiers say "color".
     colourfulness: float
     colourfulness_truth: float
 
@@ -198,8 +195,8 @@ def score_image(truth: np.ndarray, output: np.ndarray) -> ImageScores:
         ssim=ssim(truth, output),
         ciede2000=mean_ciede2000(lab_truth, lab_output),
         auc=ab_auc(lab_truth, lab_output),
-        colourfulness=colourfulness(output),
-        colourfulness_truth=colourfulness(truth),
+        colourfulness=color.colorfulness(output),
+        colourfulness_truth=color.colorfulness(truth),
     )
 
 

@@ -67,7 +67,7 @@ class ModelConfig:
 
     @property
     def channels(self) -> int:
-        """Channels of the generator's output (and of the discriminator's colour input)."""
+        """Channels of the generator's output (and of the discriminator's color input)."""
         return 2 if self.output == "ab" else 3
 
     @property
@@ -140,7 +140,7 @@ def build_generator(config: ModelConfig) -> keras.Model:
 
     Encoder: `depth` strided 4x4 convs (GroupNorm except on the first and innermost, LeakyReLU 0.2).
     Decoder: bilinear 2x upsampling + 3x3 conv (no checkerboard), ReLU, concatenated with the
-    encoder feature of the same size; the last conv also sees the input lightness, so colour edges
+    encoder feature of the same size; the last conv also sees the input lightness, so color edges
     can follow luminance edges at full resolution.
     """
     keras = _keras()
@@ -204,7 +204,7 @@ def _head(x, lightness, scaled_lightness, config: ModelConfig) -> keras.Model:
 
     x = keras.layers.UpSampling2D(interpolation="bilinear", name="out_resize")(x)
     x = keras.layers.Concatenate(name="out_skip")([x, scaled_lightness])
-    # Zero-initialised, so an untrained generator predicts no colour (the gray baseline) rather
+    # Zero-initialised, so an untrained generator predicts no color (the gray baseline) rather
     # than saturated noise; the kernel still gets gradients from the first step.
     x = keras.layers.Conv2D(
         config.channels, 3, padding="same", kernel_initializer="zeros", name="out_conv"
@@ -212,32 +212,32 @@ def _head(x, lightness, scaled_lightness, config: ModelConfig) -> keras.Model:
     # The head runs in float32 so a mixed-precision policy cannot quantise the colours.
     if config.output == "ab":
         x = keras.layers.Activation("tanh", dtype="float32", name="out_tanh")(x)
-        colour = keras.layers.Rescaling(AB_SCALE, dtype="float32", name="ab")(x)
+        color = keras.layers.Rescaling(AB_SCALE, dtype="float32", name="ab")(x)
     else:
-        colour = keras.layers.Activation("sigmoid", dtype="float32", name="rgb")(x)
-    return keras.Model(lightness, colour, name=f"generator_{config.preset}_{config.output}")
+        color = keras.layers.Activation("sigmoid", dtype="float32", name="rgb")(x)
+    return keras.Model(lightness, color, name=f"generator_{config.preset}_{config.output}")
 
 
 def build_discriminator(config: ModelConfig, conditional: bool = True) -> keras.Model:
     """The PatchGAN: patch logits (B, H/s, W/s, 1), s = `config.discriminator_stride`.
 
-    conditional=True takes `[lightness, colour]` (L* in [0, 100] and the generator's output space)
-    and judges the pair; conditional=False takes the colour tensor alone. Inputs are rescaled to
+    conditional=True takes `[lightness, color]` (L* in [0, 100] and the generator's output space)
+    and judges the pair; conditional=False takes the color tensor alone. Inputs are rescaled to
     [-1, 1] inside; the logits have no sigmoid (the recipes use BCE from logits).
     """
     keras = _keras()
 
-    colour = keras.Input((None, None, config.channels), name="colour")
+    color = keras.Input((None, None, config.channels), name="color")
     if config.output == "ab":
-        x = keras.layers.Rescaling(1.0 / AB_SCALE, name="colour_scale")(colour)
+        x = keras.layers.Rescaling(1.0 / AB_SCALE, name="color_scale")(color)
     else:
-        x = keras.layers.Rescaling(2.0, offset=-1.0, name="colour_scale")(colour)
-    inputs = colour
+        x = keras.layers.Rescaling(2.0, offset=-1.0, name="color_scale")(color)
+    inputs = color
     if conditional:
         lightness = keras.Input((None, None, 1), name="lightness")
         scaled = keras.layers.Rescaling(2.0 / L_MAX, offset=-1.0, name="lightness_scale")(lightness)
         x = keras.layers.Concatenate(name="pair")([scaled, x])
-        inputs = [lightness, colour]
+        inputs = [lightness, color]
     downsamplings = min(config.depth, DISCRIMINATOR_DOWNSAMPLINGS)
     for level in range(downsamplings):
         x = _conv_block(x, config.filters(level), 4, 2, level > 0, True, f"down{level}")

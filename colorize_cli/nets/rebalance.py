@@ -19,13 +19,13 @@ from colorize_cli.tf_setup import import_tf
 BIN_SIZE = 10.0  # a*b* units per histogram bin, as in Zhang et al.
 BINS = int(2 * AB_SCALE / BIN_SIZE)  # per axis: a*, b* in [-AB_SCALE, AB_SCALE]
 SMOOTHING = 5.0  # a*b* units: sigma of the Gaussian that smooths the empirical distribution
-MAX_PIXELS = 4_000_000  # the prior is estimated on an even subsample of at most this many pixels
+PRIOR_PIXELS = 4_000_000  # the prior is estimated on an even subsample of at most this many pixels
 
 
 def ab_histogram(rgb: np.ndarray) -> np.ndarray:
     """Counts (BINS, BINS) of the a*b* of `rgb` (N, H, W, 3) uint8, on an even pixel subsample."""
     pixels = np.asarray(rgb).reshape(-1, 3)
-    stride = max(1, -(-len(pixels) // MAX_PIXELS))
+    stride = max(1, -(-len(pixels) // PRIOR_PIXELS))
     ab = srgb_to_lab(pixels[::stride])[:, 1:]
     index = bin_index(ab)
     return np.bincount(index, minlength=BINS * BINS).reshape(BINS, BINS).astype(np.float64)

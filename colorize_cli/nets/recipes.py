@@ -1,13 +1,13 @@
 """The training recipes: what the generator predicts, its losses and its optimizers, by name.
 
 A recipe is a small difference, not a trainer: the losses are pure functions of tensors that
-the compiled step (training/gan_step.py) calls. TensorFlow and numpy are imported inside them, so
+the compiled step (training/gan.py) calls. TensorFlow and numpy are imported inside them, so
 listing the recipes (the CLI's choices, `--help`) stays cheap.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Literal
 
 from colorize_cli.errors import UsageError
@@ -57,7 +57,8 @@ class Recipe:
     The discriminator learns towards `real_label` / `fake_label` (soft labels when not 1 / 0); the
     generator always aims its fakes at label 1. With `rebalance` (the uniform mix of
     `rebalance.rebalancing_weights`, ab output only) each pixel's reconstruction error is weighted
-    by the rarity of its true colour in the training photos, which `for_data` measures.
+    by the rarity of its true color in the training photos: `color_weights` measures them for a
+    run, which passes them to the loss (they are the run's, not the recipe's).
     """
 
     name: str
@@ -75,7 +76,6 @@ class Recipe:
     fake_label: float = 0.0
     rebalance: float | None = None
     stages: tuple[Stage, ...] = SINGLE_STAGE
-    colour_weights: tuple[float, ...] | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.output not in OUTPUTS:
@@ -111,14 +111,14 @@ class Recipe:
         start = round(self.adversarial_start_fraction * total_steps)
         return replace(self, adversarial_start_step=max(self.adversarial_start_step, start))
 
-    def for_data(self, rgb: np.ndarray) -> Recipe:
-        """This recipe for training photos `rgb` (N, H, W, 3) uint8: measures the colour weights."""
+    def color_weights(self, rgb: np.ndarray) -> tuple[float, ...] | None:
+        """The per-bin loss weights of training photos `rgb` (N, H, W, 3) uint8; None without
+        `rebalance`."""
         if self.rebalance is None:
-            return self
+            return None
         from colorize_cli.nets.rebalance import ab_histogram, rebalancing_weights
 
-        weights = rebalancing_weights(ab_histogram(rgb), self.rebalance)
-        return replace(self, colour_weights=tuple(float(w) for w in weights))
+        return tuple(float(w) for w in rebalancing_weights(ab_histogram(rgb), self.rebalance))
 
     @property
     def error_scale(self) -> float:
@@ -145,11 +145,13 @@ class Recipe:
         fake_logits: tf.Tensor | None,
         step: int | tf.Tensor,
         stage: Stage | None = None,
+        color_weights: tuple[float, ...] | None = None,
     ) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
         """Total generator loss and its unweighted parts `{reconstruction: ..., "adv": ...}`.
 
         Every term is a mean over the batch given (per replica under tf.distribute). With
         `fake_logits` None (the discriminator was not run) there is no adversarial term or part.
+        A rebalancing recipe needs the run's `color_weights` (`Recipe.color_weights`).
         """
         tf = import_tf()
         from colorize_cli.nets.rebalance import tf_bin_index
@@ -158,9 +160,9 @@ class Recipe:
         error = (tf.cast(fake, tf.float32) - real) * self.error_scale
         error = tf.abs(error) if self.reconstruction == "l1" else tf.square(error)
         if self.rebalance is not None:
-            if self.colour_weights is None:
-                raise RuntimeError(f"recipe {self.name!r} needs for_data() before its losses")
-            weights = tf.gather(tf.constant(self.colour_weights), tf_bin_index(real))
+            if color_weights is None:
+                raise RuntimeError(f"recipe {self.name!r} needs the run's color_weights")
+            weights = tf.gather(tf.constant(color_weights), tf_bin_index(real))
             error = error * weights[..., None]
         reconstruction = tf.reduce_mean(error)
         if fake_logits is None:  # a stage that does not run the discriminator

@@ -100,9 +100,24 @@ class RunCheckpoint:
     def latest(self) -> str | None:
         return tf.train.latest_checkpoint(self.directory)
 
-    def restore(self) -> tuple[int, EpochSums]:
-        """Load the newest checkpoint; (step, the open epoch's sums)."""
-        self.checkpoint.restore(self.latest()).assert_existing_objects_matched()
+    def kept(self) -> dict[int, str]:
+        """The checkpoints kept, oldest first: {step: checkpoint path prefix}."""
+        state = tf.train.get_checkpoint_state(self.directory)
+        paths = [] if state is None else state.all_model_checkpoint_paths
+        return {int(path.rsplit("-", 1)[1]): path for path in paths}
+
+    def restore(self, step: int | None = None) -> tuple[int, EpochSums]:
+        """Load the checkpoint at `step` (None: the newest); (step, the open epoch's sums)."""
+        path = self.latest()
+        if step is not None:
+            kept = self.kept()
+            if step not in kept:
+                listed = ", ".join(map(str, kept)) or "none"
+                raise TrainingError(
+                    f"no checkpoint at step {step} (kept: {listed})", self.directory
+                )
+            path = kept[step]
+        self.checkpoint.restore(path).assert_existing_objects_matched()
         return int(self.step.numpy()), EpochSums(**json.loads(self.epoch.numpy().decode()))
 
     def save(self, step: int, epoch: EpochSums) -> None:

@@ -22,8 +22,8 @@ from typing import Any
 
 from colorize_cli import __version__
 from colorize_cli.config import DEFAULT_CROP, TrainConfig
-from colorize_cli.errors import ModelError, TrainingError, TrainingInterrupted, UsageError
-from colorize_cli.nets.models import build_discriminator, build_generator, model_config
+from colorize_cli.errors import TrainingError, TrainingInterrupted, UsageError
+from colorize_cli.nets.models import build_generator, model_config
 from colorize_cli.nets.recipes import get_recipe
 from colorize_cli.progress import NullProgress, ProgressSink
 from colorize_cli.tf_setup import import_tf
@@ -31,7 +31,8 @@ from colorize_cli.training import run_dir as files
 from colorize_cli.training.checkpointing import EpochSums, RunCheckpoint, StopRequest
 from colorize_cli.training.dataset import TrainingData, load_training_data, make_dataset
 from colorize_cli.training.devices import has_gpu, make_strategy, worker_index
-from colorize_cli.training.gan_step import make_train_step
+from colorize_cli.training.gan import build_gan
+from colorize_cli.training.run_log import RunLog
 from colorize_cli.training.validation import SELECTION, Validator
 
 tf = import_tf()
@@ -103,16 +104,15 @@ def _check_environment(config: TrainConfig) -> None:
 
 
 class _Run:
-    """One `train` or `resume` call: builds everything, then runs the remaining epochs."""
+    """One `train` or `resume` call: builds everything, then runs the remaining steps."""
 
     def __init__(self, config: TrainConfig, record: dict | None, progress: ProgressSink) -> None:
         self.config = config
-        self.progress = progress
         self.run_dir = Path(config.out)
-        self.recipe = get_recipe(config.recipe)
+        recipe = get_recipe(config.recipe)
         if config.rebalance is not None:
-            self.recipe = dataclasses.replace(self.recipe, rebalance=config.rebalance)
-        self.model_config = model_config(config.model, self.recipe.output)
+            recipe = dataclasses.replace(recipe, rebalance=config.rebalance)
+        self.model_config = model_config(config.model, recipe.output)
         _check_environment(config)
         # MultiWorkerMirroredStrategy must exist before any other TensorFlow op runs.
         self.strategy = make_strategy(config.devices)
@@ -127,24 +127,37 @@ class _Run:
             config.batch_size
         )
         self.total_steps = self.steps_per_epoch * config.epochs
-        self.recipe = self.recipe.for_run(self.total_steps).for_data(self.data.train.rgb)
-        self.stage_index: int | None = None
-        self.train_step: Any = None
+        # The recipe stays the recipe; what this run measured on its photos sits beside it.
+        self.recipe = recipe.for_run(self.total_steps)
+        self.color_weights = self.recipe.color_weights(self.data.train.rgb)
         if config.batch_size % self.strategy.num_replicas_in_sync:
             raise UsageError(
                 f"--batch-size {config.batch_size} must divide evenly among the "
                 f"{self.strategy.num_replicas_in_sync} replicas"
             )
-        self._build_models()
+        self.gan = build_gan(
+            self.model_config,
+            self.recipe,
+            strategy=self.strategy,
+            lr=config.lr,
+            precision=config.precision,
+            seed=config.seed,
+            init=config.init,
+        )
         self.checkpoint = RunCheckpoint(
             self.run_dir,
             self.worker,
             config.keep_checkpoints,
-            [self.generator, self.discriminator],
-            [self.g_opt, self.d_opt],
+            [self.gan.generator, self.gan.discriminator],
+            [self.gan.g_opt, self.gan.d_opt],
         )
         self.step, self.epoch_sums = 0, EpochSums()
+        self.stage_index: int | None = None
+        self.train_step: Any = None
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        tensorboard = config.tensorboard and self.chief
+        self.log = RunLog(progress, self.run_dir / files.TENSORBOARD if tensorboard else None)
+        self._saved_step: int | None = None  # the step of the newest checkpoint
         if record is None:
             self._write_config()
         else:
@@ -153,32 +166,6 @@ class _Run:
     @property
     def chief(self) -> bool:
         return self.worker == 0
-
-    def _build_models(self) -> None:
-        import keras
-
-        mixed = self.config.precision == "mixed"
-        previous = keras.mixed_precision.global_policy()
-        keras.mixed_precision.set_global_policy("mixed_float16" if mixed else "float32")
-        try:
-            keras.utils.set_random_seed(self.config.seed)
-            with self.strategy.scope():
-                self.generator = build_generator(self.model_config)
-                self.discriminator = build_discriminator(
-                    self.model_config, self.recipe.conditional_discriminator
-                )
-                # Keras 3 optimizers must be built inside the strategy scope.
-                g_opt, d_opt = self.recipe.make_optimizers(self.config.lr)
-                if mixed:
-                    g_opt = keras.optimizers.LossScaleOptimizer(g_opt)
-                    d_opt = keras.optimizers.LossScaleOptimizer(d_opt)
-                g_opt.build(self.generator.trainable_variables)
-                d_opt.build(self.discriminator.trainable_variables)
-                self.g_opt, self.d_opt = g_opt, d_opt
-                if self.config.init:
-                    _load_init(self.generator, Path(self.config.init), self.config)
-        finally:
-            keras.mixed_precision.set_global_policy(previous)
 
     def _write_config(self) -> None:
         if self.chief:
@@ -194,6 +181,7 @@ class _Run:
 
     def _restore(self, record: dict) -> None:
         self.step, self.epoch_sums = self.checkpoint.restore()
+        self._saved_step = self.step
         if self.chief:
             files.keep_metrics_until(self.run_dir, self.step)
             record["settings"] = dataclasses.asdict(self.config)
@@ -211,57 +199,87 @@ class _Run:
         )
 
     def fit(self) -> RunResult:
+        """Run the remaining steps: each epoch ends in validation, files and a checkpoint."""
         config = self.config
         batches = iter(self.strategy.distribute_datasets_from_function(self._dataset))
         validator = Validator(
-            self.generator,
+            self.gan.generator,
             self.data.val,
             self.recipe.output,
             config.batch_size,
             self.crop,
             config.samples,
         )
-        writer = None
-        if config.tensorboard and self.chief:
-            writer = tf.summary.create_file_writer(str(self.run_dir / files.TENSORBOARD))
         last = (files.read_metrics(self.run_dir) or [{}])[-1] if self.chief else {}
+        self._clock = time.monotonic()
         with StopRequest() as stop:
-            for epoch in range(self.step // self.steps_per_epoch, config.epochs):
-                self._train_epoch(epoch, batches, stop, writer)
-                last = self._end_epoch(epoch, validator, writer)
-                self.epoch_sums = EpochSums()
-                self.checkpoint.save(self.step, self.epoch_sums)
-                if stop.signal is not None and epoch + 1 < config.epochs:
-                    self._interrupted(stop.signal)
+            while self.step < self.total_steps:
+                if stop.signal is not None:
+                    self._stop(stop.signal)
+                new_stage = self._enter_stage_at(self.step)
+                if new_stage or self.step % self.steps_per_epoch == 0:
+                    self._start_bar()
+                self._train_one_step(batches)
+                if self.step % self.steps_per_epoch == 0:
+                    self.log.finish()
+                    last = self._end_epoch(validator)
+                    self.epoch_sums, self._clock = EpochSums(), time.monotonic()
+                    self._save()
+                elif config.checkpoint_every and self.step % config.checkpoint_every == 0:
+                    self._save()
         return RunResult(
             run_dir=self.run_dir,
             model_path=self.run_dir / files.MODEL,
             epoch=self.step // self.steps_per_epoch,
             step=self.step,
             metrics=last,
-            generator=self.generator,
+            generator=self.gan.generator,
         )
 
-    def _step_for(self, step: int) -> Any:
-        """The compiled step of the stage `step` belongs to, entering that stage if it is new."""
-        index = self.recipe.stage_at(step, self.total_steps)
-        if index != self.stage_index:
-            stage = self.recipe.stages[index]
-            self._enter_stage(stage)
-            self.train_step = make_train_step(
-                self.strategy,
-                self.generator,
-                self.discriminator,
-                self.recipe,
-                self.g_opt,
-                self.d_opt,
-                xla=self.config.xla,
-                stage=stage,
-            )
-            self.stage_index = index
-        return self.train_step
+    def _train_one_step(self, batches: Any) -> None:
+        losses = self.train_step(batches, tf.constant(self.step, tf.int64))
+        losses = {name: float(value) for name, value in losses.items()}
+        self._check_finite(losses)
+        self.step += 1
+        self.epoch_sums.add(losses)
+        shown = {"g": self.epoch_sums.mean("g"), "d": self.epoch_sums.mean("d")}
+        self.log.step(self.step, self.config.batch_size, losses, shown)
 
-    def _enter_stage(self, stage: Any) -> None:
+    def _save(self) -> None:
+        """Checkpoint the run at the current step, with the open epoch's sums and time so far."""
+        now = time.monotonic()
+        self.epoch_sums.seconds += now - self._clock
+        self._clock = now
+        self.checkpoint.save(self.step, self.epoch_sums)
+        self._saved_step = self.step
+
+    def _stop(self, signum: int) -> None:
+        """A signal asked to stop: save where the run is and raise TrainingInterrupted."""
+        if self._saved_step != self.step:
+            self._save()
+        command = f"colorize train --resume {shlex.quote(str(self.run_dir))}"
+        self.log.finish()
+        self.log.message(f"stopped at step {self.step}; resume with: {command}")
+        raise TrainingInterrupted(
+            f"{signal.Signals(signum).name} at step {self.step}: checkpoint saved; resume with: "
+            f"{command}",
+            self.run_dir,
+        )
+
+    def _enter_stage_at(self, step: int) -> bool:
+        """Make the compiled step of the stage `step` belongs to; True if that stage is new."""
+        index = self.recipe.stage_at(step, self.total_steps)
+        if index == self.stage_index:
+            return False
+        stage = self.recipe.stages[index]
+        self._set_stage(stage)
+        self.train_step = self.gan.train_step(
+            xla=self.config.xla, stage=stage, color_weights=self.color_weights
+        )
+        self.stage_index = index
+        return True
+
+    def _set_stage(self, stage: Any) -> None:
         """Freeze or free the pretrained encoder and set both learning rates for `stage`."""
         import keras
 
@@ -269,65 +287,25 @@ class _Run:
 
         if self.model_config.encoder and self.model_config.pretrained:
             learns = stage.encoder
-            for layer in encoder_layers(self.generator):
+            for layer in encoder_layers(self.gan.generator):
                 frozen_bn = isinstance(layer, keras.layers.BatchNormalization) and (
                     self.config.encoder_bn == "frozen"
                 )
                 layer.trainable = learns and not frozen_bn
         rate = self.config.lr or self.recipe.learning_rate
-        self.g_opt.learning_rate = rate * stage.generator_lr_scale
-        self.d_opt.learning_rate = rate * stage.discriminator_lr_scale
+        self.gan.g_opt.learning_rate = rate * stage.generator_lr_scale
+        self.gan.d_opt.learning_rate = rate * stage.discriminator_lr_scale
         if len(self.recipe.stages) > 1:
-            self.progress.log(f"step {self.step}: stage {stage.name!r}")
+            self.log.message(f"step {self.step}: stage {stage.name!r}")
 
-    def _train_epoch(self, epoch: int, batches: Any, stop: StopRequest, writer: Any) -> None:
-        """Run the epoch's remaining steps; save and raise TrainingInterrupted on a signal."""
-        config, sums = self.config, self.epoch_sums
+    def _start_bar(self) -> None:
+        """A progress bar for the rest of the epoch (a new stage starts a new one)."""
+        epoch = self.step // self.steps_per_epoch
         end = (epoch + 1) * self.steps_per_epoch
-        self._step_for(self.step)
-        self.progress.start(self._label(epoch), (end - self.step) * config.batch_size, unit="img")
-        started, seconds = time.monotonic(), sums.seconds
-        while self.step < end:
-            if stop.signal is not None:
-                sums.seconds = seconds + time.monotonic() - started
-                self.checkpoint.save(self.step, sums)
-                self._interrupted(stop.signal)
-            index = self.stage_index
-            train_step = self._step_for(self.step)
-            if index != self.stage_index:
-                self.progress.start(
-                    self._label(epoch), (end - self.step) * config.batch_size, unit="img"
-                )
-            losses = train_step(batches, tf.constant(self.step, tf.int64))
-            losses = {name: float(value) for name, value in losses.items()}
-            self._check_finite(losses)
-            self.step += 1
-            sums.add(losses)
-            shown = {"g": sums.mean("g"), "d": sums.mean("d")}
-            self.progress.advance(
-                config.batch_size,
-                step=self.step,
-                **{name: value for name, value in shown.items() if value is not None},
-            )
-            if writer is not None:
-                with writer.as_default(step=self.step):
-                    for name, value in losses.items():
-                        tf.summary.scalar(f"train/{name}", value)
-            # The epoch's last step is checkpointed after validation, with the metrics written.
-            if (
-                config.checkpoint_every
-                and self.step % config.checkpoint_every == 0 < end - self.step
-            ):
-                sums.seconds = seconds + time.monotonic() - started
-                self.checkpoint.save(self.step, sums)
-        sums.seconds = seconds + time.monotonic() - started
-        self.progress.finish()
-
-    def _label(self, epoch: int) -> str:
         label = f"epoch {epoch + 1}/{self.config.epochs}"
         if len(self.recipe.stages) > 1:
-            return f"{label} · {self.recipe.stages[self.stage_index].name}"
-        return label
+            label = f"{label} · {self.recipe.stages[self.stage_index].name}"
+        self.log.start(label, (end - self.step) * self.config.batch_size)
 
     def _check_finite(self, losses: dict[str, float]) -> None:
         bad = {name: value for name, value in losses.items() if not math.isfinite(value)}
@@ -340,19 +318,12 @@ class _Run:
                 self.run_dir,
             )
 
-    def _interrupted(self, signum: int) -> None:
-        command = f"colorize train --resume {shlex.quote(str(self.run_dir))}"
-        self.progress.log(f"stopped at step {self.step}; resume with: {command}")
-        raise TrainingInterrupted(
-            f"{signal.Signals(signum).name} at step {self.step}: checkpoint saved; resume with: "
-            f"{command}",
-            self.run_dir,
-        )
-
-    def _end_epoch(self, epoch: int, validator: Validator, writer: Any) -> dict[str, Any]:
+    def _end_epoch(self, validator: Validator) -> dict[str, Any]:
         """Validate, then write the metrics line, the sample grid and model.keras (chief only)."""
         sums = self.epoch_sums
-        record: dict[str, Any] = {"epoch": epoch + 1, "step": self.step}
+        sums.seconds += time.monotonic() - self._clock
+        epoch = self.step // self.steps_per_epoch
+        record: dict[str, Any] = {"epoch": epoch, "step": self.step}
         record.update({f"loss_{name}": sums.mean(name) for name in sums.sums})
         record["seconds"] = round(sums.seconds, 2)
         images = sums.steps * self.config.batch_size
@@ -362,7 +333,7 @@ class _Run:
         validation = validator()
         record.update(validation.scores)
         if len(validation.generated):
-            samples_path = self.run_dir / files.SAMPLES / f"epoch-{epoch + 1:03d}.png"
+            samples_path = self.run_dir / files.SAMPLES / f"epoch-{epoch:03d}.png"
             files.write_samples(
                 samples_path, validation.gray, validation.generated, validation.truth
             )
@@ -372,52 +343,13 @@ class _Run:
         # Derived from metrics.jsonl, so a resumed run keeps comparing with the epochs before it.
         if not earlier or record[SELECTION] < min(earlier):
             self._export_generator(files.BEST)
-        if writer is not None:
-            with writer.as_default(step=self.step):
-                for name, value in record.items():
-                    if name.startswith("val_"):
-                        tf.summary.scalar(f"val/{name[4:]}", value)
-                if len(validation.generated):
-                    tf.summary.image("samples", validation.generated, max_outputs=8)
-            writer.flush()
-        self.progress.log(
-            f"epoch {epoch + 1}/{self.config.epochs}  step {self.step}  "
-            f"G {record['loss_g']:.4g}  D {_shown(record.get('loss_d'))}  "
-            f"val L1(ab) {record['val_l1_ab']:.3f}  PSNR {record['val_psnr']:.2f} dB  "
-            f"CIEDE2000 {record['val_ciede2000']:.2f} (gray {record['val_ciede2000_gray']:.2f})  "
-            f"colourfulness x{record['val_colourfulness_ratio']:.2f}  "
-            f"selection {record[SELECTION]:.3f}  "
-            f"{record['images_per_s']:.1f} img/s"
-        )
+        self.log.epoch(record, self.config.epochs, validation.generated)
         return record
 
     def _export_generator(self, name: str) -> None:
         """RUN/name in float32 whatever the training precision, so the CPU can run it."""
-        generator = self.generator
+        generator = self.gan.generator
         if self.config.precision != "float32":
             generator = build_generator(self.model_config)
-            generator.set_weights(self.generator.get_weights())
+            generator.set_weights(self.gan.generator.get_weights())
         files.save_model(generator, self.run_dir / name)
-
-
-def _shown(loss: float | None) -> str:
-    """A loss for the epoch line; "-" in a stage that did not compute it."""
-    return "-" if loss is None else f"{loss:.4g}"
-
-
-def _load_init(generator: Any, path: Path, config: TrainConfig) -> None:
-    """Start from the weights of a trained generator of the same preset and recipe."""
-    import keras
-
-    if not path.is_file():
-        raise ModelError("no such model file", path)
-    try:
-        trained = keras.saving.load_model(path, compile=False, safe_mode=True)
-    except Exception as exc:  # Keras raises many types for a foreign or damaged file
-        raise ModelError(f"cannot load: {str(exc).splitlines()[0]}", path) from exc
-    try:
-        generator.set_weights(trained.get_weights())
-    except ValueError:
-        raise ModelError(
-            f"does not match --model {config.model} with --recipe {config.recipe}", path
-        ) from None

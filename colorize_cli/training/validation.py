@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from colorize_cli.imaging import metrics
+from colorize_cli.imaging import color, metrics
 from colorize_cli.imaging.color import grayscale, srgb_to_lab, tf_lab_to_srgb, tf_srgb_to_lab
 from colorize_cli.tf_setup import import_tf
 from colorize_cli.training.dataset import ImageSet, make_dataset
@@ -27,12 +27,12 @@ from colorize_cli.training.dataset import ImageSet, make_dataset
 tf = import_tf()
 
 SELECTION = "val_selection"
-COLOUR_WEIGHT = 0.25
+COLOR_WEIGHT = 0.25
 
 
-def selection_score(ciede2000: float, gray_ciede2000: float, colourfulness_ratio: float) -> float:
+def selection_score(ciede2000: float, gray_ciede2000: float, colorfulness_ratio: float) -> float:
     """The checkpoint rule above: CIEDE2000 relative to gray, minus the capped colour bonus."""
-    return ciede2000 / max(gray_ciede2000, 1e-9) - COLOUR_WEIGHT * min(colourfulness_ratio, 1.0)
+    return ciede2000 / max(gray_ciede2000, 1e-9) - COLOR_WEIGHT * min(colorfulness_ratio, 1.0)
 
 
 @dataclass(frozen=True)
@@ -68,11 +68,11 @@ class Validator:
         self._gray_ciede2000: float | None = None
 
     def __call__(self) -> Validation:
-        l1, psnr, colourfulness, truth_colourfulness = [], [], [], []
+        l1, psnr, colorfulness, truth_colorfulness = [], [], [], []
         ciede, photo = [], 0
         generated_rows, truth_rows = [], []
         for batch in self.batches:
-            ab, rgb = self._colour(batch["lightness"])
+            ab, rgb = self._color(batch["lightness"])
             l1.extend(tf.reduce_mean(tf.abs(ab - batch["ab"]), axis=[1, 2, 3]).numpy())
             generated = _to_uint8(rgb)
             truth = _to_uint8(batch["rgb"])
@@ -82,8 +82,8 @@ class Validator:
                 ciede.append(metrics.mean_ciede2000(self._truth_lab[photo], srgb_to_lab(out)))
                 photo += 1
                 psnr.append(metrics.psnr(real, out))
-                colourfulness.append(metrics.colourfulness(out))
-                truth_colourfulness.append(metrics.colourfulness(real))
+                colorfulness.append(color.colorfulness(out))
+                truth_colorfulness.append(color.colorfulness(real))
             missing = max(self.samples - sum(map(len, generated_rows)), 0)
             generated_rows.append(generated[:missing])
             truth_rows.append(truth[:missing])
@@ -95,9 +95,9 @@ class Validator:
             "val_psnr": float(np.mean(psnr)),
             "val_ciede2000": float(np.mean(ciede)),
             "val_ciede2000_gray": self._gray_ciede2000,
-            "val_colourfulness": float(np.mean(colourfulness)),
-            "val_colourfulness_ratio": metrics.colourfulness_ratio(
-                colourfulness, truth_colourfulness
+            "val_colourfulness": float(np.mean(colorfulness)),
+            "val_colourfulness_ratio": metrics.colorfulness_ratio(
+                colorfulness, truth_colorfulness
             ),
         }
         scores[SELECTION] = selection_score(
@@ -120,7 +120,7 @@ class Validator:
                 photo += 1
         return float(np.mean(scores))
 
-    def _colour(self, lightness: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    def _color(self, lightness: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         """(a*b* in Lab units, sRGB in [0, 1]) of the generator's output, whatever space it uses."""
         output = tf.cast(self.predict(lightness), tf.float32)
         if self.output == "ab":
