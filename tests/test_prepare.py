@@ -17,6 +17,7 @@ import pytest
 from conftest import dev_photos
 from PIL import Image
 
+from colorize_cli import fsutil
 from colorize_cli.data import shards
 from colorize_cli.data.prepare import PrepareOptions, fit_image, prepare, write_errors_tsv
 from colorize_cli.errors import UsageError
@@ -271,14 +272,14 @@ def test_resume_after_a_real_kill_equals_an_uninterrupted_run(
     os.kill(child.pid, stop)
     assert child.wait(timeout=60) != 0
     child.stdout.close()
-    leftovers = list(out.parent.glob(f"*{shards.TEMP_MARK}*"))
+    leftovers = list(out.parent.glob(f"*{fsutil.TEMP_MARK}*"))
     assert leftovers, "a killed run leaves its work in progress as temporary files"
     if shard_size == 0:
         assert not out.exists(), "a killed run never leaves a file that looks complete"
 
     resumed = run([photos], out, val_fraction=0.25, shard_size=shard_size, resume=True)
     assert resumed.resumed >= least_kept, "checkpointed photos are not decoded again"
-    assert not list(out.parent.glob(f"*{shards.TEMP_MARK}*"))
+    assert not list(out.parent.glob(f"*{fsutil.TEMP_MARK}*"))
     fresh = run([photos], tmp_path / "fresh" / "o.h5", val_fraction=0.25, shard_size=shard_size)
     assert resumed.written == fresh.written and sum(fresh.written.values()) == 40
     assert_same_datasets(resumed.outputs, fresh.outputs)

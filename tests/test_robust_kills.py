@@ -23,7 +23,7 @@ import pytest
 from test_prepare import assert_same_datasets
 from test_robust_corpus import DEV, encode, small_photo
 
-from colorize_cli.data import shards
+from colorize_cli import fsutil
 from colorize_cli.data.prepare import PrepareOptions, prepare
 from colorize_cli.imaging import color, images
 
@@ -65,7 +65,7 @@ def reference(photos: Path, tmp_path_factory: pytest.TempPathFactory) -> list[Pa
 
 
 def finished_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if shards.TEMP_MARK not in p.name)
+    return sorted(p for p in folder.iterdir() if fsutil.TEMP_MARK not in p.name)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -109,7 +109,7 @@ def test_prepare_on_a_full_disk_says_so_and_leaves_no_partial_file(
     assert failed, line
     # The file that failed is gone; the other split's checkpointed work may stay for --resume.
     assert finished_files(tmp_path) == []
-    assert not shards.temp_paths(failed.group(1))
+    assert not fsutil.temp_paths(failed.group(1))
 
     resumed = subprocess.run([*argv, "--resume"], capture_output=True, text=True, timeout=120)
     assert resumed.returncode == 0, resumed.stderr

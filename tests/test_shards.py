@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from conftest import dev_photos
 
-from colorize_cli import __version__
+from colorize_cli import __version__, fsutil
 from colorize_cli.data import shards
 from colorize_cli.data.prepare import fit_image
 from colorize_cli.errors import ShardError
@@ -125,7 +125,7 @@ def test_suspended_writer_is_salvaged_by_resume(tmp_path: Path, rows: list) -> N
     for row in rows[:3]:
         writer.append(*row)
     leftover = writer.suspend()
-    assert not target.exists() and leftover.exists() and shards.TEMP_MARK in leftover.name
+    assert not target.exists() and leftover.exists() and fsutil.TEMP_MARK in leftover.name
     # The temporary file is an incomplete shard: globs must not take it for a finished one.
     with pytest.raises(ShardError, match="matches no shard"):
         shards.expand_shard_paths([str(tmp_path / "*")])
@@ -133,7 +133,7 @@ def test_suspended_writer_is_salvaged_by_resume(tmp_path: Path, rows: list) -> N
         assert resumed.sha256 == [r[3] for r in rows[:3]]
         for row in rows[3:]:
             resumed.append(*row)
-    assert shards.temp_paths(target) == []
+    assert fsutil.temp_paths(target) == []
     with shards.open_shard(target) as shard:
         np.testing.assert_array_equal(shard.rgb[:], np.stack([r[1] for r in rows]))
 
@@ -149,7 +149,7 @@ def test_resume_refuses_a_leftover_written_with_other_options(tmp_path: Path, ro
 
 def test_resume_ignores_a_damaged_leftover(tmp_path: Path, rows: list) -> None:
     target = tmp_path / "a.h5"
-    leftover = target.with_name(f"a.h5{shards.TEMP_MARK}1")
+    leftover = target.with_name(f"a.h5{fsutil.TEMP_MARK}1")
     leftover.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 100)
     with shards.ShardWriter(target, SIZE, resume=True) as writer:
         assert len(writer) == 0
@@ -240,7 +240,7 @@ def test_describe_shard(tmp_path: Path, rows: list) -> None:
 def test_expand_shard_paths(tmp_path: Path, rows: list) -> None:
     for name in ("o-00001.h5", "o-00000.h5", "o-00000.val.h5"):
         write(tmp_path / name, rows[:1], split="val" if ".val" in name else "train")
-    (tmp_path / f"o-00002.h5{shards.TEMP_MARK}{os.getpid()}").write_bytes(b"")
+    (tmp_path / f"o-00002.h5{fsutil.TEMP_MARK}{os.getpid()}").write_bytes(b"")
     train = [tmp_path / "o-00000.h5", tmp_path / "o-00001.h5"]
     assert shards.expand_shard_paths([str(tmp_path / "o-*[0-9].h5")]) == train
     everything = shards.expand_shard_paths([str(tmp_path / "o*"), str(train[0])])
