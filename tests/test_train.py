@@ -83,6 +83,15 @@ def test_a_short_run_writes_the_whole_run_directory(shards: Path, tmp_path: Path
     last_is_best = lines[1]["val_selection"] < lines[0]["val_selection"]
     same = all(np.array_equal(a, b) for a, b in zip(weights(best), weights(model), strict=True))
     assert same == last_is_best
+    # scripts/export_checkpoint.py cuts a kept checkpoint's generator: the last one is model.keras.
+    script = [sys.executable, str(Path(__file__).parents[1] / "scripts" / "export_checkpoint.py")]
+    cut = tmp_path / "cut.keras"
+    done = subprocess.run([*script, str(out), "4", str(cut)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    exported = keras.saving.load_model(cut, safe_mode=True)
+    assert all(np.array_equal(a, b) for a, b in zip(weights(exported), weights(model), strict=True))
+    missing = subprocess.run([*script, str(out), "3", str(cut)], capture_output=True, text=True)
+    assert missing.returncode != 0 and "no checkpoint at step 3 (kept: 2, 4)" in missing.stderr
 
 
 def test_tensorboard_logs_need_the_tensorboard_package(shards: Path, tmp_path: Path) -> None:
