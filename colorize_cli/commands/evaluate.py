@@ -15,12 +15,22 @@ from colorize_cli.errors import UsageError
 if TYPE_CHECKING:
     from colorize_cli.inference.evaluate import EvalResult
 
+# Which runtime runs the model (inference/backends.py); apply takes the same option.
+BackendOption = Annotated[
+    str,
+    typer.Option(
+        help="**auto** (the runtime the model's format needs; the bundled model on LiteRT when "
+        "installed), or **tf** (TensorFlow, the reference), **onnx** or **lite**."
+    ),
+]
+
 
 def evaluate(
     model: Annotated[
         str,
         typer.Argument(
-            help="A generator .keras file, or **default** for the bundled model.",
+            help="A generator .keras, an exported .onnx or .tflite, a SavedModel folder, or "
+            "**default** for the bundled model.",
             show_default=False,
         ),
     ],
@@ -44,6 +54,7 @@ def evaluate(
         typer.Option(help="Write a contact sheet PNG (gray | colorized | truth) here."),
     ] = None,
     sheet_count: Annotated[int, typer.Option(help="Photos on the contact sheet.")] = 8,
+    backend: BackendOption = "auto",
 ) -> None:
     """Score a model against the gray baseline (no colour added) on shards or photos.
 
@@ -62,6 +73,7 @@ def evaluate(
             batch_size=batch_size,
             sheet_count=sheet_count,
             progress=RichProgress(),
+            backend=backend,
         )
         if not result.images:
             raise UsageError("no photo could be scored")

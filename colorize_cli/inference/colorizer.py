@@ -1,8 +1,10 @@
 """Model -> any-size photo: the network runs at a render size, its colour is upsampled to full
 resolution and recombined with the photo's own gray, so `grayscale(output) == grayscale(input)`.
 
-`Colorizer` is the one code path `colorize apply` and `colorize eval` share. TensorFlow is imported
-when a model is loaded, never at import time.
+`Colorizer` is the one code path `colorize apply` and `colorize eval` share; the network itself runs
+on a backend (backends.py: Keras, ONNX Runtime, LiteRT, SavedModel) chosen by the model file.
+TensorFlow is imported when a Keras model is loaded, never at import time, and never for `.onnx` or
+`.tflite` models.
 """
 
 from __future__ import annotations
@@ -21,13 +23,18 @@ import numpy as np
 from PIL import Image
 
 from colorize_cli.config import APPLY_BATCH_SIZE, RENDER_SIZE
-from colorize_cli.errors import ModelError
+from colorize_cli.errors import ModelError, UsageError
 from colorize_cli.imaging import color
+from colorize_cli.inference import backends
+from colorize_cli.inference.backends import Backend
 
 if TYPE_CHECKING:
     import keras
 
 DEFAULT_MODEL_PATH = Path(__file__).resolve().parent.parent / "weights" / "default.keras"
+# The bundled model exported for LiteRT (`colorize export default ...`, docs/export.md): apply and
+# eval run it when ai-edge-litert is installed, so they start without importing TensorFlow.
+BUNDLED_LITE_SUFFIX = ".tflite"
 # A very long, thin photo is squeezed along its long side rather than rendered this many times
 # wider than `render_size`: the network's cost stays bounded whatever the aspect ratio.
 MAX_ASPECT = 4
@@ -141,6 +148,35 @@ def render_shape(height: int, width: int, render_size: int) -> tuple[int, int]:
     return max(1, round(height * scale)), max(1, round(width * scale))
 
 
+def open_model(path: str | Path | None = None, backend: str = "auto") -> Backend:
+    """The generator at `path` (None: the bundled one) on the runtime `backend` (BACKENDS).
+
+    "auto" runs a file on the runtime its format needs, and the bundled model on LiteRT when that
+    is installed (TensorFlow is then never imported), else on TensorFlow, the reference. "tf",
+    "onnx" or "lite" with no path pick the bundled model's .keras, .onnx or .tflite export.
+    """
+    if backend not in backends.BACKENDS:
+        raise UsageError(f"--backend must be one of {', '.join(backends.BACKENDS)}, not {backend}")
+    if path is None and backend != "tf":
+        suffix = ".onnx" if backend == "onnx" else BUNDLED_LITE_SUFFIX
+        bundled = DEFAULT_MODEL_PATH.with_suffix(suffix)
+        if backend != "auto" and not bundled.is_file():
+            raise ModelError(
+                f"no bundled {suffix} model: make one with `colorize export default "
+                f"default{suffix}` and pass it with --model",
+                bundled,
+            )
+        if backend != "auto" or (bundled.is_file() and backends.runtime_available("lite")):
+            return backends.open_exported(bundled, "lite" if backend == "auto" else backend)
+    model_path = DEFAULT_MODEL_PATH if path is None else Path(path)
+    if backends.model_format(model_path) != "keras":
+        return backends.open_exported(model_path, backend)
+    if backend not in ("auto", "tf"):
+        raise UsageError(f"a .keras model runs on --backend tf, not {backend}", model_path)
+    model = load_generator(path)
+    return backends.KerasBackend(model, model_path, model_stride(model))
+
+
 @dataclass
 class _Rendered:
     """A photo's gray at full size and its padded L* at render size."""
@@ -158,19 +194,19 @@ class Colorizer:
         model_path: str | Path | None = None,
         render_size: int = RENDER_SIZE,
         batch_size: int = APPLY_BATCH_SIZE,
+        backend: str | Backend = "auto",
     ) -> None:
+        """`backend` is a --backend name (open_model) or an already opened Backend."""
         if render_size < 1 or batch_size < 1:
             raise ValueError(
                 f"render_size and batch_size must be >= 1, got {render_size}, {batch_size}"
             )
-        self.model = load_generator(model_path)
-        self.model_path = DEFAULT_MODEL_PATH if model_path is None else Path(model_path)
+        self.backend = open_model(model_path, backend) if isinstance(backend, str) else backend
+        self.model_path = self.backend.path
         self.render_size = render_size
         self.batch_size = batch_size
-        self.stride = model_stride(self.model)
-        self.predicts_rgb = self.model.outputs[0].shape[-1] == 3
-        self._compiled: dict[tuple[int, int], Any] = {}
-        self._shapes_seen: set[tuple[int, int]] = set()
+        self.stride = self.backend.stride
+        self.predicts_rgb = self.backend.channels == 3
         self.network_seconds = 0.0  # time spent in the network, for benchmarks
 
     def colorize(self, image: np.ndarray) -> np.ndarray:
@@ -207,6 +243,10 @@ class Colorizer:
         if batch:
             yield from self._run(batch)
 
+    def network_input(self, image: np.ndarray) -> np.ndarray:
+        """The padded (h, w) float32 L* the network sees for a photo (int8 calibration uses it)."""
+        return self._render(image).lightness
+
     def _render(self, image: np.ndarray) -> _Rendered:
         image = np.asarray(image)
         if image.dtype != np.uint8 or not (
@@ -238,35 +278,13 @@ class Colorizer:
         for indices in groups.values():
             x = np.stack([batch[i][1].lightness for i in indices])[..., np.newaxis]
             started = time.perf_counter()
-            y = self._network(x)
+            y = self.backend.run(x)
             self.network_seconds += time.perf_counter() - started
             for i, prediction in zip(indices, y, strict=True):
                 height, width = batch[i][1].shape
                 chroma[i] = self._ab(prediction[:height, :width])
         for (tag, rendered), ab in zip(batch, chroma, strict=True):
             yield tag, rendered.gray, ab
-
-    def _network(self, x: np.ndarray) -> np.ndarray:
-        """Run the generator on a (B, H, W, 1) batch.
-
-        Keras's bilinear UpSampling2D cannot be traced with unknown H and W, so the network is
-        compiled once per render shape (batch size left free). Tracing costs about a second, more
-        than a few eager calls, so a shape runs eagerly until it comes back.
-        """
-        shape = x.shape[1:3]
-        compiled = self._compiled.get(shape)
-        if compiled is None and shape in self._shapes_seen:
-            from colorize_cli.tf_setup import import_tf
-
-            tf = import_tf()
-            compiled = self._compiled[shape] = tf.function(
-                lambda batch: self.model(batch, training=False),
-                input_signature=[tf.TensorSpec([None, *shape, 1], tf.float32)],
-            )
-        self._shapes_seen.add(shape)
-        if compiled is None:
-            return self.model(x, training=False).numpy()
-        return compiled(x).numpy()
 
     def _ab(self, prediction: np.ndarray) -> np.ndarray:
         if self.predicts_rgb:

@@ -76,7 +76,7 @@ class EvalResult:
                 f.name: float(np.mean([getattr(s, f.name) for s in scores])) if scores else math.nan
                 for f in fields(metrics.ImageScores)
             }
-            means["colourfulness_ratio"] = metrics.colourfulness_ratio(
+            means["colourfulness_ratio"] = metrics.colorfulness_ratio(
                 [s.colourfulness for s in scores], [s.colourfulness_truth for s in scores]
             )
             table[system] = means
@@ -135,18 +135,19 @@ def evaluate(
     sheet_count: int = DEFAULT_SHEET_COUNT,
     progress: ProgressSink | None = None,
     colorizer: Colorizer | None = None,
+    backend: str = "auto",
 ) -> EvalResult:
     """Score the generator at `model_path` (None: the bundled one) on shards or photos.
 
     Each photo's gray goes through `Colorizer` exactly as in `apply`; the output, and the gray
     replicated into RGB (the baseline), are scored against the photo at its full resolution. The
     first `sheet_count` photos are kept, shrunk, for `write_sheet`. Unreadable photos are listed in
-    `failures`; a missing or foreign shard or model raises.
+    `failures`; a missing or foreign shard or model raises. `backend` is Colorizer's.
     """
     progress = progress or NullProgress()
     found: list[tuple[str, str]] = []
     sources = list(_samples(data, found))
-    colorizer = colorizer or Colorizer(model_path, render_size, batch_size)
+    colorizer = colorizer or Colorizer(model_path, render_size, batch_size, backend)
     result = EvalResult(str(colorizer.model_path), list(data), colorizer.render_size)
     result.failures += found
     progress.start("evaluating", total=len(sources), unit="photos")

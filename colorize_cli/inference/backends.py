@@ -1,0 +1,406 @@
+"""The runtimes a generator runs on, behind one interface: `Backend.run(lightness) -> prediction`.
+
+Keras on TensorFlow (`.keras`, the reference), ONNX Runtime (`.onnx`), LiteRT (`.tflite`) and
+TensorFlow SavedModel folders. A runtime is imported only when a model of its kind is opened, and a
+missing one is a UsageError naming the extra that installs it. Exported files carry the generator
+contract as JSON metadata (`colorize export` writes it, docs/export.md); a file without it, or whose
+tensors break the contract, is a ModelError. Files are data: no format here runs Python code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Protocol
+
+import numpy as np
+
+from colorize_cli.errors import ModelError, UsageError
+
+# `--backend`: which runtime runs the model ("auto": the one its file format needs).
+BACKENDS = ("auto", "tf", "onnx", "lite")
+# Where exported files keep the contract: ONNX metadata_props key, TFLite metadata name, and the
+# SavedModel's `assets.extra/colorize.json`.
+METADATA_KEY = "colorize"
+CONTRACT_VERSION = 1
+OUTPUTS = {"ab": 2, "rgb": 3}  # metadata "output" -> channels
+# A SavedModel graph is refused if it holds one of these (files or Python reached from the graph).
+UNSAFE_OPS = frozenset(
+    {"ReadFile", "WriteFile", "MatchingFiles", "PyFunc", "PyFuncStateless", "EagerPyFunc"}
+)
+# A flatbuffer addresses at most 2 GiB: anything larger is not read into memory.
+MAX_TFLITE_BYTES = 2**31
+_EXTRAS = {"onnx": ("onnxruntime", "onnx"), "lite": ("ai_edge_litert", "lite")}
+_THREADS = os.cpu_count() or 1
+
+
+class Backend(Protocol):
+    """A loaded generator: (B, H, W, 1) float32 L* -> (B, H, W, channels) float32, H and W
+    multiples of `stride`; `channels` is 2 (a*b*) or 3 (sRGB in [0, 1])."""
+
+    name: str  # the runtime, as --backend spells it
+    path: Path
+    stride: int
+    channels: int
+
+    def run(self, lightness: np.ndarray) -> np.ndarray: ...
+
+
+def model_format(path: Path) -> str:
+    """The format of the model at `path`: "keras", "onnx", "tflite" or "savedmodel" (a folder);
+    ModelError for anything else."""
+    if path.is_dir():
+        return "savedmodel"
+    formats = {".keras": "keras", ".onnx": "onnx", ".tflite": "tflite"}
+    if path.suffix.lower() in formats:
+        return formats[path.suffix.lower()]
+    if not path.exists():
+        raise ModelError("model file not found", path)
+    raise ModelError(
+        "unknown model format: give a .keras, .onnx or .tflite file or a SavedModel folder", path
+    )
+
+
+def runtime_for(model_format: str) -> str:
+    """The --backend name that runs a model format."""
+    return {"keras": "tf", "savedmodel": "tf", "onnx": "onnx", "tflite": "lite"}[model_format]
+
+
+def runtime_available(runtime: str) -> bool:
+    """Whether a light runtime ("onnx", "lite") is installed, without importing it."""
+    import importlib.util
+
+    return importlib.util.find_spec(_EXTRAS[runtime][0]) is not None
+
+
+def require_runtime(runtime: str) -> None:
+    """UsageError naming the extra to install when a light runtime is missing."""
+    if not runtime_available(runtime):
+        _import_runtime(runtime)
+
+
+def _import_runtime(runtime: str) -> ModuleType:
+    module, extra = _EXTRAS[runtime]
+    try:
+        if runtime == "lite":
+            from ai_edge_litert import interpreter
+
+            return interpreter
+        import onnxruntime
+
+        return onnxruntime
+    except ImportError:
+        raise UsageError(
+            f"running .{'onnx' if runtime == 'onnx' else 'tflite'} models needs {module}: "
+            f"pip install 'colorize-cli[{extra}]'"
+        ) from None
+
+
+def parse_metadata(text: str | bytes, path: Path) -> dict[str, Any]:
+    """The contract an exported file carries, checked; ModelError when missing or malformed."""
+    try:
+        facts = json.loads(text)
+    except (ValueError, UnicodeDecodeError):
+        facts = None
+    if not isinstance(facts, dict) or facts.get("contract") != CONTRACT_VERSION:
+        raise ModelError(
+            f"no colorize metadata (contract version {CONTRACT_VERSION}): export the model "
+            "with `colorize export`",
+            path,
+        )
+    stride, output = facts.get("stride"), facts.get("output")
+    if not (isinstance(stride, int) and 1 <= stride <= 4096) or output not in OUTPUTS:
+        raise ModelError("damaged colorize metadata: bad stride or output", path)
+    return facts
+
+
+def _check_shapes(inputs: list[Any], outputs: list[Any], channels: int, path: Path) -> None:
+    """Shapes as the runtimes report them (ints, or None/str/-1 for free axes)."""
+
+    def fixed(dim: Any) -> int | None:
+        return dim if isinstance(dim, int | np.integer) and dim > 0 else None
+
+    ok = (
+        len(inputs) == 1
+        and len(outputs) == 1
+        and len(inputs[0]) == 4
+        and len(outputs[0]) == 4
+        and fixed(inputs[0][-1]) == 1
+        and all(fixed(d) is None for d in inputs[0][1:3])
+        and fixed(outputs[0][-1]) in (None, channels)
+    )
+    if not ok:
+        raise ModelError(
+            "not a colorize generator: it must take one (batch, H, W, 1) L* input with free H "
+            f"and W and give one (batch, H, W, {channels}) output; this one takes "
+            f"{[tuple(s) for s in inputs]} and gives {[tuple(s) for s in outputs]}",
+            path,
+        )
+
+
+def one_line(exc: BaseException, limit: int = 200) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    text = re.sub(r"^\[ONNXRuntimeError\] : \d+ : \w+ : ", "", text)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+@contextlib.contextmanager
+def quiet_stderr() -> Iterator[None]:
+    """Park file descriptor 2 while native runtimes load: they print banners straight to it."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as parked:
+        os.dup2(parked.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def _run_failed(path: Path, x: np.ndarray, exc: BaseException) -> ModelError:
+    return ModelError(
+        f"the model failed on a {x.shape[1]}x{x.shape[2]} input: {one_line(exc)}", path
+    )
+
+
+class KerasBackend:
+    """A loaded `.keras` generator on TensorFlow (colorizer.load_generator loads and checks it)."""
+
+    name = "tf"
+
+    def __init__(self, model: Any, path: Path, stride: int) -> None:
+        self.model = model
+        self.path = path
+        self.stride = stride
+        self.channels = int(model.outputs[0].shape[-1])
+        self._compiled: dict[tuple[int, int], Any] = {}
+        self._shapes_seen: set[tuple[int, int]] = set()
+
+    def run(self, lightness: np.ndarray) -> np.ndarray:
+        """Keras's bilinear UpSampling2D cannot be traced with unknown H and W, so the network is
+        compiled once per shape (batch size left free). Tracing costs about a second, more than
+        a few eager calls, so a shape runs eagerly until it comes back."""
+        shape = lightness.shape[1:3]
+        compiled = self._compiled.get(shape)
+        if compiled is None and shape in self._shapes_seen:
+            from colorize_cli.tf_setup import import_tf
+
+            tf = import_tf()
+            compiled = self._compiled[shape] = tf.function(
+                lambda batch: self.model(batch, training=False),
+                input_signature=[tf.TensorSpec([None, *shape, 1], tf.float32)],
+            )
+        self._shapes_seen.add(shape)
+        if compiled is None:
+            return self.model(lightness, training=False).numpy()
+        return compiled(lightness).numpy()
+
+
+class OnnxBackend:
+    """An exported `.onnx` generator on ONNX Runtime (CPU)."""
+
+    name = "onnx"
+
+    def __init__(self, path: Path) -> None:
+        ort = _import_runtime("onnx")
+        if not path.is_file():
+            raise ModelError("model file not found", path)
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        try:
+            self._session = ort.InferenceSession(
+                str(path), options, providers=["CPUExecutionProvider"]
+            )
+            metadata = self._session.get_modelmeta().custom_metadata_map
+        except Exception as exc:  # the runtime's parser fails in many ways on a damaged file
+            raise ModelError(f"not a loadable ONNX model: {one_line(exc)}", path) from None
+        facts = parse_metadata(metadata.get(METADATA_KEY, ""), path)
+        self.path, self.stride, self.channels = path, facts["stride"], OUTPUTS[facts["output"]]
+        inputs, outputs = self._session.get_inputs(), self._session.get_outputs()
+        _check_shapes([i.shape for i in inputs], [o.shape for o in outputs], self.channels, path)
+        if inputs[0].type != "tensor(float)":
+            raise ModelError(f"not a colorize generator: input is {inputs[0].type}", path)
+        self._input, self._output = inputs[0].name, outputs[0].name
+
+    def run(self, lightness: np.ndarray) -> np.ndarray:
+        try:
+            (y,) = self._session.run([self._output], {self._input: lightness})
+        except Exception as exc:
+            raise _run_failed(self.path, lightness, exc) from None
+        return np.asarray(y, np.float32)
+
+
+def tflite_metadata(data: bytes, path: Path) -> bytes:
+    """The METADATA_KEY entry of a .tflite flatbuffer, read without building an interpreter.
+
+    Read by hand (the schema's Model.metadata is field 6, Model.buffers field 4, Metadata.name
+    and .buffer fields 0 and 1, Buffer.data field 0): the generated schema module takes longer to
+    import than the rest of a one-photo apply's model loading.
+    """
+    from flatbuffers import number_types, table
+
+    def field(tab: table.Table, index: int) -> int:
+        return tab.Offset(4 + 2 * index)
+
+    def vector_tables(tab: table.Table, index: int) -> list[table.Table]:
+        offset = field(tab, index)
+        if not offset:
+            return []
+        start, length = tab.Vector(offset), tab.VectorLen(offset)
+        if start + 4 * length > len(data):  # a forged length would loop for ever
+            raise ValueError("a table vector runs past the end of the file")
+        return [table.Table(data, tab.Indirect(start + 4 * i)) for i in range(length)]
+
+    try:
+        if len(data) < 8 or data[4:8] != b"TFL3":
+            raise ValueError("no TFL3 identifier")
+        model = table.Table(data, int.from_bytes(data[:4], "little"))
+        for entry in vector_tables(model, 6):
+            name = field(entry, 0)
+            if name and entry.String(name + entry.Pos) == METADATA_KEY.encode():
+                index = entry.Get(number_types.Uint32Flags, field(entry, 1) + entry.Pos)
+                buffer = vector_tables(model, 4)[index]
+                offset = field(buffer, 0)
+                start = buffer.Vector(offset)
+                return bytes(data[start : start + buffer.VectorLen(offset)])
+    except Exception:  # offsets from a damaged file point anywhere
+        raise ModelError("not a loadable TFLite model: damaged or truncated", path) from None
+    return b""
+
+
+class LiteBackend:
+    """An exported `.tflite` generator on LiteRT (XNNPACK on CPU)."""
+
+    name = "lite"
+
+    def __init__(self, path: Path) -> None:
+        interpreter = _import_runtime("lite")
+        try:
+            if path.stat().st_size > MAX_TFLITE_BYTES:
+                raise ModelError("not a loadable TFLite model: larger than 2 GiB", path)
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise ModelError("model file not found", path) from None
+        except OSError as exc:
+            raise ModelError(f"cannot read the model: {exc.strerror}", path) from None
+        facts = parse_metadata(tflite_metadata(data, path), path)
+        self.path, self.stride, self.channels = path, facts["stride"], OUTPUTS[facts["output"]]
+        try:
+            with quiet_stderr():
+                self._interpreter = interpreter.Interpreter(
+                    model_content=data, num_threads=_THREADS
+                )
+            inputs = self._interpreter.get_input_details()
+            outputs = self._interpreter.get_output_details()
+        except Exception as exc:
+            raise ModelError(f"not a loadable TFLite model: {one_line(exc)}", path) from None
+        _check_shapes(
+            [list(d["shape_signature"]) for d in inputs],
+            [list(d["shape_signature"]) for d in outputs],
+            self.channels,
+            path,
+        )
+        if inputs[0]["dtype"] != np.float32:
+            raise ModelError(f"not a colorize generator: input is {inputs[0]['dtype']}", path)
+        self._input, self._output = inputs[0]["index"], outputs[0]["index"]
+        self._shape: tuple[int, ...] | None = None
+
+    def run(self, lightness: np.ndarray) -> np.ndarray:
+        try:
+            if lightness.shape != self._shape:
+                self._interpreter.resize_tensor_input(self._input, lightness.shape, strict=True)
+                self._shape = lightness.shape
+                with quiet_stderr():  # XNNPACK announces itself on the first allocation
+                    self._interpreter.allocate_tensors()
+            self._interpreter.set_tensor(self._input, np.ascontiguousarray(lightness))
+            self._interpreter.invoke()
+            return self._interpreter.get_tensor(self._output).copy()
+        except Exception as exc:
+            self._shape = None
+            raise _run_failed(self.path, lightness, exc) from None
+
+
+def savedmodel_ops(path: Path) -> set[str]:
+    """Every op type a SavedModel's graphs and functions use (read from saved_model.pb)."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    saved = saved_model_pb2.SavedModel()
+    try:
+        saved.ParseFromString((path / "saved_model.pb").read_bytes())
+    except OSError as exc:
+        raise ModelError(f"not a SavedModel folder: {exc.strerror}", path) from None
+    except Exception as exc:
+        raise ModelError(f"not a loadable SavedModel: {one_line(exc)}", path) from None
+    ops = set()
+    for graph in saved.meta_graphs:
+        ops.update(node.op for node in graph.graph_def.node)
+        for function in graph.graph_def.library.function:
+            ops.update(node.op for node in function.node_def)
+    return ops
+
+
+class SavedModelBackend:
+    """An exported SavedModel folder on TensorFlow (its `serving_default` signature)."""
+
+    name = "tf"
+
+    def __init__(self, path: Path) -> None:
+        from colorize_cli.tf_setup import import_tf
+
+        if not (path / "saved_model.pb").is_file():
+            raise ModelError("not a SavedModel folder: it has no saved_model.pb", path)
+        tf = import_tf()
+        try:
+            text = (path / "assets.extra" / f"{METADATA_KEY}.json").read_bytes()
+        except OSError:
+            text = b""
+        facts = parse_metadata(text, path)
+        self.path, self.stride, self.channels = path, facts["stride"], OUTPUTS[facts["output"]]
+        unsafe = savedmodel_ops(path) & UNSAFE_OPS
+        if unsafe:
+            raise ModelError(f"refused: the graph reads or writes files ({sorted(unsafe)})", path)
+        try:
+            self._loaded = tf.saved_model.load(str(path))
+            self._signature = self._loaded.signatures["serving_default"]
+        except Exception as exc:
+            raise ModelError(f"not a loadable SavedModel: {one_line(exc)}", path) from None
+        inputs = self._signature.structured_input_signature[1]
+        outputs = self._signature.structured_outputs
+        _check_shapes(
+            [spec.shape.as_list() for spec in inputs.values()],
+            [spec.shape.as_list() for spec in outputs.values()],
+            self.channels,
+            path,
+        )
+        self._input, self._output = next(iter(inputs)), next(iter(outputs))
+        self._tf = tf
+
+    def run(self, lightness: np.ndarray) -> np.ndarray:
+        try:
+            y = self._signature(**{self._input: self._tf.constant(lightness)})[self._output]
+        except Exception as exc:
+            raise _run_failed(self.path, lightness, exc) from None
+        return y.numpy()
+
+
+def open_exported(path: Path, runtime: str = "auto") -> Backend:
+    """An exported model on its runtime; `runtime` other than "auto" must be the one it needs."""
+    kind = model_format(path)
+    needed = runtime_for(kind)
+    if runtime not in ("auto", needed):
+        raise UsageError(f"this {kind} model runs on --backend {needed}, not {runtime}", path)
+    if kind == "onnx":
+        return OnnxBackend(path)
+    if kind == "tflite":
+        return LiteBackend(path)
+    if kind == "savedmodel":
+        return SavedModelBackend(path)
+    raise ValueError(f"{path}: .keras models load through colorizer.load_generator")
