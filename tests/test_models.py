@@ -112,7 +112,7 @@ def test_discriminator_round_trips_through_a_safe_keras_file(tmp_path: Path) -> 
 
 def test_conditional_discriminator_gives_one_logit_per_patch() -> None:
     discriminator = build_discriminator(DEPTH4)
-    assert [tensor.name for tensor in discriminator.inputs] == ["lightness", "colour"]
+    assert [tensor.name for tensor in discriminator.inputs] == ["lightness", "color"]
     lightness = _lightness(48, 80, batch=2)
     logits = discriminator([lightness, np.zeros((2, 48, 80, 2), np.float32)]).numpy()
     stride = DEPTH4.discriminator_stride
