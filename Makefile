@@ -64,6 +64,8 @@ bench: $(STAMP) bench-env
 	$(BIN)/python bench/profile_apply.py
 	$(BIN)/python bench/compression.py --photos 300 --size 256 --out $(BENCH_OUT)/compression
 	$(BIN)/python bench/startup.py
+	$(BIN)/python bench/backends.py --repeats 3
+	$(BIN)/python bench/video.py
 
 # Fuzz the photo and shard readers for a bounded time (never part of `make test`).
 fuzz: $(STAMP)

@@ -259,7 +259,7 @@ def losses(
 
 
 def make_step(generator: nn.Module, discriminator: nn.Module, compiled: bool) -> Step:
-    """step(lightness, ab) -> G loss, updating both networks, like training/gan.py's persistent tape.
+    """step(lightness, ab) -> G loss, updating both networks, like gan.py's persistent tape.
 
     Each loss is differentiated only with respect to its own network, so the discriminator's
     weight gradients of the G loss (and the generator's of the D loss) are never computed.

@@ -22,6 +22,9 @@ MAX_PIXELS = 200_000_000
 RENDER_SIZE = 160
 # Small photos colorized together.
 APPLY_BATCH_SIZE = 8
+# JPEG/WebP quality of written photos, and the H.264 constant rate factor of written videos.
+PHOTO_QUALITY = 95
+VIDEO_CRF = 18
 
 MODELS = tuple(PRESETS)
 RECIPE_NAMES = tuple(RECIPES)

@@ -22,7 +22,8 @@ class UsageError(ColorizeError):
 
 
 class ImageError(ColorizeError):
-    """A photo that cannot be read or written (missing, not an image, corrupt, too large...)."""
+    """A photo or video that cannot be read or written (missing, not an image or video, corrupt,
+    too large...): that input fails, the others of the call go on."""
 
     exit_code = 1
 

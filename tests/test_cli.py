@@ -314,3 +314,16 @@ def test_info_on_a_killed_run_skips_its_torn_metrics_line(tiny_model: Path, tmp_
     description = json.loads(result.stdout)
     assert description["last_epoch"] == first
     assert description["training"] == {"model": "tiny", "epochs": 4}
+
+
+def test_apply_backend_must_fit_the_model(
+    photo_dir: Path, tiny_model: Path, tmp_path: Path
+) -> None:
+    photo = str(sorted(photo_dir.iterdir())[0])
+    wrong = run("apply", photo, "--model", str(tiny_model), "--backend", "onnx", "-o", "x.png")
+    assert wrong.returncode == 2 and wrong.stdout == ""
+    assert wrong.stderr.count("\n") == 1 and "--backend tf" in wrong.stderr
+    out = tmp_path / "tf.png"
+    right = run("apply", photo, "--model", str(tiny_model), "--backend", "tf", "-o", str(out))
+    assert right.returncode == 0, right.stderr
+    assert Path(right.stdout.strip()) == out and out.is_file()

@@ -1,4 +1,4 @@
-"""`colorize apply`: photos -> colorized photos at full resolution (inference/applying.py)."""
+"""`colorize apply`: photos and videos -> colorized at full resolution (inference/applying.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from colorize_cli.commands import common
-from colorize_cli.config import APPLY_BATCH_SIZE, MAX_PIXELS, RENDER_SIZE
+from colorize_cli.config import APPLY_BATCH_SIZE, MAX_PIXELS, PHOTO_QUALITY, RENDER_SIZE, VIDEO_CRF
 from colorize_cli.errors import UsageError
 
 
@@ -24,8 +24,8 @@ def apply(
     inputs: Annotated[
         list[str],
         typer.Argument(
-            help="Photos, directories (searched recursively), globs, or **-** for paths on "
-            "stdin. **colorize apply - -o - < old.jpg > new.png** streams one photo.",
+            help="Photos, videos, directories (searched recursively), globs, or **-** for paths "
+            "on stdin. **colorize apply - -o - < old.jpg > new.png** streams one photo.",
             show_default=False,
         ),
     ],
@@ -44,11 +44,25 @@ def apply(
             "--format", help="Output format (default: from the output name, else the input's)."
         ),
     ] = None,
-    quality: Annotated[int, typer.Option(help="JPEG/WebP quality, 1-100.")] = 95,
+    quality: Annotated[int, typer.Option(help="JPEG/WebP quality, 1-100.")] = PHOTO_QUALITY,
+    crf: Annotated[
+        int, typer.Option(help="Videos: H.264 constant rate factor, 0 (lossless) to 51.")
+    ] = VIDEO_CRF,
+    stabilize: Annotated[
+        bool,
+        typer.Option(
+            help="Videos: smooth the colour over time within each shot (resets at cuts), "
+            "against flicker."
+        ),
+    ] = True,
     model: Annotated[
         Path | None,
-        typer.Option(help="A generator .keras file from `colorize train` (default: bundled)."),
+        typer.Option(
+            help="A generator .keras file from `colorize train`, an exported .onnx / .tflite, or "
+            "a SavedModel folder (default: bundled)."
+        ),
     ] = None,
+    backend: common.BackendOption = "auto",
     render_size: common.RenderSizeOption = RENDER_SIZE,
     batch_size: common.BatchSizeOption = APPLY_BATCH_SIZE,
     max_pixels: Annotated[
@@ -64,10 +78,11 @@ def apply(
         ),
     ] = False,
 ) -> None:
-    """Colorize photos at full resolution; print each written path on stdout.
+    """Colorize photos and videos at full resolution; print each written path on stdout.
 
-    By default **NAME.jpg** becomes **NAME.color.jpg** beside it. Inputs are never
-    overwritten; existing outputs are skipped unless **--overwrite**. The output keeps the
+    By default **NAME.jpg** becomes **NAME.color.jpg** beside it, and **clip.mp4**
+    **clip.color.mp4** (H.264, same frames, timestamps and sound; docs/video.md). Inputs are
+    never overwritten; existing outputs are skipped unless **--overwrite**. The output keeps the
     input's own luminance: its grayscale equals the input's.
     """
     from colorize_cli.imaging.images import display_path
@@ -84,7 +99,7 @@ def apply(
             options = applying.ApplyOptions(["-"], None, None, format=fmt, quality=quality)
             applying.check_options(options)
             data = sys.stdin.buffer.read()
-            colorizer = Colorizer(model, render_size, batch_size)
+            colorizer = Colorizer(model, render_size, batch_size, backend)
             encoded = applying.colorize_bytes(data, colorizer, fmt, quality, "-", max_pixels)
             sys.stdout.buffer.write(encoded)
             sys.stdout.buffer.flush()
@@ -101,6 +116,9 @@ def apply(
             batch_size=batch_size,
             max_pixels=max_pixels,
             null_separated=null,
+            crf=crf,
+            stabilize=stabilize,
+            backend=backend,
         )
         counts = {"written": 0, "skipped": 0, "failed": 0}
         for outcome in applying.apply(options, progress=RichProgress(), stdin=sys.stdin):

@@ -50,3 +50,10 @@ RenderSizeOption = Annotated[
     ),
 ]
 BatchSizeOption = Annotated[int, typer.Option(help="Small photos colorized together per batch.")]
+BackendOption = Annotated[
+    str,
+    typer.Option(
+        help="**auto** (the runtime the model's format needs; the bundled model on LiteRT, without "
+        "TensorFlow), or **tf** (TensorFlow, the reference), **onnx** or **lite**."
+    ),
+]

@@ -16,13 +16,6 @@ if TYPE_CHECKING:
     from colorize_cli.inference.evaluate import EvalResult
 
 # Which runtime runs the model (inference/backends.py); apply takes the same option.
-BackendOption = Annotated[
-    str,
-    typer.Option(
-        help="**auto** (the runtime the model's format needs; the bundled model on LiteRT when "
-        "installed), or **tf** (TensorFlow, the reference), **onnx** or **lite**."
-    ),
-]
 
 
 def evaluate(
@@ -54,7 +47,7 @@ def evaluate(
         typer.Option(help="Write a contact sheet PNG (gray | colorized | truth) here."),
     ] = None,
     sheet_count: Annotated[int, typer.Option(help="Photos on the contact sheet.")] = 8,
-    backend: BackendOption = "auto",
+    backend: common.BackendOption = "auto",
 ) -> None:
     """Score a model against the gray baseline (no colour added) on shards or photos.
 

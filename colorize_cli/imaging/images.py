@@ -36,7 +36,7 @@ import numpy as np
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
 from colorize_cli import fsutil
-from colorize_cli.config import MAX_PIXELS
+from colorize_cli.config import MAX_PIXELS, PHOTO_QUALITY
 from colorize_cli.errors import ImageError, UsageError
 
 # Our per-call `max_pixels` replaces PIL's global limit, which warns at 89 MP and refuses at 179 MP,
@@ -312,7 +312,7 @@ def _write_format(name: str) -> str:
 def encode_image(
     rgb: np.ndarray,
     format: str,
-    quality: int = 95,
+    quality: int = PHOTO_QUALITY,
     exif: bytes | None = None,
     srgb_profile: bool = False,
 ) -> bytes:
@@ -356,7 +356,7 @@ def write_image(
     path: str | os.PathLike[str],
     rgb: np.ndarray,
     format: str | None = None,
-    quality: int = 95,
+    quality: int = PHOTO_QUALITY,
     exif: bytes | None = None,
     srgb_profile: bool = False,
 ) -> None:

@@ -1,7 +1,7 @@
 """Which photos the user meant: files, directories (searched), globs and `-` path lists.
 
-Also owns which file names count as photos when a directory is searched (`IMAGE_EXTENSIONS`);
-a file named explicitly is always tried, since the reader (`images.py`) decides what it is.
+Also owns which file names count as photos (`IMAGE_EXTENSIONS`) and videos (`VIDEO_EXTENSIONS`)
+when a directory is searched; a file named explicitly is always tried, since the reader decides.
 """
 
 from __future__ import annotations
@@ -19,19 +19,32 @@ IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".jpe", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif", ".ppm", ".pgm"}
     | {".pbm", ".pnm", ".avif"}
 )
+# What `colorize apply` treats as a video (inference/video.py), named or found in a directory.
+VIDEO_EXTENSIONS = frozenset(
+    {".mp4", ".m4v", ".mov", ".mkv", ".avi", ".webm", ".mpg", ".mpeg", ".ts", ".m2ts", ".mts"}
+    | {".flv", ".wmv", ".ogv", ".3gp"}
+)
+
+
+def is_video(path: str | os.PathLike[str]) -> bool:
+    """Whether `colorize apply` reads this file as a video (by its extension)."""
+    return Path(path).suffix.lower() in VIDEO_EXTENSIONS
 
 
 def expand_inputs(
-    sources: Sequence[str], stdin: TextIO | None = None, null_separated: bool = False
+    sources: Sequence[str],
+    stdin: TextIO | None = None,
+    null_separated: bool = False,
+    extensions: frozenset[str] = IMAGE_EXTENSIONS,
 ) -> tuple[list[Path], list[tuple[str, str]]]:
     """Expand files, directories, globs and `-` into de-duplicated photo paths plus problems.
 
     Named files are kept whatever their extension (the reader decides); directories are walked
-    recursively for `IMAGE_EXTENSIONS`, sorted, skipping hidden entries and never entering a
-    directory twice (symlink loops). `-` reads one path per line from `stdin` (default
-    `sys.stdin`), or NUL-separated paths with `null_separated` (`find -print0`); those are paths,
-    never globs. Order follows `sources`; a file reached twice
-    (even through a symlink) is listed once, at its first place.
+    recursively for `extensions` (photos; `apply` adds videos), sorted, skipping hidden entries
+    and never entering a directory twice (symlink loops). `-` reads one path per line from
+    `stdin` (default `sys.stdin`), or NUL-separated paths with `null_separated` (`find
+    -print0`); those are paths, never globs. Order follows `sources`; a file reached twice (even
+    through a symlink) is listed once, at its first place.
     """
     paths: list[Path] = []
     problems: list[tuple[str, str]] = []
@@ -41,10 +54,13 @@ def expand_inputs(
             text = (stdin or sys.stdin).read()
             lines = text.split("\0") if null_separated else text.splitlines()
             found = [
-                path for line in lines if line.strip() for path in _expand(line, False, problems)
+                path
+                for line in lines
+                if line.strip()
+                for path in _expand(line, False, extensions, problems)
             ]
         else:
-            found = _expand(source, True, problems)
+            found = _expand(source, True, extensions, problems)
         for path in found:
             key = os.path.realpath(path)
             if key not in seen:
@@ -53,12 +69,17 @@ def expand_inputs(
     return paths, problems
 
 
-def _expand(source: str, allow_glob: bool, problems: list[tuple[str, str]]) -> list[Path]:
+def _expand(
+    source: str, allow_glob: bool, extensions: frozenset[str], problems: list[tuple[str, str]]
+) -> list[Path]:
     path = Path(source)
     if path.is_dir():
-        found = _walk(path, problems)
+        found = _walk(path, extensions, problems)
         if not found:
-            problems.append((source, "no images in directory"))
+            videos = not extensions.isdisjoint(VIDEO_EXTENSIONS)
+            problems.append(
+                (source, f"no {'photos or videos' if videos else 'images'} in directory")
+            )
         return found
     if path.exists():
         return [path]
@@ -69,7 +90,7 @@ def _expand(source: str, allow_glob: bool, problems: list[tuple[str, str]]) -> l
         found = []
         for match in matches:
             if match.is_dir():
-                found += _walk(match, problems)
+                found += _walk(match, extensions, problems)
             elif _is_regular_file(match, problems):
                 found.append(match)
         return found
@@ -77,7 +98,7 @@ def _expand(source: str, allow_glob: bool, problems: list[tuple[str, str]]) -> l
     return []
 
 
-def _walk(root: Path, problems: list[tuple[str, str]]) -> list[Path]:
+def _walk(root: Path, extensions: frozenset[str], problems: list[tuple[str, str]]) -> list[Path]:
     found: list[Path] = []
     visited: set[tuple[int, int]] = set()
 
@@ -94,7 +115,7 @@ def _walk(root: Path, problems: list[tuple[str, str]]) -> list[Path]:
         found += [
             path
             for name in files
-            if not name.startswith(".") and Path(name).suffix.lower() in IMAGE_EXTENSIONS
+            if not name.startswith(".") and Path(name).suffix.lower() in extensions
             if _is_regular_file(path := Path(directory, name), problems)
         ]
     return sorted(found)

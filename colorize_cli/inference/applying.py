@@ -1,8 +1,9 @@
-"""The file side of `colorize apply`: which photos, which output names, and the loop that reads,
-colorizes (`Colorizer`, one model load per run) and writes them, one outcome per photo.
+"""The file side of `colorize apply`: which photos and videos, which output names, and the loop
+that reads, colorizes (`Colorizer`, one model load per run) and writes them, one outcome per input.
 
-Outputs: `-o FILE` for a single photo, `--out-dir DIR` (names relative to the directory argument
-a photo was found under, else its file name), or by default `NAME.color.EXT` beside the photo.
+Outputs: `-o FILE` for a single input, `--out-dir DIR` (names relative to the directory argument
+an input was found under, else its file name), or by default `NAME.color.EXT` beside the input.
+Photos go first, in batches; then each video, streamed frame by frame (`video.py`).
 An input is never overwritten; an existing output is skipped unless `overwrite`. `colorize_bytes`
 serves `colorize apply - -o -`: one encoded photo in, one encoded photo out (stdin to stdout).
 """
@@ -17,10 +18,11 @@ from typing import Literal, TextIO
 
 import numpy as np
 
-from colorize_cli.config import APPLY_BATCH_SIZE, MAX_PIXELS, RENDER_SIZE
+from colorize_cli.config import APPLY_BATCH_SIZE, MAX_PIXELS, PHOTO_QUALITY, RENDER_SIZE, VIDEO_CRF
 from colorize_cli.errors import ColorizeError, ImageError, UsageError
 from colorize_cli.imaging import images
-from colorize_cli.imaging.inputs import expand_inputs
+from colorize_cli.imaging.inputs import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, expand_inputs, is_video
+from colorize_cli.inference import video
 from colorize_cli.inference.colorizer import Colorizer
 from colorize_cli.progress import NullProgress, ProgressSink
 
@@ -38,12 +40,15 @@ class ApplyOptions:
     out_dir: str | Path | None = None
     overwrite: bool = False
     format: str | None = None
-    quality: int = 95
+    quality: int = PHOTO_QUALITY
     model_path: str | Path | None = None
     render_size: int = RENDER_SIZE
     batch_size: int = APPLY_BATCH_SIZE
     max_pixels: int | None = MAX_PIXELS
     null_separated: bool = False  # `-` gives NUL-separated paths (find -print0)
+    crf: int = VIDEO_CRF  # videos: H.264 quality, 0 (lossless) to 51
+    stabilize: bool = True  # videos: smooth the colour over time within shots
+    backend: str = "auto"  # inference/backends.py BACKENDS: auto, tf, onnx, lite
 
 
 @dataclass(frozen=True)
@@ -58,7 +63,7 @@ class Outcome:
 
 @dataclass(frozen=True)
 class Job:
-    """One photo to colorize and the file it goes to."""
+    """One photo or video to colorize and the file it goes to."""
 
     source: Path
     output: Path
@@ -77,12 +82,16 @@ def check_options(options: ApplyOptions) -> None:
         raise UsageError(f"--quality must be between 1 and 100, not {options.quality}")
     if options.render_size < 1 or options.batch_size < 1:
         raise UsageError("--render-size and --batch-size must be at least 1")
+    if not 0 <= options.crf <= 51:
+        raise UsageError(f"--crf must be between 0 and 51, not {options.crf}")
 
 
 def plan(options: ApplyOptions, stdin: TextIO | None = None) -> tuple[list[Job], list[Outcome]]:
     """The (photo, output) jobs to run, and the outcomes already known (missing, skipped...)."""
     check_options(options)
-    paths, problems = expand_inputs(options.sources, stdin, options.null_separated)
+    paths, problems = expand_inputs(
+        options.sources, stdin, options.null_separated, IMAGE_EXTENSIONS | VIDEO_EXTENSIONS
+    )
     known = [Outcome(source, None, "failed", reason) for source, reason in problems]
     if options.output is not None and len(paths) + len(problems) > 1:
         raise UsageError(f"-o names one output but {len(paths) + len(problems)} inputs were given")
@@ -108,6 +117,9 @@ def plan(options: ApplyOptions, stdin: TextIO | None = None) -> tuple[list[Job],
             known.append(Outcome(str(path), output, "failed", "refusing to overwrite an input"))
         elif key in claimed:
             reason = f"same output as {claimed[key]}"
+            known.append(Outcome(str(path), output, "failed", reason))
+        elif is_video(path) and video.output_suffix(output) != output.suffix.lower():
+            reason = f"a video is written as {', '.join(video.CONTAINERS)}, not {output.name}"
             known.append(Outcome(str(path), output, "failed", reason))
         elif output.exists() and not options.overwrite:
             known.append(Outcome(str(path), output, "skipped", "output exists (--overwrite)"))
@@ -142,7 +154,10 @@ def _output_path(path: Path, options: ApplyOptions, bases: list[Path]) -> Path:
 
 
 def _suffix(path: Path, format: str | None) -> str:
-    """The output's extension: `format`'s, else the photo's own if writable, else PNG's."""
+    """The output's extension: a video's by `video.output_suffix`; a photo's `format`'s, else its
+    own if writable, else PNG's."""
+    if is_video(path):
+        return video.output_suffix(path)
     if format is not None:
         return f".{format.lower()}"
     try:
@@ -158,11 +173,12 @@ def apply(
     stdin: TextIO | None = None,
     colorizer: Colorizer | None = None,
 ) -> Iterator[Outcome]:
-    """Colorize every input photo into its output file, yielding one Outcome per input.
+    """Colorize every input photo and video into its output file, yielding one Outcome per input.
 
     Outcomes known up front (missing inputs, skipped outputs) come first, then one per photo as it
-    is written; a photo that fails does not stop the others. The model is loaded once, and only
-    when some photo needs it (a ModelError then ends the run). `colorizer` reuses a loaded one.
+    is written, then one per video; an input that fails does not stop the others. The model is
+    loaded once, and only when some input needs it (a ModelError then ends the run). `colorizer`
+    reuses a loaded one.
     """
     progress = progress or NullProgress()
     if options.output is not None and str(options.output) == "-":
@@ -171,7 +187,20 @@ def apply(
     yield from known
     if not jobs:
         return
-    colorizer = colorizer or Colorizer(options.model_path, options.render_size, options.batch_size)
+    colorizer = colorizer or Colorizer(
+        options.model_path, options.render_size, options.batch_size, options.backend
+    )
+    photo_jobs = [job for job in jobs if not is_video(job.source)]
+    if photo_jobs:
+        yield from _apply_photos(photo_jobs, options, colorizer, progress)
+    for job in jobs:
+        if is_video(job.source):
+            yield _apply_video(job, options, colorizer, progress)
+
+
+def _apply_photos(
+    jobs: list[Job], options: ApplyOptions, colorizer: Colorizer, progress: ProgressSink
+) -> Iterator[Outcome]:
     progress.start("colorizing", total=len(jobs), unit="photos")
     failures: list[Outcome] = []
     photos = _read_photos(jobs, options.max_pixels, failures)
@@ -184,6 +213,25 @@ def apply(
         yield outcome
     yield from _drain(failures, progress)
     progress.finish(f"colorized {written} of {len(jobs)} photos")
+
+
+def _apply_video(
+    job: Job, options: ApplyOptions, colorizer: Colorizer, progress: ProgressSink
+) -> Outcome:
+    try:
+        job.output.parent.mkdir(parents=True, exist_ok=True)
+        report = video.colorize_video(
+            job.source, job.output, colorizer, options.crf, options.stabilize, progress
+        )
+    except OSError as exc:
+        progress.finish()
+        return Outcome(str(job.source), job.output, "failed", f"cannot write: {exc.strerror}")
+    except ColorizeError as exc:
+        progress.finish()
+        return Outcome(str(job.source), job.output, "failed", exc.reason)
+    if report.left_out:
+        progress.log(f"{job.source}: not copied: {', '.join(report.left_out)}")
+    return Outcome(str(job.source), job.output, "written")
 
 
 def _read_photos(
@@ -222,7 +270,7 @@ def colorize_bytes(
     data: bytes,
     colorizer: Colorizer,
     format: str | None = None,
-    quality: int = 95,
+    quality: int = PHOTO_QUALITY,
     name: str = "-",
     max_pixels: int | None = MAX_PIXELS,
 ) -> bytes:

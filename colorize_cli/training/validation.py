@@ -96,9 +96,7 @@ class Validator:
             "val_ciede2000": float(np.mean(ciede)),
             "val_ciede2000_gray": self._gray_ciede2000,
             "val_colourfulness": float(np.mean(colorfulness)),
-            "val_colourfulness_ratio": metrics.colorfulness_ratio(
-                colorfulness, truth_colorfulness
-            ),
+            "val_colourfulness_ratio": metrics.colorfulness_ratio(colorfulness, truth_colorfulness),
         }
         scores[SELECTION] = selection_score(
             scores["val_ciede2000"], scores["val_ciede2000_gray"], scores["val_colourfulness_ratio"]

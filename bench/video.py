@@ -1,0 +1,341 @@
+"""Measure video colorization: flicker and CIEDE2000 with and without stabilisation, and the
+speed and peak memory of `colorize apply clip.mp4` at 480p and 1080p.
+
+    .venv/bin/python bench/video.py                       # both parts, bundled model
+    .venv/bin/python bench/video.py quality --clips 4     # flicker / CIEDE2000 only
+    .venv/bin/python bench/video.py luma                  # output luma vs input luma
+    .venv/bin/python bench/video.py speed --sizes 480p    # fps and peak RSS only
+    .venv/bin/python bench/video.py profile --lengths 30  # cProfile of one 1080p run
+
+quality: clips made from the dev validation photos (the 5% split by content hash, as `prepare`
+chooses it; never trained on) by tests/clips.py: each clip is a slow pan, a slow zoom, a still
+shot with film grain and a fast object crossing a still, of one photo each, joined by cuts, at
+640x480 and `--frames` frames a shot.
+The gray frames go through `Colorizer.chroma_many`, then each stabiliser setting, then
+`recombine`, in memory (no encoder error). Flicker is the mean |delta a*b*| between consecutive
+frames of a shot, at full resolution, against the truth's own; CIEDE2000 is per frame against the
+colour truth, averaged; "error change" is the flicker of (output - truth): how much the output's
+colour moves in ways the truth's does not. Cuts are the stabiliser's own detections; the true
+ones are reported.
+
+luma: one such clip with a 16 kHz tone through `video.colorize_video` at --crf 0, 18 and 28:
+the output's decoded Y planes against the input's, and whether the audio packets are identical.
+
+speed: a pan across a dev photo at 854x480 or 1920x1080 with a 16 kHz tone, written as H.264,
+then `video.colorize_video` in a fresh process (peak RSS from /proc, Linux only): frames per
+second end to end (decode, network, recombination, encode, mux) and peak RSS, for two clip
+lengths, so a bounded memory shows as the same peak. Prints Markdown tables for docs/video.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import importlib.util
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT))
+
+from colorize_cli.inference import temporal  # noqa: E402
+
+DEV = ROOT.parent / "shared" / "data" / "dev"
+SIZES = {"480p": (854, 480), "1080p": (1920, 1080)}
+SHOTS = ("pan", "zoom", "grain", "crossing")
+
+
+class FlowStabilizer(temporal.Stabilizer):
+    """The issue's other candidate: the previous frame's colour warped onto this frame along DIS
+    optical flow (OpenCV, `pip install opencv-python-headless`; not a colorize dependency)."""
+
+    def previous(self, gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        import cv2
+
+        ab, before = super().previous(gray)
+        dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+        flow = dis.calc(np.ascontiguousarray(gray), np.ascontiguousarray(before), None)
+        rows, cols = np.indices(gray.shape, dtype=np.float32)
+        map_x, map_y = cols + flow[..., 0], rows + flow[..., 1]
+
+        def warp(x: np.ndarray) -> np.ndarray:
+            return cv2.remap(x, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+        return warp(np.ascontiguousarray(ab)), warp(before.astype(np.float32))
+
+
+SETTINGS = {  # name -> a new stabiliser (None: not stabilised)
+    "none": None,
+    "moving average 0.5": lambda: temporal.Stabilizer(0.5, motion_levels=float("inf")),
+    "moving average 0.25": lambda: temporal.Stabilizer(0.25, motion_levels=float("inf")),
+    "motion-aware 0.25 (default)": temporal.Stabilizer,
+    "flow 0.25": FlowStabilizer,
+}
+if importlib.util.find_spec("cv2") is None:
+    print("no OpenCV: the flow row is left out", file=sys.stderr)
+    del SETTINGS["flow 0.25"]
+
+
+def validation_photos(count: int) -> list[Path]:
+    from colorize_cli.data.prepare import split_of
+
+    photos = []
+    for path in sorted(DEV.glob("*.jpg")):
+        if split_of(hashlib.sha256(path.read_bytes()).hexdigest(), 0.05) == "val":
+            photos.append(path)
+    return photos[:count]
+
+
+def rss_mb(field: str) -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field):
+            return int(line.split()[1]) / 1024
+    raise KeyError(field)
+
+
+def quality(clips_count: int, frames: int, render_size: int) -> list[dict]:
+    import clips
+
+    from colorize_cli.imaging import color, metrics
+    from colorize_cli.inference.colorizer import Colorizer, recombine
+
+    colorizer = Colorizer(None, render_size=render_size)
+    count = len(SHOTS)
+    photos = [
+        np.asarray(Image.open(p).convert("RGB")) for p in validation_photos(count * clips_count)
+    ]
+    totals: dict[tuple[str, str], list[float]] = {}
+    true_cuts = found_cuts = 0
+    for c in range(clips_count):
+        truth, cuts = clips.clip(photos[count * c : count * (c + 1)], 640, 480, frames)
+        grays = clips.gray_frames(truth)
+        truth_lab = [color.srgb_to_lab(frame) for frame in truth]
+        shot = [SHOTS[i // frames] for i in range(len(truth))]
+        predicted = list(colorizer.chroma_many(enumerate(grays)))
+        small = [
+            np.asarray(Image.fromarray(g).resize(ab.shape[1::-1], Image.Resampling.BOX))
+            for (_, g, ab) in predicted
+        ]
+        true_cuts += sum(cuts) - 1
+        found_cuts += sum(temporal.find_cuts(small)) - 1
+        for name, make in SETTINGS.items():
+            abs_ = [ab for _, _, ab in predicted]
+            if make is not None:
+                stabilizer = make()
+                abs_ = [stabilizer(g, ab) for g, ab in zip(small, abs_, strict=True)]
+            labs = [color.srgb_to_lab(recombine(g, ab)) for g, ab in zip(grays, abs_, strict=True)]
+            for kind in SHOTS:
+                index = [i for i in range(len(truth)) if shot[i] == kind]
+                out_ab = [labs[i][..., 1:] for i in index]
+                true_ab = [truth_lab[i][..., 1:] for i in index]
+                flags = [cuts[i] for i in index]
+                errors = [o - t for o, t in zip(out_ab, true_ab, strict=True)]
+                row = totals.setdefault((name, kind), [0.0, 0.0, 0.0, 0.0, 0])
+                row[0] += temporal.flicker(out_ab, flags)
+                row[1] += temporal.flicker(true_ab, flags)
+                row[2] += temporal.flicker(errors, flags)
+                row[3] += np.mean([metrics.mean_ciede2000(labs[i], truth_lab[i]) for i in index])
+                row[4] += 1
+    rows = []
+    for (name, kind), (flick, own, error, de, n) in totals.items():
+        rows.append(
+            {
+                "setting": name,
+                "shot": kind,
+                "flicker": flick / n,
+                "truth": own / n,
+                "error_change": error / n,
+                "de": de / n,
+            }
+        )
+    print(f"cuts: {found_cuts} found, {true_cuts} true", file=sys.stderr)
+    return rows
+
+
+def luma(frames: int, render_size: int) -> list[dict]:
+    """Output luma against input luma (decoded Y planes) at a few --crf values, 640x480."""
+    import av
+    import clips
+
+    from colorize_cli.inference import video
+    from colorize_cli.inference.colorizer import Colorizer
+
+    def planes(path: Path) -> list[np.ndarray]:
+        with av.open(str(path)) as container:
+            return [
+                np.frombuffer(f.planes[0], np.uint8)
+                .reshape(-1, f.planes[0].line_size)[: f.height, : f.width]
+                .astype(np.int16)
+                for f in container.decode(container.streams.video[0])
+            ]
+
+    def sound(path: Path) -> list[bytes]:
+        with av.open(str(path)) as container:
+            return [bytes(p) for p in container.demux(container.streams.audio[0]) if p.size]
+
+    colorizer = Colorizer(None, render_size=render_size)
+    photos = [np.asarray(Image.open(p).convert("RGB")) for p in validation_photos(len(SHOTS))]
+    truth, _ = clips.clip(photos, 640, 480, frames)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        source = Path(tmp) / "clip.mp4"
+        clips.write_video(source, clips.gray_frames(truth), audio=True)
+        before = planes(source)
+        for crf in (0, 18, 28):
+            out = Path(tmp) / f"out-{crf}.mp4"
+            video.colorize_video(source, out, colorizer, crf=crf)
+            after = planes(out)
+            diff = np.concatenate(
+                [np.abs(a - b).ravel() for a, b in zip(before, after, strict=True)]
+            )
+            mse = float(np.mean(np.square(diff.astype(np.float64))))
+            rows.append(
+                {
+                    "crf": crf,
+                    "frames": len(before),
+                    "mean": float(diff.mean()),
+                    "max": int(diff.max()),
+                    "psnr": float("inf") if mse == 0 else 10 * np.log10(255**2 / mse),
+                    "audio_same": sound(out) == sound(source),
+                }
+            )
+    return rows
+
+
+def make_clip(path: Path, size: str, frames: int) -> None:
+    import clips
+
+    width, height = SIZES[size]
+    photo = np.asarray(Image.open(sorted(DEV.glob("*.jpg"))[0]).convert("RGB"))
+    big = np.asarray(Image.fromarray(photo).resize((2 * width, 2 * height)))
+    gray = clips.gray_frames(clips.pan(big, width, height, frames))
+    clips.write_video(path, gray, rate=25, audio=True, options={"crf": "18", "preset": "fast"})
+
+
+def speed_child(path: Path, render_size: int, stabilize: bool) -> dict:
+    """One run in this (fresh) process: warm the model on a frame, then time the whole video."""
+    import clips
+
+    from colorize_cli.inference import video
+    from colorize_cli.inference.colorizer import Colorizer
+
+    colorizer = Colorizer(None, render_size=render_size)
+    first = clips.read_frames(path, "gray")[0]
+    for _ in range(2):  # traces the render shape outside the timing
+        colorizer.colorize(first)
+    Path("/proc/self/clear_refs").write_text("5")  # resets the peak RSS (VmHWM)
+    colorizer.network_seconds = 0.0
+    out = path.with_name(path.stem + ".color.mp4")
+    started = time.perf_counter()
+    report = video.colorize_video(path, out, colorizer, stabilize=stabilize)
+    seconds = time.perf_counter() - started
+    return {
+        "frames": report.frames,
+        "fps": report.frames / seconds,
+        "network_share": colorizer.network_seconds / seconds,
+        "peak_rss_mb": rss_mb("VmHWM"),
+    }
+
+
+def speed(sizes: list[str], lengths: list[int], render_size: int) -> list[dict]:
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for size in sizes:
+            for frames in lengths:
+                path = Path(tmp) / f"{size}-{frames}.mp4"
+                make_clip(path, size, frames)
+                result = subprocess.run(
+                    [sys.executable, __file__, "_child", str(path), str(render_size)],
+                    check=True,
+                    capture_output=True,
+                    text=True,
+                )
+                row = json.loads(result.stdout.strip().splitlines()[-1])
+                rows.append({"size": size, **row})
+                print(rows[-1], file=sys.stderr)
+    return rows
+
+
+def profile(size: str, frames: int, render_size: int) -> None:
+    """cProfile of one `colorize_video` run (after a warm-up): where the time of a frame goes."""
+    import cProfile
+    import pstats
+
+    import clips
+
+    from colorize_cli.inference import video
+    from colorize_cli.inference.colorizer import Colorizer
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "clip.mp4"
+        make_clip(path, size, frames)
+        colorizer = Colorizer(None, render_size=render_size)
+        colorizer.colorize(clips.read_frames(path, "gray")[0])
+        profiler = cProfile.Profile()
+        started = time.perf_counter()
+        profiler.enable()
+        video.colorize_video(path, path.with_name("out.mp4"), colorizer)
+        profiler.disable()
+        seconds = time.perf_counter() - started
+    print(f"{size}, {frames} frames: {seconds:.2f} s, network {colorizer.network_seconds:.2f} s")
+    pstats.Stats(profiler).sort_stats("cumulative").print_stats(25)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "part", nargs="?", default="all", choices=["all", "quality", "luma", "speed", "profile"]
+    )
+    parser.add_argument("--clips", type=int, default=3)
+    parser.add_argument("--frames", type=int, default=16, help="frames per shot")
+    parser.add_argument("--sizes", nargs="+", default=list(SIZES), choices=list(SIZES))
+    parser.add_argument("--lengths", nargs="+", type=int, default=[50, 150])
+    parser.add_argument("--render-size", type=int, default=160)
+    args = parser.parse_args()
+    if args.part == "profile":
+        profile(args.sizes[-1], args.lengths[0], args.render_size)
+        return
+    if args.part in ("all", "quality"):
+        rows = quality(args.clips, args.frames, args.render_size)
+        print("| stabiliser | shot | flicker | truth's own | error change | CIEDE2000 |")
+        print("|---|---|---|---|---|---|")
+        for r in rows:
+            print(
+                f"| {r['setting']} | {r['shot']} | {r['flicker']:.2f} | {r['truth']:.2f} "
+                f"| {r['error_change']:.2f} | {r['de']:.2f} |"
+            )
+    if args.part in ("all", "luma"):
+        rows = luma(args.frames, args.render_size)
+        print(
+            "\n| --crf | frames | mean abs Y error | max | PSNR-Y (dB) | audio packets identical |"
+        )
+        print("|---|---|---|---|---|---|")
+        for r in rows:
+            print(
+                f"| {r['crf']} | {r['frames']} | {r['mean']:.3f} | {r['max']} | {r['psnr']:.1f} "
+                f"| {'yes' if r['audio_same'] else 'NO'} |"
+            )
+    if args.part in ("all", "speed"):
+        rows = speed(args.sizes, args.lengths, args.render_size)
+        print("\n| size | frames | fps | network share | peak RSS (MB) |")
+        print("|---|---|---|---|---|")
+        for r in rows:
+            print(
+                f"| {r['size']} | {r['frames']} | {r['fps']:.2f} | {r['network_share']:.0%} "
+                f"| {r['peak_rss_mb']:.0f} |"
+            )
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "_child":
+        print(json.dumps(speed_child(Path(sys.argv[2]), int(sys.argv[3]), True)))
+    else:
+        main()

@@ -1,0 +1,385 @@
+"""Video in, colorized video out, as a stream: frames are decoded, colorized in batches
+(`Colorizer.chroma_many`), stabilised over time (`temporal.Stabilizer`), recombined at full
+resolution and encoded as they go, while audio and subtitle packets are copied untouched.
+
+An untrusted-input boundary, like `imaging/images.py`: a file that is not a video, or is damaged,
+raises ImageError naming it, and PyAV (ffmpeg's demuxers and decoders) never runs code from it.
+The output is H.264 at `crf` with the input's own luma plane, timestamps, colour tags and rotation,
+in the input's container where H.264 fits (else Matroska), written to a temporary name and renamed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from itertools import chain
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from PIL import Image
+
+from colorize_cli import fsutil
+from colorize_cli.config import VIDEO_CRF
+from colorize_cli.errors import ImageError
+from colorize_cli.inference.colorizer import Colorizer, recombine
+from colorize_cli.inference.temporal import Stabilizer
+from colorize_cli.progress import NullProgress, ProgressSink
+
+if TYPE_CHECKING:
+    import av
+
+VIDEO_CODEC = "libx264"
+# Output containers by suffix: the input's own where it holds H.264 and whatever it already held,
+# else Matroska (a WebM's VP9/Opus and most other streams fit there).
+CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".avi": "avi"}
+FALLBACK_SUFFIX = ".mkv"
+COPIED_STREAMS = ("audio", "subtitle")
+# ffmpeg may only read the one local file with one of these demuxers: a playlist (HLS, concat)
+# would open other files or URLs and copy what they hold into the output.
+_OPEN_OPTIONS = {
+    "format_whitelist": "mov,mp4,m4a,3gp,3g2,mj2,matroska,webm,avi,mpegts,mpeg,flv,asf,ogg",
+    "protocol_whitelist": "file",
+}
+# 8-bit planar layouts whose first plane is the luma, read as they are (anything else is
+# converted by swscale: 10-bit, RGB, palette...).
+_LUMA_FIRST = frozenset(
+    {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "yuv440p", "yuvj440p"}
+    | {"yuv411p", "yuv410p", "nv12", "nv21"}
+)
+# Limited-range luma (16..235) -> the 0..255 gray the network was trained on.
+_LIMITED_TO_FULL = np.clip(np.round((np.arange(256) - 16) * 255 / 219), 0, 255).astype(np.uint8)
+# Colour matrices (AVColorSpace) swscale can convert with, and the swscale constant for each.
+_MATRICES = {1: 1, 4: 4, 5: 5, 6: 5, 7: 7, 9: 9}
+_BT709, _SMPTE170M = 1, 6
+_MPEG_RANGE, _JPEG_RANGE = 1, 2
+
+
+@dataclass(frozen=True)
+class VideoReport:
+    """What `colorize_video` did: frames written, cuts found, streams copied and left out."""
+
+    frames: int
+    cuts: int
+    copied: int
+    left_out: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """How the output frames are made, fixed by the first frame."""
+
+    width: int
+    height: int
+    pix_fmt: str
+    full_range: bool
+    colorspace: int
+    quarter_turns: int  # the display rotation, counter-clockwise, in multiples of 90 degrees
+
+
+def output_suffix(path: str | Path) -> str:
+    """The extension of a video's output: its own where that container holds H.264, else .mkv."""
+    suffix = Path(path).suffix.lower()
+    return suffix if suffix in CONTAINERS else FALLBACK_SUFFIX
+
+
+def colorize_video(
+    source: str | Path,
+    output: str | Path,
+    colorizer: Colorizer,
+    crf: int = VIDEO_CRF,
+    stabilize: bool = True,
+    progress: ProgressSink | None = None,
+) -> VideoReport:
+    """Colorize video `source` into `output` (atomically); ImageError names `source` on failure.
+
+    Frames, timestamps, resolution and rotation are the input's; so is each frame's luma (up to
+    H.264's error at `crf`). Memory is bounded by the colorizer's batch, whatever the length.
+    """
+    import av
+
+    progress = progress or NullProgress()
+    try:
+        container = av.open(str(source), metadata_errors="ignore", container_options=_OPEN_OPTIONS)
+    except av.error.ArgumentError:  # a demuxer or protocol outside the lists
+        raise ImageError("not a readable video (not a supported container)", source) from None
+    except av.error.FFmpegError as exc:
+        raise ImageError(f"not a readable video ({_reason(exc)})", source) from None
+    with container:
+        video = _video_stream(container, source)
+        output = Path(output)
+        try:
+            with (
+                fsutil.atomic_path(output) as temporary,
+                av.open(str(temporary), "w", format=CONTAINERS[output_suffix(output)]) as out,
+            ):
+                stabilizer = Stabilizer() if stabilize else None
+                transcode = _Transcode(container, video, out, source)
+                frames, copied, left_out = transcode.run(colorizer, crf, stabilizer, progress)
+        except av.error.FFmpegError as exc:
+            raise ImageError(f"cannot write the video ({_reason(exc)})", source) from None
+        except OSError as exc:
+            raise ImageError(f"cannot write: {fsutil.os_reason(exc)}", source) from None
+    cuts = stabilizer.cuts if stabilizer is not None else 0
+    return VideoReport(frames, cuts, copied, left_out)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def _reason(exc: Any) -> str:
+    return str(getattr(exc, "strerror", None) or exc).rstrip(".")
+
+
+def _video_stream(container: Any, source: str | Path) -> Any:
+    """The video stream to colorize: the first that is not a cover picture."""
+    import av
+
+    for stream in container.streams.video:
+        if not stream.disposition & av.stream.Disposition.attached_pic:
+            return stream
+    kinds = sorted({stream.type for stream in container.streams})
+    found = f" ({', '.join(kinds)} only)" if kinds else ""
+    raise ImageError(f"no video stream{found}", source)
+
+
+class _Transcode:
+    """One input container to one output container: demux, decode, colorize, encode, mux."""
+
+    def __init__(self, container: Any, video: Any, out: Any, source: str | Path) -> None:
+        self.container, self.video, self.out, self.source = container, video, out, source
+        self.copies: dict[int, Any] = {}
+        self.held: list[Any] = []  # packets read before the output's streams exist
+        self.started = False
+        self.decoded = 0
+
+    def run(
+        self,
+        colorizer: Colorizer,
+        crf: int,
+        stabilizer: Stabilizer | None,
+        progress: ProgressSink,
+    ) -> tuple[int, int, tuple[str, ...]]:
+        self.video.thread_type = "AUTO"
+        frames = self._frames()
+        first = next(frames, None)
+        if first is None:
+            raise ImageError("no video frames", self.source)
+        layout = _layout(first)
+        encoder = self._add_encoder(first, layout, crf)
+        left_out = self._add_copies()
+        self.started = True
+        for packet in self.held:
+            self._mux_copy(packet)
+        self.held.clear()
+
+        total = self.video.frames or _estimated_frames(self.container, self.video)
+        progress.start(f"colorizing {Path(self.source).name}", total=total, unit="frames")
+        step = _frame_step(self.video)
+        last_pts: int | None = None
+        written = 0
+        grays = (
+            ((frame.pts, luma), upright)
+            for frame in chain([first], frames)
+            for luma, upright in [_luma_and_gray(frame, layout)]
+        )
+        for (pts, luma), upright, ab in colorizer.chroma_many(grays):
+            if stabilizer is not None:
+                ab = stabilizer(_resized(upright, ab.shape[:2]), ab)
+            rgb = recombine(_stored(upright, layout), _stored(ab, layout))
+            if pts is None or (last_pts is not None and pts <= last_pts):
+                pts = 0 if last_pts is None else last_pts + step
+            last_pts = pts
+            encoder_frame = _output_frame(rgb, luma, layout)
+            encoder_frame.pts, encoder_frame.time_base = pts, self.video.time_base
+            self.out.mux(encoder.encode(encoder_frame))
+            written += 1
+            progress.advance(1)
+        self.out.mux(encoder.encode(None))
+        self._check_complete(written, last_pts, step)
+        summary = [f"{Path(self.source).name}: {_count(written, 'frame')}"]
+        if stabilizer is not None:
+            summary.append(_count(stabilizer.cuts, "cut"))
+        if self.copies:
+            summary.append(f"{_count(len(self.copies), 'stream')} copied")
+        progress.finish(", ".join(summary))
+        return written, len(self.copies), left_out
+
+    def _check_complete(self, written: int, last_pts: int | None, step: int) -> None:
+        """ImageError if fewer frames came out than the file lists: a truncated file decodes
+        without an error up to where it was cut."""
+        listed = self.video.frames
+        if listed and written < listed:
+            raise ImageError(
+                f"truncated or damaged: decoded {written} of the {listed} frames the file lists",
+                self.source,
+            )
+        seconds = _listed_seconds(self.video)
+        if seconds is None or last_pts is None or not self.video.time_base:
+            return
+        start = self.video.start_time or 0
+        ended = float((last_pts + step - start) * self.video.time_base)
+        if ended < seconds - 2 * float(step * self.video.time_base) - 0.05:
+            raise ImageError(
+                f"truncated or damaged: the video stops at {ended:.2f} s of the {seconds:.2f} s "
+                "the file lists",
+                self.source,
+            )
+
+    def _frames(self) -> Iterator[Any]:
+        """Decoded video frames; other packets are muxed (or held) on the way."""
+        import av
+
+        wanted = [s for s in self.container.streams if s.type in COPIED_STREAMS or s is self.video]
+        try:
+            for packet in self.container.demux(wanted):
+                if packet.stream.index == self.video.index:
+                    for frame in packet.decode():
+                        self.decoded += 1
+                        yield frame
+                elif packet.size:  # not the empty packet that ends a stream
+                    if self.started:
+                        self._mux_copy(packet)
+                    else:
+                        self.held.append(packet)
+        except av.error.FFmpegError as exc:
+            at = f" after frame {self.decoded}" if self.decoded else ""
+            raise ImageError(f"damaged video{at} ({_reason(exc)})", self.source) from None
+
+    def _mux_copy(self, packet: Any) -> None:
+        target = self.copies.get(packet.stream.index)
+        if target is not None:
+            packet.stream = target
+            self.out.mux(packet)
+
+    def _add_encoder(self, first: Any, layout: _Layout, crf: int) -> Any:
+        rate = self.video.average_rate or self.video.guessed_rate or 25
+        stream = self.out.add_stream(VIDEO_CODEC, rate=rate, options={"crf": str(crf)})
+        stream.width, stream.height, stream.pix_fmt = layout.width, layout.height, layout.pix_fmt
+        stream.time_base = self.video.time_base
+        context = stream.codec_context
+        context.time_base = self.video.time_base
+        context.color_range = _JPEG_RANGE if layout.full_range else _MPEG_RANGE
+        context.colorspace = layout.colorspace
+        if first.color_primaries not in (0, 2):  # reserved, unspecified
+            context.color_primaries = first.color_primaries
+        if first.color_trc not in (0, 2):
+            context.color_trc = first.color_trc
+        aspect = self.video.codec_context.sample_aspect_ratio
+        if aspect:
+            context.sample_aspect_ratio = aspect
+        if first.rotation:
+            stream.set_display_rotation(first.rotation)
+        if self.video.language:
+            stream.metadata["language"] = self.video.language
+        return stream
+
+    def _add_copies(self) -> tuple[str, ...]:
+        left_out = []
+        for stream in self.container.streams:
+            if stream is self.video:
+                continue
+            if stream.type in COPIED_STREAMS:
+                target = self.out.add_stream_from_template(stream)
+                if stream.language:
+                    target.metadata["language"] = stream.language
+                self.copies[stream.index] = target
+            else:
+                name = stream.codec_context.name if stream.codec_context else "unknown"
+                left_out.append(f"{stream.type} stream {stream.index} ({name})")
+        return tuple(left_out)
+
+
+def _layout(first: Any) -> _Layout:
+    width, height = first.width, first.height
+    even = width % 2 == 0 and height % 2 == 0
+    colorspace = first.colorspace
+    if colorspace not in _MATRICES:  # unspecified: what players assume for the size
+        colorspace = _BT709 if min(width, height) >= 720 else _SMPTE170M
+    rotation = first.rotation or 0
+    return _Layout(
+        width=width,
+        height=height,
+        pix_fmt="yuv420p" if even else "yuv444p",  # x264 takes 4:2:0 at even sizes only
+        full_range=first.color_range == _JPEG_RANGE or first.format.name.startswith("yuvj"),
+        colorspace=colorspace,
+        quarter_turns=(rotation // 90) % 4 if rotation % 90 == 0 else 0,
+    )
+
+
+def _luma_and_gray(frame: Any, layout: _Layout) -> tuple[np.ndarray, np.ndarray]:
+    """A frame's 8-bit luma plane as stored, and its 0..255 gray turned the way it is shown."""
+    if (frame.width, frame.height) != (layout.width, layout.height):  # the size changed mid-way
+        frame = frame.reformat(width=layout.width, height=layout.height)
+    source = frame
+    if frame.format.name not in _LUMA_FIRST:
+        source = frame.reformat(
+            format="yuv444p",
+            src_color_range=frame.color_range,
+            dst_color_range=_JPEG_RANGE if layout.full_range else _MPEG_RANGE,
+        )
+    luma = _plane(source, 0, frame.width, frame.height).copy()
+    gray = luma if layout.full_range else _LIMITED_TO_FULL[luma]
+    return luma, np.rot90(gray, layout.quarter_turns)
+
+
+def _plane(frame: Any, index: int, width: int, height: int) -> np.ndarray:
+    plane = frame.planes[index]
+    return np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[:height, :width]
+
+
+def _stored(upright: np.ndarray, layout: _Layout) -> np.ndarray:
+    return np.ascontiguousarray(np.rot90(upright, -layout.quarter_turns))
+
+
+def _resized(gray: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """The gray at the render shape, for the stabiliser's cut and motion tests."""
+    if gray.shape == shape:
+        return gray
+    image = Image.fromarray(np.ascontiguousarray(gray))
+    return np.asarray(image.resize((shape[1], shape[0]), Image.Resampling.BOX))
+
+
+def _output_frame(rgb: np.ndarray, luma: np.ndarray, layout: _Layout) -> av.VideoFrame:
+    """The colorized frame in the output's YUV layout, carrying the input's own luma plane."""
+    import av
+
+    matrix = _MATRICES[layout.colorspace]
+    frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(
+        format=layout.pix_fmt,
+        src_colorspace=matrix,
+        dst_colorspace=matrix,
+        dst_color_range=_JPEG_RANGE if layout.full_range else _MPEG_RANGE,
+    )
+    _plane(frame, 0, layout.width, layout.height)[:] = luma
+    return frame
+
+
+def _frame_step(video: Any) -> int:
+    """One frame's duration in the stream's time base (for frames that come without a pts)."""
+    rate = video.average_rate or video.guessed_rate
+    if not rate or not video.time_base:
+        return 1
+    return max(1, round(1 / (rate * video.time_base)))
+
+
+def _listed_seconds(video: Any) -> float | None:
+    """The video stream's own duration, from the container (Matroska keeps it as a tag)."""
+    if video.duration and video.time_base:
+        return float(video.duration * video.time_base)
+    tag = video.metadata.get("DURATION", "")
+    try:
+        hours, minutes, seconds = tag.split(":")
+        return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+    except ValueError:
+        return None
+
+
+def _estimated_frames(container: Any, video: Any) -> int | None:
+    rate = video.average_rate or video.guessed_rate
+    if video.duration and video.time_base and rate:
+        return round(video.duration * video.time_base * rate)
+    if container.duration and rate:
+        return round(container.duration / 1_000_000 * rate)
+    return None
