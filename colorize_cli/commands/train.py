@@ -73,8 +73,8 @@ def train(
     model: Annotated[
         ModelPreset,
         typer.Option(
-            help="Network: lite0 (ImageNet-pretrained encoder), tiny, small, base, or "
-            "lite0-scratch (docs/models.md)."
+            help="Network (docs/models.md); lite0 has the ImageNet-pretrained encoder, "
+            "lite0-scratch the same network from random weights."
         ),
     ] = TrainConfig.model,
     recipe: Annotated[
