@@ -6,6 +6,14 @@ from __future__ import annotations
 from os import PathLike
 
 
+def one_line(exc: BaseException, limit: int = 200) -> str:
+    """The first line of a foreign library's error message, at most `limit` characters (its
+    type's name when it says nothing): what a one-line error quotes."""
+    text = str(exc).strip()
+    line = " ".join(text.splitlines()[0].split()) if text else type(exc).__name__
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
 class ColorizeError(Exception):
     """Base of every error colorize raises on purpose. `exit_code` is what the CLI returns."""
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import glob
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -54,8 +55,6 @@ def temp_path(target: str | os.PathLike[str], keep_suffix: bool = False) -> Path
 
 def temp_paths(target: str | os.PathLike[str]) -> list[Path]:
     """The temporary files writers of `target` left behind (killed or interrupted), oldest first."""
-    import glob
-
     target = Path(target)
     found = target.parent.glob(glob.escape(target.name) + TEMP_MARK + "*")
     return sorted(found, key=lambda p: (p.stat().st_mtime, p.name))

@@ -7,9 +7,11 @@ TF_CPP_MIN_LOG_LEVEL=0 to see TF's later logs again.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import tempfile
+from collections.abc import Iterator
 from types import ModuleType
 
 
@@ -23,24 +25,32 @@ def import_tf() -> ModuleType:
     return _import_without_stderr()
 
 
-def _import_without_stderr() -> ModuleType:
-    """Import TF with file descriptor 2 parked in a temporary file.
-
-    TF's C++ libraries print CUDA probes before their log level is read, straight to fd 2; what
-    they printed is replayed only if the import fails.
+@contextlib.contextmanager
+def parked_stderr(replay_on_error: bool = False) -> Iterator[None]:
+    """File descriptor 2 parked in a temporary file for the block: native libraries (TF's C++
+    core, LiteRT, ONNX Runtime) print banners and probes straight to it. With `replay_on_error`
+    what they printed is shown if the block fails; otherwise the caller's one-line error says it.
     """
     sys.stderr.flush()
     saved = os.dup(2)
     with tempfile.TemporaryFile() as parked:
         os.dup2(parked.fileno(), 2)
         try:
-            import tensorflow as tf
+            yield
         except BaseException:
-            os.dup2(saved, 2)
-            parked.seek(0)
-            sys.stderr.write(parked.read().decode(errors="replace"))
+            if replay_on_error:
+                os.dup2(saved, 2)
+                parked.seek(0)
+                sys.stderr.write(parked.read().decode(errors="replace"))
             raise
         finally:
             os.dup2(saved, 2)
             os.close(saved)
+
+
+def _import_without_stderr() -> ModuleType:
+    """Import TF with fd 2 parked: TF's C++ libraries print CUDA probes before their log level
+    is read; what they printed is replayed only if the import fails."""
+    with parked_stderr(replay_on_error=True):
+        import tensorflow as tf
     return tf

@@ -21,7 +21,7 @@ import numpy as np
 
 from colorize_cli import __version__, fsutil
 from colorize_cli.config import COMPRESSIONS, DEFAULT_COMPRESSION
-from colorize_cli.errors import ShardError
+from colorize_cli.errors import ShardError, one_line
 from colorize_cli.imaging import color
 
 FORMAT_NAME = "colorize-shard"
@@ -306,7 +306,7 @@ class Shard:
         try:
             return self.gray[i], self.rgb[i]
         except _READ_ERRORS as exc:
-            raise ShardError(f"image {i} is damaged: {_first_line(exc)}", self.path) from exc
+            raise ShardError(f"image {i} is damaged: {one_line(exc)}", self.path) from exc
 
     def read_all(self) -> tuple[np.ndarray, np.ndarray]:
         """Every image at once as (gray (N, S, S), rgb (N, S, S, 3)) uint8; a damaged one is a
@@ -316,7 +316,7 @@ class Shard:
         except _READ_ERRORS as exc:
             for i in range(len(self)):
                 self.read(i)
-            raise ShardError(f"damaged image data: {_first_line(exc)}", self.path) from exc
+            raise ShardError(f"damaged image data: {one_line(exc)}", self.path) from exc
 
     def close(self) -> None:
         self._file.close()
@@ -332,13 +332,13 @@ def open_shard(path: str | os.PathLike[str]) -> Shard:
     try:
         is_hdf5 = h5py.is_hdf5(path)
     except OSError as exc:
-        raise ShardError(f"cannot read: {_first_line(exc)}", path) from exc
+        raise ShardError(f"cannot read: {one_line(exc)}", path) from exc
     if not is_hdf5:
         raise ShardError("not an HDF5 file, so not a colorize shard (see docs/format.md)", path)
     try:
         file = h5py.File(path, "r")
     except _READ_ERRORS as exc:
-        raise ShardError(f"damaged or truncated HDF5 file: {_first_line(exc)}", path) from exc
+        raise ShardError(f"damaged or truncated HDF5 file: {one_line(exc)}", path) from exc
     try:
         _validate(file, path)
         return Shard(path, file)
@@ -347,7 +347,7 @@ def open_shard(path: str | os.PathLike[str]) -> Shard:
         raise
     except _READ_ERRORS as exc:
         file.close()
-        raise ShardError(f"damaged shard: {_first_line(exc)}", path) from exc
+        raise ShardError(f"damaged shard: {one_line(exc)}", path) from exc
 
 
 def _validate(file: h5py.File, path: Path) -> None:
@@ -456,7 +456,7 @@ def describe_shard(path: str | os.PathLike[str], verify: bool = False) -> dict[s
                 description["duplicates"] = _verify(shard)
                 description["verified"] = True
         except _READ_ERRORS as exc:
-            raise ShardError(f"damaged shard: {_first_line(exc)}", shard.path) from exc
+            raise ShardError(f"damaged shard: {one_line(exc)}", shard.path) from exc
     return description
 
 
@@ -508,9 +508,4 @@ def _write_reason(exc: BaseException) -> str:
     found = re.search(r"errno = (\d+)", str(exc))
     if found:
         code = int(found.group(1))
-    return (code is not None and fsutil.os_reason(code)) or _first_line(exc)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0]
+    return (code is not None and fsutil.os_reason(code)) or one_line(exc)

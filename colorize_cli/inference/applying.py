@@ -18,6 +18,7 @@ from typing import Literal, TextIO
 
 import numpy as np
 
+from colorize_cli import fsutil
 from colorize_cli.config import APPLY_BATCH_SIZE, MAX_PIXELS, PHOTO_QUALITY, RENDER_SIZE, VIDEO_CRF
 from colorize_cli.errors import ColorizeError, ImageError, UsageError
 from colorize_cli.imaging import images
@@ -225,7 +226,9 @@ def _apply_video(
         )
     except OSError as exc:
         progress.finish()
-        return Outcome(str(job.source), job.output, "failed", f"cannot write: {exc.strerror}")
+        return Outcome(
+            str(job.source), job.output, "failed", f"cannot write: {fsutil.os_reason(exc)}"
+        )
     except ColorizeError as exc:
         progress.finish()
         return Outcome(str(job.source), job.output, "failed", exc.reason)
@@ -260,7 +263,9 @@ def _write(job: Job, rgb: np.ndarray, info: images.ImageInfo, options: ApplyOpti
             job.output, rgb, options.format, options.quality, info.exif, info.icc_converted
         )
     except OSError as exc:
-        return Outcome(str(job.source), job.output, "failed", f"cannot write: {exc.strerror}")
+        return Outcome(
+            str(job.source), job.output, "failed", f"cannot write: {fsutil.os_reason(exc)}"
+        )
     except ColorizeError as exc:
         return Outcome(str(job.source), job.output, "failed", exc.reason)
     return Outcome(str(job.source), job.output, "written")

@@ -9,20 +9,18 @@ tensors break the contract, is a ModelError. Files are data: no format here runs
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
-import sys
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Protocol
 
 import numpy as np
 
-from colorize_cli.errors import ModelError, UsageError
+from colorize_cli.errors import ModelError, UsageError, one_line
+from colorize_cli.fsutil import os_reason
+from colorize_cli.tf_setup import parked_stderr
 
 # `--backend`: which runtime runs the model ("auto": the one its file format needs).
 BACKENDS = ("auto", "tf", "onnx", "lite")
@@ -145,29 +143,14 @@ def _check_shapes(inputs: list[Any], outputs: list[Any], channels: int, path: Pa
         )
 
 
-def one_line(exc: BaseException, limit: int = 200) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    text = re.sub(r"^\[ONNXRuntimeError\] : \d+ : \w+ : ", "", text)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-@contextlib.contextmanager
-def quiet_stderr() -> Iterator[None]:
-    """Park file descriptor 2 while native runtimes load: they print banners straight to it."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as parked:
-        os.dup2(parked.fileno(), 2)
-        try:
-            yield
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
+def _reason(exc: BaseException) -> str:
+    """A runtime's error in one line, without ONNX Runtime's "[ONNXRuntimeError] : N : KIND :"."""
+    return re.sub(r"^\[ONNXRuntimeError\] : \d+ : \w+ : ", "", one_line(exc))
 
 
 def _run_failed(path: Path, x: np.ndarray, exc: BaseException) -> ModelError:
     return ModelError(
-        f"the model failed on a {x.shape[1]}x{x.shape[2]} input: {one_line(exc)}", path
+        f"the model failed on a {x.shape[1]}x{x.shape[2]} input: {_reason(exc)}", path
     )
 
 
@@ -221,7 +204,7 @@ class OnnxBackend:
             )
             metadata = self._session.get_modelmeta().custom_metadata_map
         except Exception as exc:  # the runtime's parser fails in many ways on a damaged file
-            raise ModelError(f"not a loadable ONNX model: {one_line(exc)}", path) from None
+            raise ModelError(f"not a loadable ONNX model: {_reason(exc)}", path) from None
         facts = parse_metadata(metadata.get(METADATA_KEY, ""), path)
         self.path, self.stride, self.channels = path, facts["stride"], OUTPUTS[facts["output"]]
         inputs, outputs = self._session.get_inputs(), self._session.get_outputs()
@@ -290,18 +273,18 @@ class LiteBackend:
         except FileNotFoundError:
             raise ModelError("model file not found", path) from None
         except OSError as exc:
-            raise ModelError(f"cannot read the model: {exc.strerror}", path) from None
+            raise ModelError(f"cannot read the model: {os_reason(exc)}", path) from None
         facts = parse_metadata(tflite_metadata(data, path), path)
         self.path, self.stride, self.channels = path, facts["stride"], OUTPUTS[facts["output"]]
         try:
-            with quiet_stderr():
+            with parked_stderr():
                 self._interpreter = interpreter.Interpreter(
                     model_content=data, num_threads=_THREADS
                 )
             inputs = self._interpreter.get_input_details()
             outputs = self._interpreter.get_output_details()
         except Exception as exc:
-            raise ModelError(f"not a loadable TFLite model: {one_line(exc)}", path) from None
+            raise ModelError(f"not a loadable TFLite model: {_reason(exc)}", path) from None
         _check_shapes(
             [list(d["shape_signature"]) for d in inputs],
             [list(d["shape_signature"]) for d in outputs],
@@ -318,7 +301,7 @@ class LiteBackend:
             if lightness.shape != self._shape:
                 self._interpreter.resize_tensor_input(self._input, lightness.shape, strict=True)
                 self._shape = lightness.shape
-                with quiet_stderr():  # XNNPACK announces itself on the first allocation
+                with parked_stderr():  # XNNPACK announces itself on the first allocation
                     self._interpreter.allocate_tensors()
             self._interpreter.set_tensor(self._input, np.ascontiguousarray(lightness))
             self._interpreter.invoke()
@@ -336,9 +319,9 @@ def savedmodel_ops(path: Path) -> set[str]:
     try:
         saved.ParseFromString((path / "saved_model.pb").read_bytes())
     except OSError as exc:
-        raise ModelError(f"not a SavedModel folder: {exc.strerror}", path) from None
+        raise ModelError(f"not a SavedModel folder: {os_reason(exc)}", path) from None
     except Exception as exc:
-        raise ModelError(f"not a loadable SavedModel: {one_line(exc)}", path) from None
+        raise ModelError(f"not a loadable SavedModel: {_reason(exc)}", path) from None
     ops = set()
     for graph in saved.meta_graphs:
         ops.update(node.op for node in graph.graph_def.node)
@@ -371,7 +354,7 @@ class SavedModelBackend:
             self._loaded = tf.saved_model.load(str(path))
             self._signature = self._loaded.signatures["serving_default"]
         except Exception as exc:
-            raise ModelError(f"not a loadable SavedModel: {one_line(exc)}", path) from None
+            raise ModelError(f"not a loadable SavedModel: {_reason(exc)}", path) from None
         inputs = self._signature.structured_input_signature[1]
         outputs = self._signature.structured_outputs
         _check_shapes(

@@ -17,6 +17,7 @@ import numpy as np
 
 from colorize_cli import __version__
 from colorize_cli.inference import backends
+from colorize_cli.tf_setup import parked_stderr
 
 ONNX_OPSET = 17
 INPUT_NAME = "lightness"
@@ -80,7 +81,7 @@ def _quiet_converters() -> Iterator[None]:
     for logger in loggers:
         logger.setLevel(logging.ERROR)
     try:
-        with backends.quiet_stderr(), warnings.catch_warnings():
+        with parked_stderr(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             yield
     finally:

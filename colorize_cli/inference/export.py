@@ -21,7 +21,7 @@ import numpy as np
 
 from colorize_cli import __version__, fsutil
 from colorize_cli.config import MAX_PIXELS, RENDER_SIZE
-from colorize_cli.errors import ColorizeError, ImageError, ModelError, UsageError
+from colorize_cli.errors import ColorizeError, ImageError, ModelError, UsageError, one_line
 from colorize_cli.inference import backends, converters
 from colorize_cli.progress import NullProgress, ProgressSink
 
@@ -88,12 +88,7 @@ def resolve_format(out: Path, format: str | None, quantize: str | None) -> str:
 
 def export(options: ExportOptions, progress: ProgressSink | None = None) -> ExportReport:
     """Export, verify and atomically write the generator; ModelError if the export disagrees."""
-    from colorize_cli.inference.colorizer import (
-        DEFAULT_MODEL_PATH,
-        Colorizer,
-        load_generator,
-        model_stride,
-    )
+    from colorize_cli.inference.colorizer import Colorizer
 
     progress = progress or NullProgress()
     started = time.perf_counter()
@@ -110,13 +105,8 @@ def export(options: ExportOptions, progress: ProgressSink | None = None) -> Expo
         raise UsageError("--quantize int8 needs --photos: photos to calibrate it on")
     _require_exporters(format)
     photos, synthetic = _check_photos(options.photos)
-    source = DEFAULT_MODEL_PATH if options.model is None else Path(options.model)
-    model = load_generator(options.model)
-    reference = Colorizer(
-        source,
-        options.render_size,
-        backend=backends.KerasBackend(model, source, model_stride(model)),
-    )
+    reference = Colorizer(options.model, options.render_size, backend="tf")
+    source, model = reference.model_path, reference.backend.model
     metadata = _metadata(source, reference, options.render_size, format, precision)
     progress.log(f"exporting {source.name} to {format} ({precision})")
     try:
@@ -138,9 +128,7 @@ def export(options: ExportOptions, progress: ProgressSink | None = None) -> Expo
     except OSError as exc:
         raise ModelError(f"cannot write the export: {fsutil.os_reason(exc)}", out) from None
     except Exception as exc:  # the converters fail in many ways on graphs they cannot map
-        raise ModelError(
-            f"the {format} converter failed: {backends.one_line(exc)}", source
-        ) from None
+        raise ModelError(f"the {format} converter failed: {one_line(exc)}", source) from None
     max_diff, mean_diff = agreement
     return ExportReport(
         path=out,

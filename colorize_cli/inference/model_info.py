@@ -15,7 +15,8 @@ from typing import Any
 
 import h5py
 
-from colorize_cli.errors import ModelError, TrainingError
+from colorize_cli.errors import ModelError, TrainingError, one_line
+from colorize_cli.fsutil import os_reason
 from colorize_cli.training import run_dir
 
 
@@ -88,7 +89,7 @@ def _provenance(path: Path) -> dict[str, Any]:
         try:
             return {"card": json.loads(card.read_text(encoding="utf-8"))}
         except (OSError, ValueError) as exc:
-            return {"card": f"unreadable: {str(exc).splitlines()[0]}"}
+            return {"card": f"unreadable: {one_line(exc)}"}
     found: dict[str, Any] = {}
     if (path.parent / run_dir.CONFIG).is_file():
         try:
@@ -98,7 +99,7 @@ def _provenance(path: Path) -> dict[str, Any]:
     try:
         epochs = run_dir.read_metrics(path.parent)
     except OSError as exc:
-        found["last_epoch"] = f"unreadable: {exc.strerror or exc}"
+        found["last_epoch"] = f"unreadable: {os_reason(exc)}"
         return found
     if epochs:
         found["last_epoch"] = epochs[-1]
