@@ -25,6 +25,7 @@ from PIL import Image
 from colorize_cli.config import APPLY_BATCH_SIZE, RENDER_SIZE
 from colorize_cli.errors import ModelError, UsageError
 from colorize_cli.imaging import color
+from colorize_cli.imaging.hints import HINT_CHANNELS, PALETTE_SIZE
 from colorize_cli.inference import backends
 from colorize_cli.inference.backends import Backend
 
@@ -99,19 +100,23 @@ def _keras_reason(exc: BaseException, limit: int = 200) -> str:
 
 def _check_contract(model: Any, path: Path) -> None:
     inputs, outputs = model.inputs, model.outputs
-    in_shape = tuple(inputs[0].shape) if len(inputs) == 1 else None
     out_shape = tuple(outputs[0].shape) if len(outputs) == 1 else None
-    if (
-        in_shape is None
-        or out_shape is None
-        or len(in_shape) != 4
-        or in_shape[1:] != (None, None, 1)
-        or len(out_shape) != 4
-        or out_shape[-1] not in (2, 3)
-    ):
+    if isinstance(model.input, dict):
+        shapes = {name: tuple(t.shape) for name, t in model.input.items()}
+        expected = {
+            "lightness": (None, None, None, 1),
+            "hints": (None, None, None, HINT_CHANNELS),
+            "palette": (None, PALETTE_SIZE),
+        }
+        in_ok = shapes == expected
+    else:
+        in_shape = tuple(inputs[0].shape) if len(inputs) == 1 else None
+        in_ok = in_shape is not None and len(in_shape) == 4 and in_shape[1:] == (None, None, 1)
+    if not in_ok or out_shape is None or len(out_shape) != 4 or out_shape[-1] not in (2, 3):
         raise ModelError(
-            "not a colorize generator: it must take (batch, H, W, 1) L* with free H and W and "
-            f"give (batch, H, W, 2) a*b* or (batch, H, W, 3) RGB; this one takes "
+            "not a colorize generator: it must take (batch, H, W, 1) L* with free H and W (and, "
+            f"for hints, (batch, H, W, {HINT_CHANNELS}) hints and (batch, {PALETTE_SIZE}) "
+            "palette) and give (batch, H, W, 2) a*b* or (batch, H, W, 3) RGB; this one takes "
             f"{[tuple(t.shape) for t in inputs]} and gives {[tuple(t.shape) for t in outputs]}",
             path,
         )

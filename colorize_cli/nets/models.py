@@ -13,6 +13,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Literal
 
 from colorize_cli.errors import UsageError
+from colorize_cli.imaging.hints import HINT_CHANNELS, PALETTE_SIZE
 from colorize_cli.tf_setup import import_tf
 
 if TYPE_CHECKING:
@@ -44,6 +45,10 @@ class ModelConfig:
     encoder: Literal["", "lite0"] = ""
     pretrained: bool = True
     decoder_filters: tuple[int, ...] = (256, 128, 64, 48)
+    # Takes user hints: the `hints` map and the reference `palette` (imaging/hints.py) as inputs
+    # beside `lightness`, through zero-initialised branches (a pretrained encoder only).
+    hints: bool = False
+    hint_filters: int = 32
 
     def __post_init__(self) -> None:
         if self.output not in OUTPUTS:
@@ -52,6 +57,8 @@ class ModelConfig:
             )
         if self.encoder not in ENCODERS:
             raise UsageError(f"model encoder must be one of {ENCODERS}, not {self.encoder!r}")
+        if self.hints and not self.encoder:
+            raise UsageError("hint inputs need a pretrained encoder (the lite0 presets)")
         if self.encoder and self.depth != len(self.decoder_filters) + 1:
             raise UsageError("a pretrained encoder's depth is one more than its decoder levels")
         if self.depth < 1 or self.base_filters < 1 or self.max_filters < self.base_filters:
@@ -88,6 +95,15 @@ PRESETS: dict[str, ModelConfig] = {
     # (PatchGAN) takes the small preset's widths.
     "lite0": ModelConfig(
         preset="lite0", depth=5, base_filters=32, max_filters=256, encoder="lite0"
+    ),
+    # lite0 that also takes colour hints and a reference palette (docs/hints.md): the default.
+    "lite0-hints": ModelConfig(
+        preset="lite0-hints",
+        depth=5,
+        base_filters=32,
+        max_filters=256,
+        encoder="lite0",
+        hints=True,
     ),
     # The same network from random initialisation: the ablation of the pretrained weights.
     "lite0-scratch": ModelConfig(
@@ -162,6 +178,29 @@ def build_generator(config: ModelConfig) -> keras.Model:
     return _head(x, lightness, scaled_lightness, config)
 
 
+def takes_hints(model: keras.Model) -> bool:
+    """Whether a generator has the `hints` and `palette` inputs."""
+    return isinstance(model.input, dict) and "hints" in model.input
+
+
+def transfer_weights(source: keras.Model, target: keras.Model) -> int:
+    """Copy every weighted layer of `source` into the layer of the same name in `target` (an
+    automatic generator into its hint twin); ValueError if one is missing or differs in shape.
+    Returns the layers copied; `target`'s other layers (the hint branches) keep theirs."""
+    copied = 0
+    names = {layer.name: layer for layer in target.layers}
+    for layer in source.layers:
+        weights = layer.get_weights()
+        if not weights:
+            continue
+        twin = names.get(layer.name)
+        if twin is None:
+            raise ValueError(f"layer {layer.name} is not in {target.name}")
+        twin.set_weights(weights)
+        copied += 1
+    return copied
+
+
 def _build_pretrained_generator(config: ModelConfig) -> keras.Model:
     """The U-Net on the ImageNet encoder: L* -> gray as RGB -> Lite0 -> decoder -> the head.
 
@@ -182,6 +221,12 @@ def _build_pretrained_generator(config: ModelConfig) -> keras.Model:
         pretrained.imagenet_normalization("lite0_normalize")(rgb)
     )
     x = features[2**config.depth]
+    inputs = lightness
+    if config.hints:
+        hints = keras.Input((None, None, HINT_CHANNELS), name="hints")
+        palette = keras.Input((PALETTE_SIZE,), name="palette")
+        inputs = {"lightness": lightness, "hints": hints, "palette": palette}
+        x = keras.layers.Add(name="palette_join")([x, _palette_branch(palette, x.shape[-1])])
     for level, filters in enumerate(config.decoder_filters):
         stride = 2 ** (config.depth - 1 - level)
         x = keras.layers.UpSampling2D(interpolation="bilinear", name=f"dec{stride}_resize")(x)
@@ -192,14 +237,45 @@ def _build_pretrained_generator(config: ModelConfig) -> keras.Model:
             )(x)
             x = keras.layers.BatchNormalization(name=f"dec{stride}_bn{conv}")(x)
             x = keras.layers.ReLU(name=f"dec{stride}_relu{conv}")(x)
-    model = _head(x, lightness, scaled_lightness, config)
+        if config.hints:
+            branch = _hint_branch(hints, stride, filters, config.hint_filters)
+            x = keras.layers.Add(name=f"hints{stride}_join")([x, branch])
+    model = _head(x, inputs, scaled_lightness, config)
     if config.pretrained:
         pretrained.load_weights(model)
     return model
 
 
-def _head(x, lightness, scaled_lightness, config: ModelConfig) -> keras.Model:
-    """Full resolution, the input lightness alongside, one 3x3 conv, tanh or sigmoid."""
+def _zero_conv(x, filters: int, kernel: int, name: str):
+    keras = _keras()
+    return keras.layers.Conv2D(
+        filters, kernel, padding="same", kernel_initializer="zeros", name=name
+    )(x)
+
+
+def _hint_branch(hints, stride: int, filters: int, width: int):
+    """The hint map at `stride`: mean-pooled (so a patch's a*b* and mask shrink together), a 3x3
+    conv + ReLU, then a zero-initialised 1x1 conv to the decoder's `filters`."""
+    keras = _keras()
+    x = keras.layers.AveragePooling2D(stride, name=f"hints{stride}_pool")(hints)
+    x = keras.layers.Conv2D(width, 3, padding="same", name=f"hints{stride}_conv")(x)
+    x = keras.layers.ReLU(name=f"hints{stride}_relu")(x)
+    return _zero_conv(x, filters, 1, f"hints{stride}_zero")
+
+
+def _palette_branch(palette, filters: int):
+    """The palette as a 1x1 map: a 1x1 conv + ReLU, then a zero-initialised 1x1 conv to the
+    bottleneck's `filters`; it is added to every position of the bottleneck (broadcast)."""
+    keras = _keras()
+    x = keras.layers.Reshape((1, 1, PALETTE_SIZE), name="palette_map")(palette)
+    x = keras.layers.Conv2D(256, 1, name="palette_conv")(x)
+    x = keras.layers.ReLU(name="palette_relu")(x)
+    return _zero_conv(x, filters, 1, "palette_zero")
+
+
+def _head(x, inputs, scaled_lightness, config: ModelConfig) -> keras.Model:
+    """Full resolution, the input lightness alongside, one 3x3 conv, tanh or sigmoid; a hint
+    model adds a zero-initialised 3x3 conv of the full-resolution hint map before the tanh."""
     keras = _keras()
 
     x = keras.layers.UpSampling2D(interpolation="bilinear", name="out_resize")(x)
@@ -209,13 +285,16 @@ def _head(x, lightness, scaled_lightness, config: ModelConfig) -> keras.Model:
     x = keras.layers.Conv2D(
         config.channels, 3, padding="same", kernel_initializer="zeros", name="out_conv"
     )(x)
+    if config.hints:
+        direct = _zero_conv(inputs["hints"], config.channels, 3, "hints1_zero")
+        x = keras.layers.Add(name="hints1_join")([x, direct])
     # The head runs in float32 so a mixed-precision policy cannot quantise the colours.
     if config.output == "ab":
         x = keras.layers.Activation("tanh", dtype="float32", name="out_tanh")(x)
         color = keras.layers.Rescaling(AB_SCALE, dtype="float32", name="ab")(x)
     else:
         color = keras.layers.Activation("sigmoid", dtype="float32", name="rgb")(x)
-    return keras.Model(lightness, color, name=f"generator_{config.preset}_{config.output}")
+    return keras.Model(inputs, color, name=f"generator_{config.preset}_{config.output}")
 
 
 def build_discriminator(config: ModelConfig, conditional: bool = True) -> keras.Model:

@@ -250,6 +250,35 @@ _NOGAN = Recipe(
     ),
 )
 
+# Fine-tuning a trained generator (--init), e.g. the default into its hint twin: the decoder and
+# the hint branches learn with the ImageNet encoder fixed (twice the images per second), then the
+# same short adversarial ending as nogan.
+_FINETUNE = replace(
+    _NOGAN,
+    name="finetune",
+    description="Fine-tune a trained generator (--init): L1 x 100 with the encoder frozen (75% "
+    "of the run, Adam 2e-4), the discriminator alone (10%), then an adversarial phase, weight "
+    "0.1 (15%, generator 5e-5), encoder still frozen. For --model lite0-hints from the default.",
+    learning_rate=2e-4,
+    stages=(
+        Stage(
+            "generator, encoder frozen",
+            0.75,
+            discriminator=False,
+            encoder=False,
+            adversarial_weight=0.0,
+        ),
+        Stage("discriminator", 0.10, generator=False, encoder=False),
+        Stage(
+            "adversarial",
+            0.15,
+            encoder=False,
+            adversarial_weight=0.1,
+            generator_lr_scale=0.25,
+        ),
+    ),
+)
+
 RECIPES: dict[str, Recipe] = {
     "pix2pix": Recipe(
         name="pix2pix",
@@ -272,6 +301,7 @@ RECIPES: dict[str, Recipe] = {
         rebalance=0.9,
     ),
     "nogan": _NOGAN,
+    "finetune": _FINETUNE,
     "paper": Recipe(
         name="paper",
         description="The seed paper: predict sRGB from gray, MSE + an unconditional "

@@ -22,6 +22,7 @@ from colorize_cli.errors import ShardError, TrainingError, UsageError
 from colorize_cli.fsutil import TEMP_MARK
 from colorize_cli.imaging.color import tf_gray_to_lightness, tf_srgb_to_lab
 from colorize_cli.tf_setup import import_tf
+from colorize_cli.training import hint_sampling
 
 tf = import_tf()
 
@@ -108,8 +109,12 @@ def make_dataset(
     skip_batches: int = 0,
     pipeline: tuple[int, int] = (0, 1),
     replica_batch: int | None = None,
+    hints: bool = False,
 ) -> tf.data.Dataset:
     """Batches of {"lightness" (B,c,c,1) L*, "ab" (B,c,c,2) Lab units, "rgb" (B,c,c,3) in [0, 1]}.
+
+    hints=True adds each photo's "hints" (B,c,c,3) and "palette" (B,PALETTE_SIZE), sampled from
+    its truth (training/hint_sampling.py) with the photo's own random key.
 
     `shards` are shard paths or photos already loaded. repeat=True streams passes forever, each in
     full batches of a new order; repeat=False is one pass over every photo (last batch may be
@@ -146,13 +151,26 @@ def make_dataset(
         photo = tf.concat([gray[index][..., None], rgb[index]], axis=-1)
         key = tf.stack([tf.constant(seed, tf.int64), epoch * _SLOTS_PER_EPOCH + slot])
         if not augment:
-            return _centre_crop(photo, crop)
-        photo = tf.image.stateless_random_crop(photo, [crop, crop, 4], seed=key)
-        return tf.image.stateless_random_flip_left_right(photo, seed=key[::-1])
+            photo = _centre_crop(photo, crop)
+        else:
+            photo = tf.image.stateless_random_crop(photo, [crop, crop, 4], seed=key)
+            photo = tf.image.stateless_random_flip_left_right(photo, seed=key[::-1])
+        if not hints:
+            return photo
+        # Each photo's hints are drawn with its own key, so a batch is still a pure function of
+        # (seed, position); converted to model space per photo, as the sampler needs its a*b*.
+        sample = _to_model_space(photo)
+        hint_key = tf.stack([key[1], key[0] + 1])
+        sample["hints"] = hint_sampling.sample_hints(sample["ab"], hint_key)
+        sample["palette"] = hint_sampling.sample_palette(sample["ab"], hint_key[::-1])
+        return sample
 
     batches = slots.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     batches = batches.batch(replica_batch, drop_remainder=repeat)
-    batches = batches.map(_to_model_space, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    if not hints:
+        batches = batches.map(
+            _to_model_space, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+        )
     return batches.prefetch(tf.data.AUTOTUNE)
 
 

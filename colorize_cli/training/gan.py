@@ -97,16 +97,40 @@ def build_gan(
 
 
 def _load_init(generator: Any, path: Path, model_config: ModelConfig, recipe: Any) -> None:
-    """Start from the weights of a trained generator of the same preset and recipe."""
+    """Start from the weights of a trained generator of the same preset and recipe, or from an
+    automatic generator into its hint twin (the hint branches keep their zero start)."""
     from colorize_cli.inference.colorizer import load_generator
+    from colorize_cli.nets.models import takes_hints, transfer_weights
 
     trained = load_generator(path)
     try:
-        generator.set_weights(trained.get_weights())
+        if takes_hints(generator) and not takes_hints(trained):
+            transfer_weights(trained, generator)
+        else:
+            generator.set_weights(trained.get_weights())
     except ValueError:
         raise ModelError(
             f"does not match --model {model_config.preset} with --recipe {recipe.name}", path
         ) from None
+
+
+def generator_input(generator: Any, batch: dict[str, tf.Tensor]) -> Any:
+    """What `generator` is called with for a batch: L* alone, or a hint model's three inputs
+    (zero hints and no palette when the batch carries none: automatic colour)."""
+    from colorize_cli.imaging.hints import HINT_CHANNELS, PALETTE_SIZE
+    from colorize_cli.nets.models import takes_hints
+
+    lightness = batch["lightness"]
+    if not takes_hints(generator):
+        return lightness
+    shape = tf.shape(lightness)
+    hints = batch.get("hints")
+    if hints is None:
+        hints = tf.zeros(tf.concat([shape[:3], [HINT_CHANNELS]], 0), lightness.dtype)
+    palette = batch.get("palette")
+    if palette is None:
+        palette = tf.zeros(tf.stack([shape[0], PALETTE_SIZE]), lightness.dtype)
+    return {"lightness": lightness, "hints": hints, "palette": palette}
 
 
 def discriminator_input(lightness: tf.Tensor, color: tf.Tensor, conditional: bool) -> Any:
@@ -149,7 +173,9 @@ def make_train_step(
         lightness = batch["lightness"]
         real = recipe.target(batch)
         with tf.GradientTape(persistent=True) as tape:
-            fake = tf.cast(generator(lightness, training=train_g), tf.float32)
+            fake = tf.cast(
+                generator(generator_input(generator, batch), training=train_g), tf.float32
+            )
             if judge:
                 real_logits = discriminator(
                     discriminator_input(lightness, real, conditional), training=train_d

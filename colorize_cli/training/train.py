@@ -196,6 +196,7 @@ class _Run:
             skip_batches=self.step,
             pipeline=(input_context.input_pipeline_id, input_context.num_input_pipelines),
             replica_batch=input_context.get_per_replica_batch_size(self.config.batch_size),
+            hints=self.model_config.hints,
         )
 
     def fit(self) -> RunResult:

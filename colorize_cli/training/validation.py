@@ -22,6 +22,7 @@ import numpy as np
 from colorize_cli.imaging import color, metrics
 from colorize_cli.imaging.color import grayscale, srgb_to_lab, tf_lab_to_srgb, tf_srgb_to_lab
 from colorize_cli.tf_setup import import_tf
+from colorize_cli.training.gan import generator_input
 from colorize_cli.training.dataset import ImageSet, make_dataset
 
 tf = import_tf()
@@ -62,7 +63,11 @@ class Validator:
         self.batches = make_dataset(
             images, batch_size, crop, shuffle=False, repeat=False, augment=False
         )
-        self.predict = tf.function(lambda lightness: generator(lightness, training=False))
+        self.predict = tf.function(
+            lambda lightness: generator(
+                generator_input(generator, {"lightness": lightness}), training=False
+            )
+        )
         # The truth's Lab and the gray baseline's CIEDE2000 do not change between epochs.
         self._truth_lab: list[np.ndarray] = []
         self._gray_ciede2000: float | None = None

@@ -1,0 +1,192 @@
+"""User colour hints: the hints file (points with a colour and a patch size), a reference photo's
+palette, and the two extra network inputs both become (the same for training and inference).
+
+    {"points": [{"x": 312, "y": 140, "color": "#d23c2a"}, {"x": 40, "y": 400, "color": "#3a5f2b",
+                "size": 9}]}
+
+The network's hint inputs, at the render size the network sees:
+- `hints` (h, w, 3): a*/AB_SCALE and b*/AB_SCALE where a point's patch lies, else 0, and the mask
+  (1 on a patch, else 0). Only the hint's chroma is used: the photo keeps its own lightness.
+- `palette` (PALETTE_SIZE,): the reference's a*b* histogram over PALETTE_BINS**2 cells of
+  PALETTE_STEP Lab units (Zhang et al. 2017's global hint), summing to 1, then a "given" flag.
+docs/hints.md is the user's page. numpy only: no TensorFlow here (training's sampler is in
+training/hint_sampling.py and uses these constants).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+# The a*b* range the generator covers (nets.models.AB_SCALE is the same number).
+AB_RANGE = 110.0
+HINT_CHANNELS = 3
+PALETTE_STEP = 10.0
+PALETTE_BINS = int(2 * AB_RANGE / PALETTE_STEP)  # 22 cells a side
+PALETTE_SIZE = PALETTE_BINS**2 + 1  # the histogram, then the "given" flag
+# A point's default patch side in photo pixels, at a photo's render size at least 3 px (the
+# training patches were 1-9 px at the render size).
+DEFAULT_POINT_SIZE_FRACTION = 0.02
+MIN_RENDER_PATCH = 3
+MAX_POINTS = 256
+MAX_HINT_FILE_BYTES = 1 << 20
+_COLOR = re.compile(r"#[0-9a-fA-F]{6}")
+
+
+class HintError(ValueError):
+    """A hints file that cannot be used; the message is one line without the file's name."""
+
+
+@dataclass(frozen=True)
+class Point:
+    """One hint: the patch centred on (x, y) in displayed-photo pixels, of side `size` (None: the
+    default for the photo), coloured `color` (sRGB 0-255)."""
+
+    x: int
+    y: int
+    color: tuple[int, int, int]
+    size: int | None = None
+
+    def to_json(self) -> dict:
+        out = {"x": self.x, "y": self.y, "color": "#{:02x}{:02x}{:02x}".format(*self.color)}
+        if self.size is not None:
+            out["size"] = self.size
+        return out
+
+
+def default_point_size(height: int, width: int) -> int:
+    """The patch side used when a point gives none: 2% of the photo's short side, at least 1."""
+    return max(1, round(DEFAULT_POINT_SIZE_FRACTION * min(height, width)))
+
+
+def parse_hints(text: str | bytes) -> list[Point]:
+    """The points of a hints file's text; HintError (one line) for any fault."""
+    if len(text) > MAX_HINT_FILE_BYTES:
+        raise HintError(f"hints file is larger than {MAX_HINT_FILE_BYTES} bytes")
+    try:
+        document = json.loads(text)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise HintError(f"not JSON: {str(exc).splitlines()[0]}") from None
+    except RecursionError:
+        raise HintError("not JSON: nested too deeply") from None
+    if not isinstance(document, dict) or not isinstance(document.get("points"), list):
+        raise HintError('missing field "points": expected {"points": [{"x", "y", "color"}, ...]}')
+    raw = document["points"]
+    if len(raw) > MAX_POINTS:
+        raise HintError(f"too many points: {len(raw)}, at most {MAX_POINTS}")
+    return [_point(item, index) for index, item in enumerate(raw)]
+
+
+def _point(item: object, index: int) -> Point:
+    where = f"point {index + 1}"
+    if not isinstance(item, dict):
+        raise HintError(f"{where}: expected an object with x, y and color")
+    for field in ("x", "y", "color"):
+        if field not in item:
+            raise HintError(f'{where}: missing field "{field}"')
+    for field in ("x", "y", "size"):
+        value = item.get(field)
+        if field in item and (isinstance(value, bool) or not isinstance(value, int)):
+            raise HintError(f'{where}: "{field}" must be an integer, got {json.dumps(value)}')
+    colour = item["color"]
+    if not isinstance(colour, str) or not _COLOR.fullmatch(colour):
+        raise HintError(f'{where}: "color" must be "#rrggbb", got {json.dumps(colour)[:40]}')
+    size = item.get("size")
+    if size is not None and not 1 <= size <= 4096:
+        raise HintError(f'{where}: "size" must be between 1 and 4096 pixels, got {size}')
+    rgb = tuple(int(colour[i : i + 2], 16) for i in (1, 3, 5))
+    return Point(item["x"], item["y"], rgb, size)  # type: ignore[arg-type]
+
+
+def read_hints(path: str | Path) -> list[Point]:
+    """Parse a hints file; OSError for an unreadable one, HintError for a bad one."""
+    path = Path(path)
+    # stat first: opening a named pipe or a device would block or never end.
+    if not stat.S_ISREG(path.stat().st_mode):
+        raise HintError("not a regular file")
+    with open(path, "rb") as file:
+        text = file.read(MAX_HINT_FILE_BYTES + 1)
+    return parse_hints(text)
+
+
+def check_inside(points: list[Point], height: int, width: int) -> None:
+    """HintError for the first point outside a (height, width) photo."""
+    for index, point in enumerate(points):
+        if not (0 <= point.x < width and 0 <= point.y < height):
+            raise HintError(
+                f"point {index + 1} ({point.x}, {point.y}) is outside the photo "
+                f"({width}x{height}: x 0-{width - 1}, y 0-{height - 1})"
+            )
+
+
+def hint_map(
+    points: list[Point], photo_shape: tuple[int, int], render_shape: tuple[int, int]
+) -> np.ndarray:
+    """The network's `hints` input (h, w, 3) at `render_shape` for points on a `photo_shape` photo.
+
+    Each point becomes a square patch of its size scaled to the render, at least MIN_RENDER_PATCH
+    (or its photo size, if smaller) render pixels; a later point wins where patches overlap.
+    """
+    from colorize_cli.imaging.color import srgb_to_lab
+
+    height, width = photo_shape
+    rows, cols = render_shape
+    out = np.zeros((rows, cols, HINT_CHANNELS), np.float32)
+    if not points:
+        return out
+    check_inside(points, height, width)
+    scale_y, scale_x = rows / height, cols / width
+    default = default_point_size(height, width)
+    colours = np.array([p.color for p in points], np.uint8)[None]
+    ab = srgb_to_lab(colours)[0, :, 1:] / AB_RANGE
+    for point, chroma in zip(points, ab, strict=True):
+        size = point.size or default
+        side_y = max(min(size, MIN_RENDER_PATCH), round(size * scale_y), 1)
+        side_x = max(min(size, MIN_RENDER_PATCH), round(size * scale_x), 1)
+        centre_y, centre_x = (point.y + 0.5) * scale_y, (point.x + 0.5) * scale_x
+        top = min(max(0, math.floor(centre_y - side_y / 2)), rows - 1)
+        left = min(max(0, math.floor(centre_x - side_x / 2)), cols - 1)
+        out[top : top + side_y, left : left + side_x, :2] = chroma
+        out[top : top + side_y, left : left + side_x, 2] = 1.0
+    return out
+
+
+def palette(ab: np.ndarray | None) -> np.ndarray:
+    """The network's `palette` input from a reference's a*b* (..., 2) in Lab units; None: no
+    reference (all zero, flag 0)."""
+    out = np.zeros(PALETTE_SIZE, np.float32)
+    if ab is None:
+        return out
+    cells = np.clip(((ab.reshape(-1, 2) + AB_RANGE) / PALETTE_STEP).astype(np.int64), 0, None)
+    cells = np.minimum(cells, PALETTE_BINS - 1)
+    counts = np.bincount(cells[:, 0] * PALETTE_BINS + cells[:, 1], minlength=PALETTE_BINS**2)
+    out[:-1] = counts / max(1, counts.sum())
+    out[-1] = 1.0
+    return out
+
+
+def palette_colors(values: np.ndarray, count: int = 5) -> list[tuple[int, int, int]]:
+    """The `count` most frequent cells of a palette as sRGB at L* 60 (for showing a reference)."""
+    from colorize_cli.imaging.color import lab_to_srgb
+
+    histogram = values[:-1]
+    top = [int(i) for i in np.argsort(histogram)[::-1][:count] if histogram[i] > 0]
+    lab = np.array(
+        [
+            [
+                60.0,
+                (i // PALETTE_BINS + 0.5) * PALETTE_STEP - AB_RANGE,
+                (i % PALETTE_BINS + 0.5) * PALETTE_STEP - AB_RANGE,
+            ]
+            for i in top
+        ],
+        np.float32,
+    ).reshape(1, -1, 3)
+    rgb = np.round(lab_to_srgb(lab) * 255).astype(np.uint8)[0]
+    return [tuple(int(c) for c in colour) for colour in rgb]
