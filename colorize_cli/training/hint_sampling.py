@@ -1,4 +1,4 @@
-"""Hints sampled from the truth for training, as Zhang et al. 2017 did (`add_color_patches_rand_gt`),
+"""Hints sampled from the truth for training, as Zhang et al. 2017 did (add_color_patches_rand_gt),
 in the same form as a user's (imaging/hints.py), so training and inference feed the network alike.
 
 Per photo, stateless (a pure function of the photo's random key, so a resumed run sees the same):

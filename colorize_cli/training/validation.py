@@ -22,8 +22,8 @@ import numpy as np
 from colorize_cli.imaging import color, metrics
 from colorize_cli.imaging.color import grayscale, srgb_to_lab, tf_lab_to_srgb, tf_srgb_to_lab
 from colorize_cli.tf_setup import import_tf
-from colorize_cli.training.gan import generator_input
 from colorize_cli.training.dataset import ImageSet, make_dataset
+from colorize_cli.training.gan import generator_input
 
 tf = import_tf()
 
