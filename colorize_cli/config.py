@@ -1,40 +1,54 @@
-"""The commands' settings and defaults, in one TF-free place: the CLI builds its options from them.
+"""Every command's options, in one TF-free place that checks them: the CLI builds one object per
+command and hands it to the library, which trusts it.
 
-`TrainConfig` is every setting of a training run; it validates itself, config.json stores it and
-`colorize train --resume` reads it back. The apply/eval defaults live here too, so the CLI shows
-them without loading numpy, PIL or TensorFlow.
+`TrainConfig` is every setting of a training run; config.json stores it and `colorize train
+--resume` reads it back. `PrepareOptions`, `ApplyOptions`, `EvalOptions` and `ExportOptions` are
+the other commands'. Each checks its own values in `__post_init__` and raises `UsageError` (exit 2)
+before any work starts. This module imports only `constants` and `errors` at load, so every layer
+may take its options from here; the training checks reach `nets/` when a TrainConfig is made.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from colorize_cli.constants import (
+    APPLY_BATCH_SIZE,
+    BACKENDS,
+    COMPRESSIONS,
+    DEFAULT_COMPRESSION,
+    EXPORT_FORMATS,
+    FITS,
+    MAX_PIXELS,
+    PHOTO_FORMATS,
+    PHOTO_QUALITY,
+    QUANTIZATIONS,
+    RENDER_SIZE,
+    SHEET_COUNT,
+    VIDEO_CRF,
+)
 from colorize_cli.errors import UsageError
-from colorize_cli.nets.models import PRESETS, model_config
-from colorize_cli.nets.recipes import DEFAULT_RECIPE, RECIPES, get_recipe
 
-# Photos larger than this many pixels are refused (decompression bombs); --max-pixels changes it.
-MAX_PIXELS = 200_000_000
-# The short side at which apply and eval let the network see a photo; measured on the dev
-# validation split with the bundled model (docs/model-card.md, "Render size").
-RENDER_SIZE = 160
-# Small photos colorized together.
-APPLY_BATCH_SIZE = 8
-# JPEG/WebP quality of written photos, and the H.264 constant rate factor of written videos.
-PHOTO_QUALITY = 95
-VIDEO_CRF = 18
-
-MODELS = tuple(PRESETS)
-RECIPE_NAMES = tuple(RECIPES)
 PRECISIONS = ("float32", "mixed")
 ENCODER_BN = ("train", "frozen")
-FITS = ("crop", "pad", "resize")
-COMPRESSIONS = ("none", "lzf", *(f"gzip-{level}" for level in range(1, 10)))  # docs/format.md
-DEFAULT_COMPRESSION = "none"  # measured: docs/format.md "Compression"
 # The training crop when --crop is not given (shards of smaller photos get the largest that fits).
 DEFAULT_CROP = 128
+
+
+def _check(problems: list[tuple[bool, str]]) -> None:
+    """UsageError with the first message whose condition is false."""
+    for ok, message in problems:
+        if not ok:
+            raise UsageError(message)
+
+
+def _default_recipe() -> str:
+    from colorize_cli.nets.recipes import DEFAULT_RECIPE
+
+    return DEFAULT_RECIPE
 
 
 @dataclass
@@ -51,7 +65,7 @@ class TrainConfig:
     rebalance: float | None = None  # None: the recipe's (recipes.Recipe.rebalance)
     seed: int = 0
     model: str = "lite0"
-    recipe: str = DEFAULT_RECIPE
+    recipe: str = field(default_factory=_default_recipe)  # nets/recipes.py DEFAULT_RECIPE
     xla: bool = False  # slower on this project's CPUs: docs/training.md ("XLA")
     checkpoint_every: int = 0  # steps; 0: at the end of each epoch only
     keep_checkpoints: int = 3
@@ -64,32 +78,40 @@ class TrainConfig:
     encoder_bn: str = "train"  # a pretrained encoder's BatchNorm while it learns: or "frozen"
 
     def __post_init__(self) -> None:
+        from colorize_cli.nets.models import model_config
+        from colorize_cli.nets.recipes import get_recipe
+
         stride = model_config(self.model, get_recipe(self.recipe).output).stride
-        problems = [
-            (self.epochs >= 1, f"--epochs must be at least 1, got {self.epochs}"),
-            (self.batch_size >= 1, f"--batch-size must be at least 1, got {self.batch_size}"),
-            (
-                self.crop is None or (self.crop >= stride and self.crop % stride == 0),
-                f"--crop must be a multiple of the model's stride {stride}, got {self.crop}",
-            ),
-            (self.encoder_bn in ENCODER_BN, f"--encoder-bn must be one of {', '.join(ENCODER_BN)}"),
-            (
-                self.steps_per_epoch is None or self.steps_per_epoch >= 1,
-                f"--steps-per-epoch must be at least 1, got {self.steps_per_epoch}",
-            ),
-            (self.lr is None or self.lr > 0, f"--lr must be positive, got {self.lr}"),
-            (
-                self.rebalance is None or 0.0 <= self.rebalance <= 1.0,
-                f"--rebalance must be between 0 and 1, got {self.rebalance}",
-            ),
-            (self.checkpoint_every >= 0, "--checkpoint-every must be 0 (epoch ends) or more"),
-            (self.keep_checkpoints >= 1, "--keep-checkpoints must be at least 1"),
-            (self.samples >= 0, "--samples must be 0 or more"),
-            (self.precision in PRECISIONS, f"--precision must be one of {', '.join(PRECISIONS)}"),
-        ]
-        for ok, message in problems:
-            if not ok:
-                raise UsageError(message)
+        _check(
+            [
+                (self.epochs >= 1, f"--epochs must be at least 1, got {self.epochs}"),
+                (self.batch_size >= 1, f"--batch-size must be at least 1, got {self.batch_size}"),
+                (
+                    self.crop is None or (self.crop >= stride and self.crop % stride == 0),
+                    f"--crop must be a multiple of the model's stride {stride}, got {self.crop}",
+                ),
+                (
+                    self.encoder_bn in ENCODER_BN,
+                    f"--encoder-bn must be one of {', '.join(ENCODER_BN)}",
+                ),
+                (
+                    self.steps_per_epoch is None or self.steps_per_epoch >= 1,
+                    f"--steps-per-epoch must be at least 1, got {self.steps_per_epoch}",
+                ),
+                (self.lr is None or self.lr > 0, f"--lr must be positive, got {self.lr}"),
+                (
+                    self.rebalance is None or 0.0 <= self.rebalance <= 1.0,
+                    f"--rebalance must be between 0 and 1, got {self.rebalance}",
+                ),
+                (self.checkpoint_every >= 0, "--checkpoint-every must be 0 (epoch ends) or more"),
+                (self.keep_checkpoints >= 1, "--keep-checkpoints must be at least 1"),
+                (self.samples >= 0, "--samples must be 0 or more"),
+                (
+                    self.precision in PRECISIONS,
+                    f"--precision must be one of {', '.join(PRECISIONS)}",
+                ),
+            ]
+        )
 
 
 @dataclass
@@ -127,9 +149,129 @@ class PrepareOptions:
         if self.part is not None:
             k, n = self.part
             checks.append((1 <= k <= n, f"--part K/N needs 1 <= K <= N, got {k}/{n}"))
-        for ok, message in checks:
-            if not ok:
-                raise UsageError(message)
+        _check(checks)
+
+
+def _model_checks(render_size: int, batch_size: int, backend: str) -> list[tuple[bool, str]]:
+    """What apply and eval check alike: how the model runs."""
+    return [
+        (render_size >= 1, f"--render-size must be at least 1, got {render_size}"),
+        (batch_size >= 1, f"--batch-size must be at least 1, got {batch_size}"),
+        (backend in BACKENDS, f"--backend must be one of {', '.join(BACKENDS)}, got {backend!r}"),
+    ]
+
+
+@dataclass(frozen=True)
+class ApplyOptions:
+    """Everything `colorize apply` takes; `output="-"` streams one photo from stdin to stdout
+    (`applying.colorize_bytes`). Checks itself."""
+
+    sources: Sequence[str]
+    output: str | Path | None = None
+    out_dir: str | Path | None = None
+    overwrite: bool = False
+    format: str | None = None  # None: from the output name, else the input's own
+    quality: int = PHOTO_QUALITY
+    model_path: str | Path | None = None  # None: the bundled model
+    render_size: int = RENDER_SIZE
+    batch_size: int = APPLY_BATCH_SIZE
+    max_pixels: int | None = MAX_PIXELS
+    null_separated: bool = False  # `-` gives NUL-separated paths (find -print0)
+    crf: int = VIDEO_CRF  # videos: H.264 quality, 0 (lossless) to 51
+    stabilize: bool = True  # videos: smooth the colour over time within shots
+    backend: str = "auto"  # constants.BACKENDS
+
+    def __post_init__(self) -> None:
+        streams = self.output is not None and str(self.output) == "-"
+        _check(
+            [
+                (
+                    not streams or list(self.sources) == ["-"],
+                    "-o - streams one photo from stdin: use `colorize apply - -o -`",
+                ),
+                (
+                    self.output is None or self.out_dir is None,
+                    "give either -o or --out-dir, not both",
+                ),
+                (
+                    self.format is None or self.format.lower() in PHOTO_FORMATS,
+                    f"--format must be one of {', '.join(PHOTO_FORMATS)}, got {self.format!r}",
+                ),
+                (
+                    1 <= self.quality <= 100,
+                    f"--quality must be between 1 and 100, got {self.quality}",
+                ),
+                (0 <= self.crf <= 51, f"--crf must be between 0 and 51, got {self.crf}"),
+                (self.max_pixels is None or self.max_pixels > 0, "--max-pixels must be positive"),
+                *_model_checks(self.render_size, self.batch_size, self.backend),
+            ]
+        )
+
+
+@dataclass(frozen=True)
+class EvalOptions:
+    """Everything `colorize eval` takes; `model` None is the bundled model. Checks itself."""
+
+    model: str | Path | None
+    data: Sequence[str]  # shard files or photo folders
+    render_size: int = RENDER_SIZE
+    batch_size: int = APPLY_BATCH_SIZE
+    backend: str = "auto"  # constants.BACKENDS
+    sheet_count: int = SHEET_COUNT
+    per_image: Path | None = None  # a CSV of every photo's scores
+    sheet: Path | None = None  # a contact sheet PNG
+
+    def __post_init__(self) -> None:
+        _check(
+            [
+                (len(self.data) > 0, "give the shards or photos to score"),
+                (
+                    self.sheet_count >= 1,
+                    f"--sheet-count must be at least 1, got {self.sheet_count}",
+                ),
+                *_model_checks(self.render_size, self.batch_size, self.backend),
+            ]
+        )
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """Everything `colorize export` takes; `model` None is the bundled model, `format` None
+    comes from OUT's suffix (inference/export.py). Checks itself."""
+
+    model: str | Path | None
+    out: str | Path
+    format: str | None = None
+    quantize: str | None = None  # TFLite only
+    photos: Sequence[str] = field(default_factory=tuple)  # check/calibration photos or folders
+    render_size: int = RENDER_SIZE
+    overwrite: bool = False
+
+    def __post_init__(self) -> None:
+        _check(
+            [
+                (
+                    self.format is None or self.format in EXPORT_FORMATS,
+                    f"--format must be one of {', '.join(EXPORT_FORMATS)}, got {self.format!r}",
+                ),
+                (
+                    self.quantize is None or self.quantize in QUANTIZATIONS,
+                    f"--quantize must be one of {', '.join(QUANTIZATIONS)}, got {self.quantize!r}",
+                ),
+                (
+                    self.quantize is None or self.format in (None, "tflite"),
+                    "--quantize applies to TFLite exports only",
+                ),
+                (
+                    self.quantize != "int8" or len(self.photos) > 0,
+                    "--quantize int8 needs --photos: photos to calibrate it on",
+                ),
+                (
+                    self.render_size >= 1,
+                    f"--render-size must be at least 1, got {self.render_size}",
+                ),
+            ]
+        )
 
 
 def parse_part(part: str | None) -> tuple[int, int] | None:

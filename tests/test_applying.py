@@ -145,13 +145,13 @@ def test_paths_can_come_from_stdin(photos: Path, loaded: Colorizer) -> None:
 
 
 def test_bad_options_are_usage_errors() -> None:
-    for options in (
-        ApplyOptions(["x.jpg"], output="y.jpg", out_dir="d"),
-        ApplyOptions(["x.jpg"], format="gif"),
-        ApplyOptions(["x.jpg"], quality=0),
+    for bad in (
+        {"output": "y.jpg", "out_dir": "d"},
+        {"format": "gif"},
+        {"quality": 0},
     ):
         with pytest.raises(UsageError):
-            applying.check_options(options)
+            ApplyOptions(["x.jpg"], **bad)
 
 
 def test_colorize_bytes_streams_one_photo(photos: Path, loaded: Colorizer) -> None:

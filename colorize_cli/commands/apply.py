@@ -3,21 +3,23 @@
 from __future__ import annotations
 
 import sys
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from colorize_cli.commands import common
-from colorize_cli.config import APPLY_BATCH_SIZE, MAX_PIXELS, PHOTO_QUALITY, RENDER_SIZE, VIDEO_CRF
-from colorize_cli.errors import UsageError
+from colorize_cli.config import (
+    APPLY_BATCH_SIZE,
+    MAX_PIXELS,
+    PHOTO_FORMATS,
+    PHOTO_QUALITY,
+    RENDER_SIZE,
+    VIDEO_CRF,
+    ApplyOptions,
+)
 
-
-class OutputFormat(StrEnum):
-    png = "png"
-    jpg = "jpg"
-    webp = "webp"
+PhotoFormat = common.choices("PhotoFormat", PHOTO_FORMATS)
 
 
 def apply(
@@ -39,7 +41,7 @@ def apply(
     ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace outputs that already exist.")] = False,
     format: Annotated[
-        OutputFormat | None,
+        PhotoFormat | None,
         typer.Option(
             "--format", help="Output format (default: from the output name, else the input's)."
         ),
@@ -89,27 +91,13 @@ def apply(
     from colorize_cli.inference import applying
     from colorize_cli.progress import RichProgress, console
 
-    fmt = None if format is None else format.value
     with common.errors():
-        if output == "-":
-            if inputs != ["-"]:
-                raise UsageError("-o - streams one photo from stdin: use `colorize apply - -o -`")
-            from colorize_cli.inference.colorizer import Colorizer
-
-            options = applying.ApplyOptions(["-"], None, None, format=fmt, quality=quality)
-            applying.check_options(options)
-            data = sys.stdin.buffer.read()
-            colorizer = Colorizer(model, render_size, batch_size, backend)
-            encoded = applying.colorize_bytes(data, colorizer, fmt, quality, "-", max_pixels)
-            sys.stdout.buffer.write(encoded)
-            sys.stdout.buffer.flush()
-            return
-        options = applying.ApplyOptions(
+        options = ApplyOptions(
             sources=inputs,
             output=output,
             out_dir=out_dir,
             overwrite=overwrite,
-            format=fmt,
+            format=None if format is None else str(format),
             quality=quality,
             model_path=model,
             render_size=render_size,
@@ -118,8 +106,11 @@ def apply(
             null_separated=null,
             crf=crf,
             stabilize=stabilize,
-            backend=backend,
+            backend=str(backend),
         )
+        if output == "-":
+            _stream(options)
+            return
         counts = {"written": 0, "skipped": 0, "failed": 0}
         for outcome in applying.apply(options, progress=RichProgress(), stdin=sys.stdin):
             counts[outcome.status] += 1
@@ -132,3 +123,19 @@ def apply(
                 )
     if counts["failed"]:
         raise typer.Exit(1 if counts["written"] + counts["skipped"] else 2)
+
+
+def _stream(options: ApplyOptions) -> None:
+    """`colorize apply - -o -`: one encoded photo from stdin to stdout."""
+    from colorize_cli.inference.applying import colorize_bytes
+    from colorize_cli.inference.colorizer import Colorizer
+
+    data = sys.stdin.buffer.read()
+    colorizer = Colorizer(
+        options.model_path, options.render_size, options.batch_size, options.backend
+    )
+    encoded = colorize_bytes(
+        data, colorizer, options.format, options.quality, "-", options.max_pixels
+    )
+    sys.stdout.buffer.write(encoded)
+    sys.stdout.buffer.flush()

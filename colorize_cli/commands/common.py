@@ -6,13 +6,15 @@ Exit codes: 0 all done, 1 some inputs failed (the rest done), 2 bad usage or not
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from colorize_cli.constants import BACKENDS
 from colorize_cli.errors import ColorizeError
 
 # Set by `colorize --debug`: tracebacks instead of one-line errors.
@@ -36,6 +38,12 @@ def errors() -> Iterator[None]:
         raise typer.Exit(130) from None
 
 
+def choices(name: str, values: Iterable[str]) -> type[StrEnum]:
+    """A typer choice type whose values are a library tuple's (`constants`, `nets/`), so the help
+    text and the accepted values come from the one place the library checks."""
+    return StrEnum(name, {value: value for value in values})
+
+
 def print_paths(paths: list[Path]) -> None:
     for path in paths:
         typer.echo(str(path))
@@ -50,10 +58,11 @@ RenderSizeOption = Annotated[
     ),
 ]
 BatchSizeOption = Annotated[int, typer.Option(help="Small photos colorized together per batch.")]
+Backend = choices("Backend", BACKENDS)
 BackendOption = Annotated[
-    str,
+    Backend,
     typer.Option(
-        help="**auto** (the runtime the model's format needs; the bundled model on LiteRT, without "
-        "TensorFlow), or **tf** (TensorFlow, the reference), **onnx** or **lite**."
+        help="Which runtime runs the model: auto is the one its format needs (the bundled model "
+        "on LiteRT, without TensorFlow); tf is TensorFlow, the reference."
     ),
 ]

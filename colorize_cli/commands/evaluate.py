@@ -9,13 +9,11 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from colorize_cli.commands import common
-from colorize_cli.config import APPLY_BATCH_SIZE, RENDER_SIZE
+from colorize_cli.config import APPLY_BATCH_SIZE, RENDER_SIZE, SHEET_COUNT, EvalOptions
 from colorize_cli.errors import UsageError
 
 if TYPE_CHECKING:
     from colorize_cli.inference.evaluate import EvalResult
-
-# Which runtime runs the model (inference/backends.py); apply takes the same option.
 
 
 def evaluate(
@@ -46,7 +44,7 @@ def evaluate(
         Path | None,
         typer.Option(help="Write a contact sheet PNG (gray | colorized | truth) here."),
     ] = None,
-    sheet_count: Annotated[int, typer.Option(help="Photos on the contact sheet.")] = 8,
+    sheet_count: Annotated[int, typer.Option(help="Photos on the contact sheet.")] = SHEET_COUNT,
     backend: common.BackendOption = "auto",
 ) -> None:
     """Score a model against the gray baseline (no colour added) on shards or photos.
@@ -59,21 +57,31 @@ def evaluate(
     from colorize_cli.progress import RichProgress, console
 
     with common.errors():
-        result = evaluate_lib.evaluate(
-            None if model == "default" else model,
-            data,
+        options = EvalOptions(
+            model=None if model == "default" else model,
+            data=data,
             render_size=render_size,
             batch_size=batch_size,
+            backend=str(backend),
             sheet_count=sheet_count,
+            per_image=per_image,
+            sheet=sheet,
+        )
+        result = evaluate_lib.evaluate(
+            options.model,
+            options.data,
+            render_size=options.render_size,
+            batch_size=options.batch_size,
+            sheet_count=options.sheet_count,
             progress=RichProgress(),
-            backend=backend,
+            backend=options.backend,
         )
         if not result.images:
             raise UsageError("no photo could be scored")
-        if per_image is not None:
-            result.write_per_image_csv(per_image)
-        if sheet is not None:
-            result.write_sheet(sheet)
+        if options.per_image is not None:
+            result.write_per_image_csv(options.per_image)
+        if options.sheet is not None:
+            result.write_sheet(options.sheet)
     for name, reason in result.failures:
         console.print(f"failed: {display_path(name)}: {reason}", markup=False, soft_wrap=True)
     _print_eval_table(result)

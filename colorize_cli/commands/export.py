@@ -8,7 +8,10 @@ from typing import Annotated
 import typer
 
 from colorize_cli.commands import common
-from colorize_cli.config import RENDER_SIZE
+from colorize_cli.config import EXPORT_FORMATS, QUANTIZATIONS, RENDER_SIZE, ExportOptions
+
+ExportFormat = common.choices("ExportFormat", EXPORT_FORMATS)
+Quantization = common.choices("Quantization", QUANTIZATIONS)
 
 
 def export(
@@ -28,11 +31,11 @@ def export(
         ),
     ],
     format: Annotated[
-        str | None,
-        typer.Option("--format", help="onnx, tflite or savedmodel (default: from OUT's suffix)."),
+        ExportFormat | None,
+        typer.Option("--format", help="The format to write (default: from OUT's suffix)."),
     ] = None,
     quantize: Annotated[
-        str | None,
+        Quantization | None,
         typer.Option(
             help="TFLite only: **float16** (half the size) or **int8** (a quarter; calibrated "
             "on --photos). Check what it costs with **colorize eval**."
@@ -59,18 +62,16 @@ def export(
     from colorize_cli.progress import RichProgress, console
 
     with common.errors():
-        report = export_lib.export(
-            export_lib.ExportOptions(
-                model=None if model == "default" else model,
-                out=out,
-                format=format,
-                quantize=quantize,
-                photos=tuple(photos or ()),
-                render_size=render_size,
-                overwrite=overwrite,
-            ),
-            progress=RichProgress(),
+        options = ExportOptions(
+            model=None if model == "default" else model,
+            out=out,
+            format=None if format is None else str(format),
+            quantize=None if quantize is None else str(quantize),
+            photos=tuple(photos or ()),
+            render_size=render_size,
+            overwrite=overwrite,
         )
+        report = export_lib.export(options, progress=RichProgress())
     checked = "generated gray images" if report.synthetic else "photos"
     limit_max, limit_mean = report.tolerance
     console.print(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -12,7 +11,7 @@ import typer
 from colorize_cli.commands import common
 from colorize_cli.config import FITS, MAX_PIXELS, PrepareOptions, parse_part
 
-Fit = StrEnum("Fit", {name: name for name in FITS})
+Fit = common.choices("Fit", FITS)
 
 
 def prepare(
@@ -75,17 +74,27 @@ def prepare(
     ] = MAX_PIXELS,
 ) -> None:
     """Turn photos into HDF5 shards of grayscale/RGB pairs (train + validation split)."""
-    settings = dict(locals())
-    errors_tsv = settings.pop("errors")
     from colorize_cli.data import prepare as prepare_lib
     from colorize_cli.progress import RichProgress
 
     with common.errors():
-        settings.update(fit=fit.value, part=parse_part(part))
-        options = PrepareOptions(**settings)
+        options = PrepareOptions(
+            sources=sources,
+            out=out,
+            size=size,
+            fit=str(fit),
+            val_fraction=val_fraction,
+            jobs=jobs,
+            shard_size=shard_size,
+            min_colorfulness=min_colorfulness,
+            resume=resume,
+            part=parse_part(part),
+            max_pixels=max_pixels,
+            overwrite=overwrite,
+        )
         report = prepare_lib.prepare(options, progress=RichProgress(), stdin=sys.stdin)
-        if errors_tsv is not None:
-            prepare_lib.write_errors_tsv(report, errors_tsv)
+        if errors is not None:
+            prepare_lib.write_errors_tsv(report, errors)
     common.print_paths(report.outputs)
     if not any(report.written.values()):
         raise typer.Exit(2)

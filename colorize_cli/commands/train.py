@@ -2,27 +2,21 @@
 
 from __future__ import annotations
 
-from enum import Enum, StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from colorize_cli.commands import common
-from colorize_cli.config import (
-    DEFAULT_CROP,
-    ENCODER_BN,
-    MODELS,
-    PRECISIONS,
-    RECIPE_NAMES,
-    TrainConfig,
-)
+from colorize_cli.config import DEFAULT_CROP, ENCODER_BN, PRECISIONS, TrainConfig
 from colorize_cli.errors import UsageError
+from colorize_cli.nets.models import PRESETS
+from colorize_cli.nets.recipes import DEFAULT_RECIPE, RECIPES
 
-ModelPreset = StrEnum("ModelPreset", {name: name for name in MODELS})
-RecipeName = StrEnum("RecipeName", {name: name for name in RECIPE_NAMES})
-EncoderBN = StrEnum("EncoderBN", {name: name for name in ENCODER_BN})
-Precision = StrEnum("Precision", {name: name for name in PRECISIONS})
+ModelPreset = common.choices("ModelPreset", PRESETS)
+RecipeName = common.choices("RecipeName", RECIPES)
+EncoderBN = common.choices("EncoderBN", ENCODER_BN)
+Precision = common.choices("Precision", PRECISIONS)
 
 
 def train(
@@ -79,7 +73,7 @@ def train(
     ] = TrainConfig.model,
     recipe: Annotated[
         RecipeName, typer.Option(help="Losses and optimizers (docs/recipes.md).")
-    ] = TrainConfig.recipe,
+    ] = DEFAULT_RECIPE,
     xla: Annotated[
         bool, typer.Option(help="Compile the step with XLA (slower on CPUs; try it on GPUs).")
     ] = TrainConfig.xla,
@@ -127,7 +121,6 @@ def train(
     docs/recipes.md). Ctrl-C saves a checkpoint and exits 130; **colorize train --resume RUN**
     continues it.
     """
-    settings = dict(locals())
     with common.errors():
         if resume is None and not shards:
             raise UsageError("give the training shards, or --resume RUN")
@@ -135,24 +128,36 @@ def train(
         from colorize_cli.training import train as train_lib
         from colorize_cli.training.devices import parse_devices
 
-        devices = parse_devices(settings.pop("gpu"), settings.pop("cpu"))
+        devices = parse_devices(gpu, cpu)
         if resume is not None:
             if shards:
                 raise UsageError("--resume continues a run with its own settings: give no shards")
             result = train_lib.resume(resume, RichProgress(), epochs=epochs, devices=devices)
         else:
-            del settings["resume"]
-            settings.update(
-                {name: value.value for name, value in settings.items() if isinstance(value, Enum)}
-            )
-            settings.update(
+            config = TrainConfig(
                 shards=list(shards),
                 out=str(out or _default_run_dir(shards[0])),
                 epochs=TrainConfig.epochs if epochs is None else epochs,
+                steps_per_epoch=steps_per_epoch,
+                batch_size=batch_size,
+                crop=crop,
+                lr=lr,
+                rebalance=rebalance,
+                seed=seed,
+                model=str(model),
+                recipe=str(recipe),
+                xla=xla,
+                checkpoint_every=checkpoint_every,
+                keep_checkpoints=keep_checkpoints,
                 init=None if init is None else str(init),
+                tensorboard=tensorboard,
                 devices=devices,
+                precision=str(precision),
+                val=val,
+                samples=samples,
+                encoder_bn=str(encoder_bn),
             )
-            result = train_lib.train(TrainConfig(**settings), RichProgress())
+            result = train_lib.train(config, RichProgress())
     typer.echo(str(result.model_path))
 
 

@@ -30,7 +30,8 @@ import numpy as np
 from PIL import Image
 
 from colorize_cli import fsutil
-from colorize_cli.config import FITS, PrepareOptions
+from colorize_cli.config import PrepareOptions
+from colorize_cli.constants import FITS
 from colorize_cli.data import shards
 from colorize_cli.errors import ColorizeError, ShardError, UsageError
 from colorize_cli.imaging import color, images

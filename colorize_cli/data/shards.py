@@ -20,7 +20,7 @@ import h5py
 import numpy as np
 
 from colorize_cli import __version__, fsutil
-from colorize_cli.config import COMPRESSIONS, DEFAULT_COMPRESSION
+from colorize_cli.constants import COMPRESSIONS, DEFAULT_COMPRESSION
 from colorize_cli.errors import ShardError, one_line
 from colorize_cli.imaging import color
 

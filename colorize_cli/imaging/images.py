@@ -36,7 +36,7 @@ import numpy as np
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
 from colorize_cli import fsutil
-from colorize_cli.config import MAX_PIXELS, PHOTO_QUALITY
+from colorize_cli.constants import MAX_PIXELS, PHOTO_QUALITY
 from colorize_cli.errors import ImageError, UsageError
 
 # Our per-call `max_pixels` replaces PIL's global limit, which warns at 89 MP and refuses at 179 MP,

@@ -19,7 +19,7 @@ from typing import Literal, TextIO
 import numpy as np
 
 from colorize_cli import fsutil
-from colorize_cli.config import APPLY_BATCH_SIZE, MAX_PIXELS, PHOTO_QUALITY, RENDER_SIZE, VIDEO_CRF
+from colorize_cli.config import MAX_PIXELS, PHOTO_QUALITY, ApplyOptions
 from colorize_cli.errors import ColorizeError, ImageError, UsageError
 from colorize_cli.imaging import images
 from colorize_cli.imaging.inputs import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, expand_inputs, is_video
@@ -30,26 +30,6 @@ from colorize_cli.progress import NullProgress, ProgressSink
 OUTPUT_SUFFIX = ".color"
 # Used when a photo's own format cannot be written (GIF, PPM, AVIF...).
 FALLBACK_FORMAT = "png"
-
-
-@dataclass(frozen=True)
-class ApplyOptions:
-    """Everything `colorize apply` takes; `output="-"` means `colorize_bytes` (stdout)."""
-
-    sources: Sequence[str]
-    output: str | Path | None = None
-    out_dir: str | Path | None = None
-    overwrite: bool = False
-    format: str | None = None
-    quality: int = PHOTO_QUALITY
-    model_path: str | Path | None = None
-    render_size: int = RENDER_SIZE
-    batch_size: int = APPLY_BATCH_SIZE
-    max_pixels: int | None = MAX_PIXELS
-    null_separated: bool = False  # `-` gives NUL-separated paths (find -print0)
-    crf: int = VIDEO_CRF  # videos: H.264 quality, 0 (lossless) to 51
-    stabilize: bool = True  # videos: smooth the colour over time within shots
-    backend: str = "auto"  # inference/backends.py BACKENDS: auto, tf, onnx, lite
 
 
 @dataclass(frozen=True)
@@ -70,26 +50,8 @@ class Job:
     output: Path
 
 
-def check_options(options: ApplyOptions) -> None:
-    """UsageError for option combinations that cannot work, before any photo is touched."""
-    if options.output is not None and options.out_dir is not None:
-        raise UsageError("give either -o or --out-dir, not both")
-    if options.format is not None:
-        try:
-            images.output_format("-", options.format)
-        except ImageError as exc:
-            raise UsageError(exc.reason) from None
-    if not 1 <= options.quality <= 100:
-        raise UsageError(f"--quality must be between 1 and 100, not {options.quality}")
-    if options.render_size < 1 or options.batch_size < 1:
-        raise UsageError("--render-size and --batch-size must be at least 1")
-    if not 0 <= options.crf <= 51:
-        raise UsageError(f"--crf must be between 0 and 51, not {options.crf}")
-
-
 def plan(options: ApplyOptions, stdin: TextIO | None = None) -> tuple[list[Job], list[Outcome]]:
     """The (photo, output) jobs to run, and the outcomes already known (missing, skipped...)."""
-    check_options(options)
     paths, problems = expand_inputs(
         options.sources, stdin, options.null_separated, IMAGE_EXTENSIONS | VIDEO_EXTENSIONS
     )

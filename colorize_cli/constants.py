@@ -1,0 +1,27 @@
+"""Facts that low layers and the CLI both need, with no imports: `imaging/` and `data/` read their
+limits and defaults here, never through `config.py` (which reaches `nets/`)."""
+
+# Photos larger than this many pixels are refused (decompression bombs); --max-pixels changes it.
+MAX_PIXELS = 200_000_000
+# The short side at which apply and eval let the network see a photo; measured on the dev
+# validation split with the bundled model (docs/model-card.md, "Render size").
+RENDER_SIZE = 160
+# Small photos colorized together.
+APPLY_BATCH_SIZE = 8
+# JPEG/WebP quality of written photos, and the H.264 constant rate factor of written videos.
+PHOTO_QUALITY = 95
+VIDEO_CRF = 18
+# Photos on `colorize eval`'s contact sheet.
+SHEET_COUNT = 8
+
+# The formats `colorize apply --format` offers: each is one that imaging/images.py writes.
+PHOTO_FORMATS = ("png", "jpg", "webp", "tif", "bmp")
+# The runtimes a model runs on (inference/backends.py), and what `colorize export` writes.
+BACKENDS = ("auto", "tf", "onnx", "lite")
+EXPORT_FORMATS = ("onnx", "tflite", "savedmodel")
+QUANTIZATIONS = ("float16", "int8")  # TFLite only
+
+# How `prepare` fits a photo into its square, and how shards may be compressed (docs/format.md).
+FITS = ("crop", "pad", "resize")
+COMPRESSIONS = ("none", "lzf", *(f"gzip-{level}" for level in range(1, 10)))
+DEFAULT_COMPRESSION = "none"  # measured: docs/format.md "Compression"
