@@ -86,7 +86,7 @@ def colorize_step(
     """(run(steps, first) -> images/s, {"generator": n, "discriminator": n}), warmed up."""
     gan = build_pix2pix(preset)
     strategy, generator, discriminator = gan.strategy, gan.generator, gan.discriminator
-    step = gan.train_step(xla=False)
+    step = gan.compile_step(xla=False)
     dataset = tf.data.Dataset.from_tensors(synthetic_batch(args.batch, size)).repeat()
     batches = iter(strategy.experimental_distribute_dataset(dataset))
 

@@ -108,7 +108,7 @@ def measure(
         feeds["shards"] = make_dataset(images, args.batch, size, seed=0)
     runs = {}
     for xla in {"both": [False, True], "on": [True], "off": [False]}[args.xla]:
-        step = gan.train_step(xla=xla)
+        step = gan.compile_step(xla=xla)
         for feed, dataset in feeds.items():
             batches = iter(strategy.experimental_distribute_dataset(dataset))
             images_per_s(step, batches, args.batch, args.warmup, 0)  # traces and compiles

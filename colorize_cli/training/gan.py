@@ -3,7 +3,7 @@ and scripts all build it here), `make_train_step` the compiled step: one forward
 networks' gradients and updates, on any strategy.
 
     gan = build_gan(model_config("tiny"), get_recipe("pix2pix"))
-    step = gan.train_step(xla=False)
+    step = gan.compile_step(xla=False)
     losses = step(iter(gan.strategy.experimental_distribute_dataset(batches)), tf.constant(0))
 
 The recipe supplies the losses and the target; this file only wires them to the tapes, the
@@ -15,11 +15,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from colorize_cli.errors import ModelError
 from colorize_cli.nets.models import ModelConfig, build_discriminator, build_generator
 from colorize_cli.tf_setup import import_tf
+
+if TYPE_CHECKING:
+    import keras
+
+    from colorize_cli.nets.recipes import Recipe, Stage
 
 tf = import_tf()
 
@@ -30,18 +35,23 @@ TrainStep = Callable[[Any, tf.Tensor], dict[str, tf.Tensor]]
 class Gan:
     """A generator-discriminator pair, their optimizers and the strategy they were built under."""
 
-    generator: Any
-    discriminator: Any
-    g_opt: Any
-    d_opt: Any
-    strategy: Any
+    generator: keras.Model
+    discriminator: keras.Model
+    g_opt: keras.optimizers.Optimizer  # a LossScaleOptimizer under mixed precision
+    d_opt: keras.optimizers.Optimizer
+    strategy: tf.distribute.Strategy
     model_config: ModelConfig
-    recipe: Any
+    recipe: Recipe
 
-    def train_step(
-        self, *, xla: bool = False, stage: Any = None, color_weights: Any = None
+    def compile_step(
+        self,
+        *,
+        xla: bool = False,
+        stage: Stage | None = None,
+        color_weights: tuple[float, ...] | None = None,
     ) -> TrainStep:
-        """The compiled step of `stage` (see make_train_step) for these networks."""
+        """Build the compiled step of `stage` (see make_train_step) for these networks; each
+        call traces a new `tf.function`, so call it once per stage."""
         return make_train_step(
             self.strategy,
             self.generator,

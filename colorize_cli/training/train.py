@@ -274,7 +274,7 @@ class _Run:
             return False
         stage = self.recipe.stages[index]
         self._set_stage(stage)
-        self.train_step = self.gan.train_step(
+        self.train_step = self.gan.compile_step(
             xla=self.config.xla, stage=stage, color_weights=self.color_weights
         )
         self.stage_index = index
