@@ -60,6 +60,34 @@ class Point:
         return out
 
 
+@dataclass(frozen=True)
+class Guide:
+    """What the user says about one photo's colours: hint `points` (in that photo's pixels) and
+    a reference's a*b* (`reference_ab`, Lab units, any shape (..., 2)), either or both."""
+
+    points: tuple[Point, ...] = ()
+    reference_ab: np.ndarray | None = None
+
+    @property
+    def empty(self) -> bool:
+        return not self.points and self.reference_ab is None
+
+
+def reference_ab(rgb: np.ndarray, side: int = 256) -> np.ndarray:
+    """A reference photo's a*b* (Lab units) at about `side` px on its short side (the palette
+    is a histogram: the resolution only needs to be enough to count colours)."""
+    from PIL import Image
+
+    from colorize_cli.imaging.color import srgb_to_lab
+
+    height, width = rgb.shape[:2]
+    scale = min(1.0, side / min(height, width))
+    if scale < 1.0:
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        rgb = np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.BILINEAR))
+    return srgb_to_lab(rgb)[..., 1:]
+
+
 def default_point_size(height: int, width: int) -> int:
     """The patch side used when a point gives none: 2% of the photo's short side, at least 1."""
     return max(1, round(DEFAULT_POINT_SIZE_FRACTION * min(height, width)))

@@ -20,6 +20,7 @@ import numpy as np
 
 from colorize_cli.errors import ModelError, UsageError, one_line
 from colorize_cli.fsutil import os_reason
+from colorize_cli.imaging.hints import HINT_CHANNELS, PALETTE_SIZE
 from colorize_cli.tf_setup import parked_stderr
 
 # `--backend`: which runtime runs the model ("auto": the one its file format needs).
@@ -27,7 +28,11 @@ BACKENDS = ("auto", "tf", "onnx", "lite")
 # Where exported files keep the contract: ONNX metadata_props key, TFLite metadata name, and the
 # SavedModel's `assets.extra/colorize.json`.
 METADATA_KEY = "colorize"
-CONTRACT_VERSION = 1
+# 1: L* in, colour out. 2: also the hint inputs (`hints` and `palette`, imaging/hints.py) when
+# the metadata says "hints": true. Both are read.
+CONTRACT_VERSION = 2
+CONTRACT_VERSIONS = (1, 2)
+INPUT_NAMES = ("lightness", "hints", "palette")
 OUTPUTS = {"ab": 2, "rgb": 3}  # metadata "output" -> channels
 # A SavedModel graph is refused if it holds one of these (files or Python reached from the graph).
 UNSAFE_OPS = frozenset(
@@ -41,14 +46,38 @@ _THREADS = os.cpu_count() or 1
 
 class Backend(Protocol):
     """A loaded generator: (B, H, W, 1) float32 L* -> (B, H, W, channels) float32, H and W
-    multiples of `stride`; `channels` is 2 (a*b*) or 3 (sRGB in [0, 1])."""
+    multiples of `stride`; `channels` is 2 (a*b*) or 3 (sRGB in [0, 1]). A model that
+    `takes_hints` also reads (B, H, W, 3) `hints` and (B, PALETTE_SIZE) `palette`
+    (imaging/hints.py); None for either means none given (zeros)."""
 
     name: str  # the runtime, as --backend spells it
     path: Path
     stride: int
     channels: int
+    takes_hints: bool
 
-    def run(self, lightness: np.ndarray) -> np.ndarray: ...
+    def run(
+        self,
+        lightness: np.ndarray,
+        hints: np.ndarray | None = None,
+        palette: np.ndarray | None = None,
+    ) -> np.ndarray: ...
+
+
+def hint_inputs(
+    lightness: np.ndarray, hints: np.ndarray | None, palette: np.ndarray | None
+) -> dict[str, np.ndarray]:
+    """The three inputs of a hint model, zeros for what is not given."""
+    batch, height, width = lightness.shape[:3]
+    if hints is None:
+        hints = np.zeros((batch, height, width, HINT_CHANNELS), np.float32)
+    if palette is None:
+        palette = np.zeros((batch, PALETTE_SIZE), np.float32)
+    return {
+        "lightness": np.ascontiguousarray(lightness, np.float32),
+        "hints": np.ascontiguousarray(hints, np.float32),
+        "palette": np.ascontiguousarray(palette, np.float32),
+    }
 
 
 def model_format(path: Path) -> str:
@@ -107,40 +136,96 @@ def parse_metadata(text: str | bytes, path: Path) -> dict[str, Any]:
         facts = json.loads(text)
     except (ValueError, UnicodeDecodeError):
         facts = None
-    if not isinstance(facts, dict) or facts.get("contract") != CONTRACT_VERSION:
+    if not isinstance(facts, dict) or facts.get("contract") not in CONTRACT_VERSIONS:
         raise ModelError(
             f"no colorize metadata (contract version {CONTRACT_VERSION}): export the model "
             "with `colorize export`",
             path,
         )
+    if facts.get("hints", False) not in (True, False) or (
+        facts.get("hints") and facts["contract"] < 2
+    ):
+        raise ModelError("damaged colorize metadata: bad hints flag", path)
     stride, output = facts.get("stride"), facts.get("output")
     if not (isinstance(stride, int) and 1 <= stride <= 4096) or output not in OUTPUTS:
         raise ModelError("damaged colorize metadata: bad stride or output", path)
     return facts
 
 
-def _check_shapes(inputs: list[Any], outputs: list[Any], channels: int, path: Path) -> None:
-    """Shapes as the runtimes report them (ints, or None/str/-1 for free axes)."""
+def _input_order(names: list[str]) -> list[str] | None:
+    """Which of INPUT_NAMES each runtime input name is (runtimes decorate the names, e.g.
+    "serving_default_hints:0"); None if they are not one each of a hint model's three."""
+    found = []
+    for name in names:
+        matches = [known for known in INPUT_NAMES if re.search(rf"(^|_){known}(:\d+)?$", name)]
+        if len(matches) != 1:
+            return None
+        found.append(matches[0])
+    return found if sorted(found) == sorted(INPUT_NAMES) else None
+
+
+def _check_shapes(
+    inputs: list[Any],
+    outputs: list[Any],
+    channels: int,
+    path: Path,
+    input_names: list[str] | None = None,
+) -> None:
+    """Shapes as the runtimes report them (ints, or None/str/-1 for free axes); with
+    `input_names` (a hint model, in the runtime's input order) the three inputs by name."""
 
     def fixed(dim: Any) -> int | None:
         return dim if isinstance(dim, int | np.integer) and dim > 0 else None
 
+    def image(shape: Any, depth: int) -> bool:
+        return (
+            len(shape) == 4
+            and fixed(shape[-1]) == depth
+            and all(fixed(d) is None for d in shape[1:3])
+        )
+
+    if input_names is None:
+        inputs_ok = len(inputs) == 1 and image(inputs[0], 1)
+    else:
+        by_name = dict(zip(input_names, inputs, strict=True))
+        inputs_ok = (
+            image(by_name["lightness"], 1)
+            and image(by_name["hints"], HINT_CHANNELS)
+            and len(by_name["palette"]) == 2
+            and fixed(by_name["palette"][-1]) == PALETTE_SIZE
+        )
     ok = (
-        len(inputs) == 1
+        inputs_ok
         and len(outputs) == 1
-        and len(inputs[0]) == 4
         and len(outputs[0]) == 4
-        and fixed(inputs[0][-1]) == 1
-        and all(fixed(d) is None for d in inputs[0][1:3])
         and fixed(outputs[0][-1]) in (None, channels)
     )
     if not ok:
+        takes = "one (batch, H, W, 1) L* input"
+        if input_names is not None:
+            takes = (
+                f"(batch, H, W, 1) L*, (batch, H, W, {HINT_CHANNELS}) hints and "
+                f"(batch, {PALETTE_SIZE}) palette inputs"
+            )
         raise ModelError(
-            "not a colorize generator: it must take one (batch, H, W, 1) L* input with free H "
-            f"and W and give one (batch, H, W, {channels}) output; this one takes "
+            f"not a colorize generator: it must take {takes} with free H and W and give one "
+            f"(batch, H, W, {channels}) output; this one takes "
             f"{[tuple(s) for s in inputs]} and gives {[tuple(s) for s in outputs]}",
             path,
         )
+
+
+def _names_for(facts: dict[str, Any], names: list[str], path: Path) -> list[str] | None:
+    """The hint model's input order from the runtime's names; None for an automatic model."""
+    if not facts.get("hints"):
+        return None
+    order = _input_order(names)
+    if order is None:
+        raise ModelError(
+            f"not a colorize hint model: its inputs {names} are not {', '.join(INPUT_NAMES)}",
+            path,
+        )
+    return order
 
 
 def _reason(exc: BaseException) -> str:
@@ -160,31 +245,48 @@ class KerasBackend:
     name = "tf"
 
     def __init__(self, model: Any, path: Path, stride: int) -> None:
+        from colorize_cli.nets.models import takes_hints
+
         self.model = model
         self.path = path
         self.stride = stride
         self.channels = int(model.outputs[0].shape[-1])
+        self.takes_hints = takes_hints(model)
         self._compiled: dict[tuple[int, int], Any] = {}
         self._shapes_seen: set[tuple[int, int]] = set()
 
-    def run(self, lightness: np.ndarray) -> np.ndarray:
+    def run(
+        self,
+        lightness: np.ndarray,
+        hints: np.ndarray | None = None,
+        palette: np.ndarray | None = None,
+    ) -> np.ndarray:
         """Keras's bilinear UpSampling2D cannot be traced with unknown H and W, so the network is
         compiled once per shape (batch size left free). Tracing costs about a second, more than
         a few eager calls, so a shape runs eagerly until it comes back."""
         shape = lightness.shape[1:3]
+        x: Any = lightness
+        if self.takes_hints:
+            x = hint_inputs(lightness, hints, palette)
         compiled = self._compiled.get(shape)
         if compiled is None and shape in self._shapes_seen:
             from colorize_cli.tf_setup import import_tf
 
             tf = import_tf()
+            spec: Any = tf.TensorSpec([None, *shape, 1], tf.float32)
+            if self.takes_hints:
+                spec = {
+                    "lightness": spec,
+                    "hints": tf.TensorSpec([None, *shape, HINT_CHANNELS], tf.float32),
+                    "palette": tf.TensorSpec([None, PALETTE_SIZE], tf.float32),
+                }
             compiled = self._compiled[shape] = tf.function(
-                lambda batch: self.model(batch, training=False),
-                input_signature=[tf.TensorSpec([None, *shape, 1], tf.float32)],
+                lambda batch: self.model(batch, training=False), input_signature=[spec]
             )
         self._shapes_seen.add(shape)
         if compiled is None:
-            return self.model(lightness, training=False).numpy()
-        return compiled(lightness).numpy()
+            return self.model(x, training=False).numpy()
+        return compiled(x).numpy()
 
 
 class OnnxBackend:
@@ -208,14 +310,30 @@ class OnnxBackend:
         facts = parse_metadata(metadata.get(METADATA_KEY, ""), path)
         self.path, self.stride, self.channels = path, facts["stride"], OUTPUTS[facts["output"]]
         inputs, outputs = self._session.get_inputs(), self._session.get_outputs()
-        _check_shapes([i.shape for i in inputs], [o.shape for o in outputs], self.channels, path)
-        if inputs[0].type != "tensor(float)":
-            raise ModelError(f"not a colorize generator: input is {inputs[0].type}", path)
-        self._input, self._output = inputs[0].name, outputs[0].name
+        order = _names_for(facts, [i.name for i in inputs], path)
+        self.takes_hints = order is not None
+        _check_shapes(
+            [i.shape for i in inputs], [o.shape for o in outputs], self.channels, path, order
+        )
+        for i in inputs:
+            if i.type != "tensor(float)":
+                raise ModelError(f"not a colorize generator: input is {i.type}", path)
+        self._inputs = dict(zip(order or ["lightness"], [i.name for i in inputs], strict=True))
+        self._output = outputs[0].name
 
-    def run(self, lightness: np.ndarray) -> np.ndarray:
+    def run(
+        self,
+        lightness: np.ndarray,
+        hints: np.ndarray | None = None,
+        palette: np.ndarray | None = None,
+    ) -> np.ndarray:
+        feeds = {"lightness": lightness}
+        if self.takes_hints:
+            feeds = hint_inputs(lightness, hints, palette)
         try:
-            (y,) = self._session.run([self._output], {self._input: lightness})
+            (y,) = self._session.run(
+                [self._output], {self._inputs[key]: value for key, value in feeds.items()}
+            )
         except Exception as exc:
             raise _run_failed(self.path, lightness, exc) from None
         return np.asarray(y, np.float32)
@@ -285,29 +403,45 @@ class LiteBackend:
             outputs = self._interpreter.get_output_details()
         except Exception as exc:
             raise ModelError(f"not a loadable TFLite model: {_reason(exc)}", path) from None
+        order = _names_for(facts, [d["name"] for d in inputs], path)
+        self.takes_hints = order is not None
         _check_shapes(
             [list(d["shape_signature"]) for d in inputs],
             [list(d["shape_signature"]) for d in outputs],
             self.channels,
             path,
+            order,
         )
-        if inputs[0]["dtype"] != np.float32:
-            raise ModelError(f"not a colorize generator: input is {inputs[0]['dtype']}", path)
-        self._input, self._output = inputs[0]["index"], outputs[0]["index"]
-        self._shape: tuple[int, ...] | None = None
+        for d in inputs:
+            if d["dtype"] != np.float32:
+                raise ModelError(f"not a colorize generator: input is {d['dtype']}", path)
+        self._inputs = dict(zip(order or ["lightness"], [d["index"] for d in inputs], strict=True))
+        self._output = outputs[0]["index"]
+        self._shapes: dict[str, tuple[int, ...]] | None = None
 
-    def run(self, lightness: np.ndarray) -> np.ndarray:
+    def run(
+        self,
+        lightness: np.ndarray,
+        hints: np.ndarray | None = None,
+        palette: np.ndarray | None = None,
+    ) -> np.ndarray:
+        feeds = {"lightness": np.ascontiguousarray(lightness, np.float32)}
+        if self.takes_hints:
+            feeds = hint_inputs(lightness, hints, palette)
         try:
-            if lightness.shape != self._shape:
-                self._interpreter.resize_tensor_input(self._input, lightness.shape, strict=True)
-                self._shape = lightness.shape
+            shapes = {key: value.shape for key, value in feeds.items()}
+            if shapes != self._shapes:
+                for key, shape in shapes.items():
+                    self._interpreter.resize_tensor_input(self._inputs[key], shape, strict=True)
+                self._shapes = shapes
                 with parked_stderr():  # XNNPACK announces itself on the first allocation
                     self._interpreter.allocate_tensors()
-            self._interpreter.set_tensor(self._input, np.ascontiguousarray(lightness))
+            for key, value in feeds.items():
+                self._interpreter.set_tensor(self._inputs[key], value)
             self._interpreter.invoke()
             return self._interpreter.get_tensor(self._output).copy()
         except Exception as exc:
-            self._shape = None
+            self._shapes = None
             raise _run_failed(self.path, lightness, exc) from None
 
 
@@ -357,18 +491,31 @@ class SavedModelBackend:
             raise ModelError(f"not a loadable SavedModel: {_reason(exc)}", path) from None
         inputs = self._signature.structured_input_signature[1]
         outputs = self._signature.structured_outputs
+        order = _names_for(facts, list(inputs), path)
+        self.takes_hints = order is not None
         _check_shapes(
             [spec.shape.as_list() for spec in inputs.values()],
             [spec.shape.as_list() for spec in outputs.values()],
             self.channels,
             path,
+            order,
         )
-        self._input, self._output = next(iter(inputs)), next(iter(outputs))
+        self._inputs = dict(zip(order or ["lightness"], list(inputs), strict=True))
+        self._output = next(iter(outputs))
         self._tf = tf
 
-    def run(self, lightness: np.ndarray) -> np.ndarray:
+    def run(
+        self,
+        lightness: np.ndarray,
+        hints: np.ndarray | None = None,
+        palette: np.ndarray | None = None,
+    ) -> np.ndarray:
+        feeds = {"lightness": lightness}
+        if self.takes_hints:
+            feeds = hint_inputs(lightness, hints, palette)
         try:
-            y = self._signature(**{self._input: self._tf.constant(lightness)})[self._output]
+            arguments = {self._inputs[k]: self._tf.constant(v) for k, v in feeds.items()}
+            y = self._signature(**arguments)[self._output]
         except Exception as exc:
             raise _run_failed(self.path, lightness, exc) from None
         return y.numpy()

@@ -25,7 +25,8 @@ from PIL import Image
 from colorize_cli.config import APPLY_BATCH_SIZE, RENDER_SIZE
 from colorize_cli.errors import ModelError, UsageError
 from colorize_cli.imaging import color
-from colorize_cli.imaging.hints import HINT_CHANNELS, PALETTE_SIZE
+from colorize_cli.imaging import hints as hinting
+from colorize_cli.imaging.hints import HINT_CHANNELS, PALETTE_SIZE, Guide
 from colorize_cli.inference import backends
 from colorize_cli.inference.backends import Backend
 
@@ -125,7 +126,8 @@ def _check_contract(model: Any, path: Path) -> None:
 def model_stride(model: Any) -> int:
     """What the model's input sides must be multiples of: the product of its downsampling strides.
 
-    A saved `.keras` file does not record the generator's depth, so it is read off the layers.
+    A saved `.keras` file does not record the generator's depth, so it is read off the layers
+    of the path from L* to the output.
     """
     import keras
 
@@ -135,8 +137,12 @@ def model_stride(model: Any) -> int:
         keras.layers.MaxPooling2D,
         keras.layers.AveragePooling2D,
     )
+    from colorize_cli.nets.models import HINT_LAYER_PREFIXES
+
     stride = 1
     for layer in model.layers:
+        if layer.name.startswith(HINT_LAYER_PREFIXES):
+            continue  # the hint branches pool the hint map to each decoder scale
         if hasattr(layer, "layers"):
             stride *= model_stride(layer)
         elif isinstance(layer, downsampling):
@@ -184,11 +190,14 @@ def open_model(path: str | Path | None = None, backend: str = "auto") -> Backend
 
 @dataclass
 class _Rendered:
-    """A photo's gray at full size and its padded L* at render size."""
+    """A photo's gray at full size, its padded L* at render size, and (a hint model) its padded
+    hint map and palette."""
 
     gray: np.ndarray
     shape: tuple[int, int]
     lightness: np.ndarray
+    hints: np.ndarray | None = None
+    palette: np.ndarray | None = None
 
 
 class Colorizer:
@@ -212,17 +221,20 @@ class Colorizer:
         self.batch_size = batch_size
         self.stride = self.backend.stride
         self.predicts_rgb = self.backend.channels == 3
+        self.takes_hints = self.backend.takes_hints
         self.network_seconds = 0.0  # time spent in the network, for benchmarks
 
-    def colorize(self, image: np.ndarray) -> np.ndarray:
-        """uint8 (H, W, 3) colour or (H, W) gray -> uint8 (H, W, 3) colorized from its gray."""
-        ((_, out),) = self.colorize_many([(None, image)])
+    def colorize(self, image: np.ndarray, guide: Guide | None = None) -> np.ndarray:
+        """uint8 (H, W, 3) colour or (H, W) gray -> uint8 (H, W, 3) colorized from its gray,
+        following `guide`'s hints and reference palette (a hint model only)."""
+        ((_, out),) = self.colorize_many([(None, image, guide)])
         return out
 
     def colorize_many(
-        self, items: Iterable[tuple[T, np.ndarray]]
+        self, items: Iterable[tuple[T, np.ndarray] | tuple[T, np.ndarray, Guide | None]]
     ) -> Iterator[tuple[T, np.ndarray]]:
-        """Colorize (tag, photo) pairs in batches, yielding (tag, colorized) in the input order.
+        """Colorize (tag, photo) or (tag, photo, guide) items in batches, yielding (tag,
+        colorized) in the input order.
 
         Photos are read from `items` lazily, `batch_size` (or BATCH_PIXEL_BUDGET) at a time; each
         result equals what `colorize` gives for that photo alone.
@@ -231,15 +243,17 @@ class Colorizer:
             yield tag, recombine(gray, ab)
 
     def chroma_many(
-        self, items: Iterable[tuple[T, np.ndarray]]
+        self, items: Iterable[tuple[T, np.ndarray] | tuple[T, np.ndarray, Guide | None]]
     ) -> Iterator[tuple[T, np.ndarray, np.ndarray]]:
-        """(tag, photo) pairs -> (tag, gray, ab): the photo's full-size uint8 gray and the network's
-        float32 a*b* at the render shape, in input order. `recombine(gray, ab)` finishes a photo;
-        between the two, a caller may change the colour (video smooths it over time)."""
+        """(tag, photo[, guide]) items -> (tag, gray, ab): the photo's full-size uint8 gray and the
+        network's float32 a*b* at the render shape, in input order. `recombine(gray, ab)`
+        finishes a photo; between the two, a caller may change the colour (video smooths it over
+        time). A guide's hints must lie inside its photo (hints.HintError otherwise)."""
         batch: list[tuple[T, _Rendered]] = []
         pixels = 0
-        for tag, image in items:
-            rendered = self._render(image)
+        for item in items:
+            tag, image = item[0], item[1]
+            rendered = self._render(image, item[2] if len(item) > 2 else None)
             batch.append((tag, rendered))
             pixels += rendered.gray.size
             if len(batch) >= self.batch_size or pixels >= BATCH_PIXEL_BUDGET:
@@ -252,7 +266,7 @@ class Colorizer:
         """The padded (h, w) float32 L* the network sees for a photo (int8 calibration uses it)."""
         return self._render(image).lightness
 
-    def _render(self, image: np.ndarray) -> _Rendered:
+    def _render(self, image: np.ndarray, guide: Guide | None = None) -> _Rendered:
         image = np.asarray(image)
         if image.dtype != np.uint8 or not (
             image.ndim == 2 or (image.ndim == 3 and image.shape[-1] == 3)
@@ -267,12 +281,22 @@ class Colorizer:
             small = np.asarray(
                 Image.fromarray(gray).resize((width, height), Image.Resampling.BICUBIC)
             )
-        padded = np.pad(
-            color.gray_to_lightness(small),
-            ((0, -height % self.stride), (0, -width % self.stride)),
-            mode="symmetric",
-        )
-        return _Rendered(gray, (height, width), padded)
+        padding = ((0, -height % self.stride), (0, -width % self.stride))
+        padded = np.pad(color.gray_to_lightness(small), padding, mode="symmetric")
+        rendered = _Rendered(gray, (height, width), padded)
+        if guide is not None and not guide.empty and not self.takes_hints:
+            raise UsageError(
+                "this model takes no hints or reference (automatic colour only); use the "
+                "bundled default or a model trained with --model lite0-hints",
+                self.model_path,
+            )
+        if self.takes_hints:
+            guide = guide or Guide()
+            hint_map = hinting.hint_map(list(guide.points), gray.shape, (height, width))
+            # Zeros, not a mirror, in the padding: a hint near the edge must not be copied.
+            rendered.hints = np.pad(hint_map, (*padding, (0, 0)))
+            rendered.palette = hinting.palette(guide.reference_ab)
+        return rendered
 
     def _run(self, batch: list[tuple[T, _Rendered]]) -> Iterator[tuple[T, np.ndarray, np.ndarray]]:
         """Predict each group of same-shape renders together; yield (tag, gray, ab) in order."""
@@ -282,8 +306,12 @@ class Colorizer:
         chroma: list[np.ndarray | None] = [None] * len(batch)
         for indices in groups.values():
             x = np.stack([batch[i][1].lightness for i in indices])[..., np.newaxis]
+            hints = palette = None
+            if self.takes_hints:
+                hints = np.stack([batch[i][1].hints for i in indices])
+                palette = np.stack([batch[i][1].palette for i in indices])
             started = time.perf_counter()
-            y = self.backend.run(x)
+            y = self.backend.run(x, hints, palette) if self.takes_hints else self.backend.run(x)
             self.network_seconds += time.perf_counter() - started
             for i, prediction in zip(indices, y, strict=True):
                 height, width = batch[i][1].shape

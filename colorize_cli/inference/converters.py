@@ -16,7 +16,9 @@ from typing import Any
 import numpy as np
 
 from colorize_cli import __version__
+from colorize_cli.imaging.hints import HINT_CHANNELS, PALETTE_SIZE
 from colorize_cli.inference import backends
+from colorize_cli.nets.models import takes_hints
 from colorize_cli.tf_setup import parked_stderr
 
 ONNX_OPSET = 17
@@ -24,7 +26,8 @@ INPUT_NAME = "lightness"
 
 
 def serving_function(model: Any, output: str) -> Any:
-    """The generator as a tf.function of (batch, H, W, 1) with H and W free.
+    """The generator as a tf.function of (batch, H, W, 1) with H and W free; a hint model's also
+    takes `hints` (batch, H, W, 3) and `palette` (batch, PALETTE_SIZE), named so.
 
     Keras's bilinear UpSampling2D cannot be traced with unknown H and W, so the graph is rebuilt
     on the same layers (same weights) with those calls replaced by tf.image.resize, which is the
@@ -54,10 +57,22 @@ def serving_function(model: Any, output: str) -> Any:
         model, clone_function=lambda layer: layer, call_function=call, recursive=True
     )
     spec = tf.TensorSpec([None, None, None, 1], tf.float32, name=INPUT_NAME)
+    if takes_hints(model):
+        hint_specs = [
+            tf.TensorSpec([None, None, None, HINT_CHANNELS], tf.float32, name="hints"),
+            tf.TensorSpec([None, PALETTE_SIZE], tf.float32, name="palette"),
+        ]
 
-    @tf.function(input_signature=[spec])
-    def serve(lightness: Any) -> Any:
-        return {output: dynamic(lightness, training=False)}
+        @tf.function(input_signature=[spec, *hint_specs])
+        def serve(lightness: Any, hints: Any, palette: Any) -> Any:
+            inputs = {"lightness": lightness, "hints": hints, "palette": palette}
+            return {output: dynamic(inputs, training=False)}
+
+    else:
+
+        @tf.function(input_signature=[spec])
+        def serve(lightness: Any) -> Any:
+            return {output: dynamic(lightness, training=False)}
 
     serve.keras_model = dynamic  # keeps the variables tracked for SavedModel
     serve.output_name = output
@@ -95,12 +110,15 @@ def write_onnx(serving: Any, path: Path, metadata: dict[str, Any]) -> None:
     with _quiet_converters():
         frozen = _frozen(serving)
         output = serving.output_name
+        # The frozen function's inputs keep the signature's order: lightness[, hints, palette].
+        names = [INPUT_NAME, *backends.INPUT_NAMES[1:]][: len(frozen.inputs)]
+        renames = {tensor.name: name for tensor, name in zip(frozen.inputs, names, strict=True)}
         model_proto, _ = tf2onnx.convert.from_graph_def(
             frozen.graph.as_graph_def(),
-            input_names=[frozen.inputs[0].name],
+            input_names=list(renames),
             output_names=[frozen.outputs[0].name],
             opset=ONNX_OPSET,
-            tensors_to_rename={frozen.inputs[0].name: INPUT_NAME, frozen.outputs[0].name: output},
+            tensors_to_rename={**renames, frozen.outputs[0].name: output},
         )
     entry = model_proto.metadata_props.add()
     entry.key, entry.value = backends.METADATA_KEY, json.dumps(metadata)
@@ -131,7 +149,11 @@ def write_tflite(
 
             def representative() -> Iterator[list[np.ndarray]]:
                 for lightness in calibration:
-                    yield [lightness[np.newaxis, ..., np.newaxis]]
+                    x = lightness[np.newaxis, ..., np.newaxis]
+                    if metadata.get("hints"):
+                        yield list(backends.hint_inputs(x, None, None).values())
+                    else:
+                        yield [x]
 
             converter.representative_dataset = representative
         flat = converter.convert()

@@ -175,9 +175,10 @@ def _metadata(
     training = described.get("training", {})
     output = "rgb" if reference.predicts_rgb else "ab"
     facts = {
-        "contract": backends.CONTRACT_VERSION,
+        "contract": backends.CONTRACT_VERSION if reference.takes_hints else 1,
         "input": f"{converters.INPUT_NAME}: float32 (batch, H, W, 1), CIE L* of the gray photo "
         "in [0, 100]; H and W multiples of the stride, padded symmetrically",
+        "hints": reference.takes_hints,
         "output": output,
         "output_units": "a*b* in CIELab units (D65)" if output == "ab" else "sRGB in [0, 1]",
         "stride": reference.stride,
@@ -192,6 +193,13 @@ def _metadata(
         "source_sha256": hashlib.sha256(source.read_bytes()).hexdigest(),
         "colorize_version": __version__,
     }
+    if reference.takes_hints:
+        facts["hint_inputs"] = (
+            "hints: float32 (batch, H, W, 3), a*/110 and b*/110 on hint patches and a mask, zeros "
+            "elsewhere and in the padding; palette: float32 (batch, 485), a reference's a*b* "
+            "histogram over 22x22 cells of 10 Lab units from -110, summing to 1, then a given "
+            "flag (docs/hints.md)"
+        )
     if format == "onnx":
         facts["opset"] = converters.ONNX_OPSET
     return facts
@@ -257,6 +265,28 @@ def _export_folder(
         shutil.rmtree(temporary, ignore_errors=True)
 
 
+def _check_guide(photo: np.ndarray, index: int) -> Any:
+    """Hints to verify a hint model's export with on every other photo: a few seeded points and
+    the photo's own palette (the hint inputs are checked, not only the L* path)."""
+    from colorize_cli.imaging import hints
+
+    if index % 2:
+        return None
+    rng = np.random.default_rng(index)
+    height, width = photo.shape[:2]
+    points = tuple(
+        hints.Point(
+            int(rng.integers(width)),
+            int(rng.integers(height)),
+            tuple(int(c) for c in rng.integers(0, 256, 3)),
+        )
+        for _ in range(5)
+    )
+    rgb = photo if photo.ndim == 3 else np.repeat(photo[..., None], 3, axis=-1)
+    rgb = np.roll(rgb, 1, axis=-1)  # some colour even for a gray check image
+    return hints.Guide(points, hints.reference_ab(rgb))
+
+
 def _verify(
     path: Path, reference: Any, photos: list[np.ndarray], precision: str, progress: ProgressSink
 ) -> tuple[float, float]:
@@ -270,11 +300,10 @@ def _verify(
     except ColorizeError as exc:
         raise ModelError(f"the export cannot be run back: {exc.reason}") from None
     worst, total, count = 0.0, 0.0, 0
-    pairs = zip(
-        reference.chroma_many(enumerate(photos)),
-        exported.chroma_many(enumerate(photos)),
-        strict=True,
-    )
+    items = [(i, photo, _check_guide(photo, i)) for i, photo in enumerate(photos)]
+    if not reference.takes_hints:
+        items = [(i, photo, None) for i, photo, _ in items]
+    pairs = zip(reference.chroma_many(items), exported.chroma_many(items), strict=True)
     for (_, _, expected), (_, _, got) in pairs:
         difference = np.abs(expected.astype(np.float64) - got)
         worst = max(worst, float(difference.max()))

@@ -44,6 +44,7 @@ def describe_model(path: str | Path) -> dict[str, Any]:
         "layers": len(model.get("layers", [])),
         "parameters": parameters,
         "encoder": _encoder(model.get("layers", [])),
+        "takes_hints": "hints" in _layer_names(model.get("input_layers", [])),
         "keras_version": metadata.get("keras_version"),
         "saved": metadata.get("date_saved"),
     }
@@ -61,8 +62,11 @@ def _encoder(layers: list) -> str:
     return "none (trained from scratch)"
 
 
-def _layer_names(spec: list) -> list[str]:
-    """Keras writes one endpoint as [name, 0, 0] and several as [[name, 0, 0], ...]."""
+def _layer_names(spec: list | dict) -> list[str]:
+    """Keras writes one endpoint as [name, 0, 0], several as [[name, 0, 0], ...], and named ones
+    (a hint model's inputs) as {name: [name, 0, 0], ...}."""
+    if isinstance(spec, dict):
+        return [str(name) for name in spec]
     if spec and isinstance(spec[0], str):
         return [spec[0]]
     return [endpoint[0] for endpoint in spec]

@@ -28,6 +28,8 @@ DISCRIMINATOR_DOWNSAMPLINGS = 3
 LEAK = 0.2
 MAX_GROUPS = 32
 OUTPUTS = ("ab", "rgb")
+# Layers of the hint and palette branches are named with these (the stride ignores them).
+HINT_LAYER_PREFIXES = ("hints", "palette")
 ENCODERS = ("", "lite0")
 
 
