@@ -5,7 +5,7 @@ RUN/metrics.jsonl    one JSON line per finished epoch
 RUN/samples/         epoch-NNN.png: gray | generated | truth, one row per validation photo
 RUN/checkpoints/     tf.train.CheckpointManager's files (both networks, optimizers, position)
 RUN/model.keras      the generator alone after the last epoch, what `colorize apply` and `eval` load
-RUN/best.keras       the generator after the epoch with the lowest validation L1 on a*b* so far
+RUN/best.keras       the generator after the epoch with the lowest `val_selection` so far
 RUN/tensorboard/     event files, with --tensorboard
 """
 
