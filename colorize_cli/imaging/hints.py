@@ -218,3 +218,57 @@ def palette_colors(values: np.ndarray, count: int = 5) -> list[tuple[int, int, i
     ).reshape(1, -1, 3)
     rgb = np.round(lab_to_srgb(lab) * 255).astype(np.uint8)[0]
     return [tuple(int(c) for c in colour) for colour in rgb]
+
+
+def oracle_points(truth: np.ndarray, count: int, rng: np.random.Generator) -> tuple[Point, ...]:
+    """`count` hints sampled from a photo's own colours (uint8 (H, W, 3)), as the training sampler
+    places them: around the centre (Gaussian, sd a quarter of each side), each the mean sRGB of
+    the truth over its default-size patch. `colorize eval --oracle-hints` scores with these."""
+    height, width = truth.shape[:2]
+    size = default_point_size(height, width)
+    points = []
+    for _ in range(count):
+        y = int(np.clip(round(rng.normal(height / 2, height / 4)), 0, height - 1))
+        x = int(np.clip(round(rng.normal(width / 2, width / 4)), 0, width - 1))
+        top, left = max(0, y - size // 2), max(0, x - size // 2)
+        patch = truth[top : top + size, left : left + size].reshape(-1, 3)
+        mean = np.round(patch.astype(np.float64).mean(axis=0)).astype(int)
+        points.append(Point(x, y, (int(mean[0]), int(mean[1]), int(mean[2]))))
+    return tuple(points)
+
+
+# The hand-made alternative to a hint model, for comparison (docs/hints.md): each hint's colour
+# blended into the automatic a*b* with a weight that falls off with distance (sd BLEND_DISTANCE
+# of the render's short side) and with lightness difference (sd BLEND_LIGHTNESS L* units).
+BLEND_DISTANCE = 0.08
+BLEND_LIGHTNESS = 8.0
+
+
+def blend_points(
+    ab: np.ndarray, lightness: np.ndarray, points: list[Point], photo_shape: tuple[int, int]
+) -> np.ndarray:
+    """Automatic a*b* (h, w, 2) with `points` (in a `photo_shape` photo's pixels) blended in,
+    given the render's L* (h, w); no network involved."""
+    from colorize_cli.imaging.color import srgb_to_lab
+
+    if not points:
+        return ab
+    rows, cols = ab.shape[:2]
+    scale_y, scale_x = rows / photo_shape[0], cols / photo_shape[1]
+    sigma = BLEND_DISTANCE * min(rows, cols)
+    ys, xs = np.mgrid[0:rows, 0:cols].astype(np.float32)
+    chroma = srgb_to_lab(np.array([[p.color for p in points]], np.uint8))[0, :, 1:]
+    keep = np.ones((rows, cols), np.float32)  # the share of the automatic colour left
+    weighted = np.zeros((rows, cols, 2), np.float32)
+    total = np.zeros((rows, cols), np.float32)
+    for point, hint_ab in zip(points, chroma, strict=True):
+        y = min(rows - 1, int((point.y + 0.5) * scale_y))
+        x = min(cols - 1, int((point.x + 0.5) * scale_x))
+        distance = ((ys - y) ** 2 + (xs - x) ** 2) / (2 * sigma**2)
+        difference = (lightness - lightness[y, x]) ** 2 / (2 * BLEND_LIGHTNESS**2)
+        weight = np.exp(-(distance + difference))
+        keep *= 1 - weight
+        weighted += weight[..., None] * hint_ab
+        total += weight
+    hinted = weighted / np.maximum(total, 1e-12)[..., None]
+    return (keep[..., None] * ab + (1 - keep[..., None]) * hinted).astype(np.float32)

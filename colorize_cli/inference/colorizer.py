@@ -198,6 +198,7 @@ class _Rendered:
     lightness: np.ndarray
     hints: np.ndarray | None = None
     palette: np.ndarray | None = None
+    blend: list[hinting.Point] | None = None  # hint_mode "blend": points blended after the run
 
 
 class Colorizer:
@@ -209,8 +210,11 @@ class Colorizer:
         render_size: int = RENDER_SIZE,
         batch_size: int = APPLY_BATCH_SIZE,
         backend: str | Backend = "auto",
+        hint_mode: str = "network",
     ) -> None:
-        """`backend` is a --backend name (open_model) or an already opened Backend."""
+        """`backend` is a --backend name (open_model) or an already opened Backend. `hint_mode`
+        "blend" blends hint points into the automatic colour instead of giving them to the
+        network (the baseline of docs/hints.md; any model)."""
         if render_size < 1 or batch_size < 1:
             raise ValueError(
                 f"render_size and batch_size must be >= 1, got {render_size}, {batch_size}"
@@ -221,6 +225,7 @@ class Colorizer:
         self.batch_size = batch_size
         self.stride = self.backend.stride
         self.predicts_rgb = self.backend.channels == 3
+        self.hint_mode = hint_mode
         self.takes_hints = self.backend.takes_hints
         self.network_seconds = 0.0  # time spent in the network, for benchmarks
 
@@ -284,6 +289,9 @@ class Colorizer:
         padding = ((0, -height % self.stride), (0, -width % self.stride))
         padded = np.pad(color.gray_to_lightness(small), padding, mode="symmetric")
         rendered = _Rendered(gray, (height, width), padded)
+        if self.hint_mode == "blend" and guide is not None:
+            rendered.blend = list(guide.points)
+            guide = hinting.Guide(reference_ab=guide.reference_ab)
         if guide is not None and not guide.empty and not self.takes_hints:
             raise UsageError(
                 "this model takes no hints or reference (automatic colour only); use the "
@@ -316,6 +324,14 @@ class Colorizer:
             for i, prediction in zip(indices, y, strict=True):
                 height, width = batch[i][1].shape
                 chroma[i] = self._ab(prediction[:height, :width])
+                rendered = batch[i][1]
+                if rendered.blend:
+                    chroma[i] = hinting.blend_points(
+                        chroma[i],
+                        rendered.lightness[:height, :width],
+                        rendered.blend,
+                        rendered.gray.shape,
+                    )
         for (tag, rendered), ab in zip(batch, chroma, strict=True):
             yield tag, rendered.gray, ab
 

@@ -11,6 +11,7 @@ import csv
 import io
 import math
 import os
+import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -23,6 +24,7 @@ from colorize_cli.config import APPLY_BATCH_SIZE, RENDER_SIZE
 from colorize_cli.data import shards
 from colorize_cli.errors import ColorizeError, UsageError
 from colorize_cli.imaging import color, images, metrics
+from colorize_cli.imaging import hints as hinting
 from colorize_cli.imaging.inputs import IMAGE_EXTENSIONS, expand_inputs
 from colorize_cli.inference.colorizer import Colorizer
 from colorize_cli.progress import NullProgress, ProgressSink
@@ -136,6 +138,10 @@ def evaluate(
     progress: ProgressSink | None = None,
     colorizer: Colorizer | None = None,
     backend: str = "auto",
+    oracle_hints: int = 0,
+    reference: str | None = None,
+    seed: int = 0,
+    hint_mode: str = "network",
 ) -> EvalResult:
     """Score the generator at `model_path` (None: the bundled one) on shards or photos.
 
@@ -143,15 +149,35 @@ def evaluate(
     replicated into RGB (the baseline), are scored against the photo at its full resolution. The
     first `sheet_count` photos are kept, shrunk, for `write_sheet`. Unreadable photos are listed in
     `failures`; a missing or foreign shard or model raises. `backend` is Colorizer's.
+
+    `oracle_hints` N gives each photo N hints sampled from its own truth (hints.oracle_points),
+    the same for the same `seed` and photo name; `reference` "truth" gives each photo its own
+    palette, a path one reference photo for all. Both need a hint model, or a `colorizer` with
+    hint_mode "blend" for the points.
     """
     progress = progress or NullProgress()
     found: list[tuple[str, str]] = []
     sources = list(_samples(data, found))
-    colorizer = colorizer or Colorizer(model_path, render_size, batch_size, backend)
+    colorizer = colorizer or Colorizer(model_path, render_size, batch_size, backend, hint_mode)
     result = EvalResult(str(colorizer.model_path), list(data), colorizer.render_size)
     result.failures += found
+    shared_reference = None
+    if reference not in (None, "truth"):
+        shared_reference = hinting.reference_ab(images.read_image(reference))
+
+    def guided(items: Iterator) -> Iterator:
+        for (name, truth, gray), image in items:
+            if not (oracle_hints or reference):
+                yield (name, truth, gray), image
+                continue
+            rng = np.random.default_rng([seed, zlib.crc32(name.encode("utf-8", "replace"))])
+            points = hinting.oracle_points(truth, oracle_hints, rng)
+            palette = hinting.reference_ab(truth) if reference == "truth" else shared_reference
+            yield (name, truth, gray), image, hinting.Guide(points, palette)
+
     progress.start("evaluating", total=len(sources), unit="photos")
-    for (name, truth, gray), output in colorizer.colorize_many(_read(sources, result, progress)):
+    items = guided(_read(sources, result, progress))
+    for (name, truth, gray), output in colorizer.colorize_many(items):
         baseline = np.repeat(gray[..., np.newaxis], 3, axis=-1)
         height, width = truth.shape[:2]
         result.images.append(
