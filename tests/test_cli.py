@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -31,16 +32,29 @@ def run(
 
 
 def modules_after(*argv: str) -> set[str]:
-    """The modules loaded after running the CLI in-process with these arguments."""
+    """The modules loaded after running the CLI in-process with these arguments. The command must
+    exit 0 and the listing must be reached: a run that crashed early loaded little, and would
+    otherwise pass every "TensorFlow not loaded" check."""
     code = (
         "import sys\n"
         "from colorize_cli.cli import app\n"
+        "status = 0\n"
         f"try:\n    app({list(argv)!r}, prog_name='colorize')\n"
-        "except SystemExit:\n    pass\n"
+        "except SystemExit as exc:\n    status = exc.code or 0\n"
+        "print(f'{MARKER} {status}')\n"
         "print('\\n'.join(sorted(sys.modules)))\n"
-    )
+    ).replace("{MARKER}", MODULES_MARKER)
     result = subprocess.run([PY, "-c", code], capture_output=True, text=True, timeout=120)
-    return set(result.stdout.split())
+    assert result.returncode == 0, result.stderr
+    _, marker, listing = result.stdout.partition(MODULES_MARKER)
+    assert marker, f"the CLI never reached its end: {result.stderr}"
+    status, *loaded = listing.split()
+    assert status == "0", f"colorize {' '.join(argv)} exited {status}: {result.stderr}"
+    assert "colorize_cli.cli" in loaded
+    return set(loaded)
+
+
+MODULES_MARKER = "--- modules loaded, exit status:"
 
 
 def test_help_lists_every_command_and_does_not_import_tensorflow() -> None:
@@ -327,3 +341,50 @@ def test_apply_backend_must_fit_the_model(
     right = run("apply", photo, "--model", str(tiny_model), "--backend", "tf", "-o", str(out))
     assert right.returncode == 0, right.stderr
     assert Path(right.stdout.strip()) == out and out.is_file()
+
+
+@pytest.mark.parametrize(
+    ("argv", "option"),
+    [
+        (["eval", "default", "{photos}", "--render-size", "0"], "--render-size"),
+        (["apply", "-", "-o", "-", "--render-size", "0"], "--render-size"),
+        (["apply", "-", "-o", "-", "--batch-size", "0"], "--batch-size"),
+        (["apply", "{photo}", "-o", "-"], "-o -"),
+        (["apply", "{photo}", "--quality", "0"], "--quality"),
+        (["eval", "default", "{photos}", "--sheet-count", "0"], "--sheet-count"),
+        (["export", "default", "{tmp}/x.onnx", "--quantize", "float16"], "--quantize"),
+        (["export", "default", "{tmp}/x.tflite", "--quantize", "int8"], "--photos"),
+    ],
+    ids=lambda value: value if isinstance(value, str) else "_".join(value[:1] + value[-2:]),
+)
+def test_bad_options_are_one_line_usage_errors_on_every_path(
+    argv: list[str], option: str, photo_dir: Path, tmp_path: Path
+) -> None:
+    photo = sorted(photo_dir.iterdir())[0]
+    argv = [a.format(photos=photo_dir, photo=photo, tmp=tmp_path) for a in argv]
+    result = subprocess.run(
+        [PY, "-m", "colorize_cli", *argv],
+        input=photo.read_bytes(),
+        capture_output=True,
+        timeout=120,
+    )
+    stderr = result.stderr.decode()
+    assert result.returncode == 2, stderr
+    assert "Traceback" not in stderr and stderr.count("\n") == 1 and option in stderr
+    assert result.stdout == b""
+
+
+def test_cli_choices_are_what_the_library_accepts() -> None:
+    from colorize_cli import constants
+    from colorize_cli.imaging import images
+    from colorize_cli.inference import backends, export
+
+    assert constants.BACKENDS == backends.BACKENDS
+    assert constants.EXPORT_FORMATS == export.FORMATS
+    assert constants.QUANTIZATIONS == export.QUANTIZATIONS
+    rgb = np.zeros((4, 6, 3), np.uint8)
+    rgb[..., 0] = 200
+    for format in constants.PHOTO_FORMATS:
+        written = Image.open(io.BytesIO(images.encode_image(rgb, format)))
+        assert written.format == images.output_format(f"x.{format}")
+        assert written.size == (6, 4)
