@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
 from conftest import DEV_DIR
@@ -12,8 +13,6 @@ from PIL import Image
 from colorize_cli.errors import ModelError
 from colorize_cli.imaging import color
 from colorize_cli.inference import colorizer
-
-keras = pytest.importorskip("keras")
 
 
 def _save(model: keras.Model, path: Path) -> Path:

@@ -9,6 +9,7 @@ import json
 import shutil
 from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
 from conftest import dev_photos
@@ -20,7 +21,6 @@ from colorize_cli.imaging import color
 from colorize_cli.inference import evaluate
 from colorize_cli.inference.colorizer import Colorizer
 
-keras = pytest.importorskip("keras")
 SIZE = 64
 
 

@@ -19,7 +19,6 @@ from colorize_cli.inference import backends, converters, export
 from colorize_cli.inference.colorizer import Colorizer
 
 pytest.importorskip("onnxruntime")
-pytest.importorskip("ai_edge_litert")
 pytest.importorskip("tf2onnx")
 
 SIZES = ((64, 96), (100, 130))  # 100x130 is padded to the stride (8)

@@ -24,6 +24,12 @@ REFERENCE_TOP1 = {"colour": 0.780, "gray": 0.678}
 PHOTOS = 160
 
 
+@pytest.fixture(scope="session")
+def lite0() -> keras.Model:
+    """The lite0 generator, built once: building it reads and ports the ImageNet weights."""
+    return build_generator(model_config("lite0"))
+
+
 def _imagenet_photos(count: int) -> list[tuple[Path, int]]:
     classes = CLASSES_FILE.read_text().split()
     photos = sorted(DEV_DIR.glob("imagenet_*.jpg"))
@@ -54,17 +60,18 @@ def test_the_port_classifies_dev_imagenet_photos_as_the_reference_does(mode: str
     assert abs(accuracy - expected) <= tolerance, (accuracy, expected, tolerance)
 
 
-def test_the_lite0_generator_keeps_the_contract_and_loads_in_safe_mode(tmp_path: Path) -> None:
-    generator = build_generator(model_config("lite0"))
-    assert model_stride(generator) == 32 == model_config("lite0").stride
+def test_the_lite0_generator_keeps_the_contract_and_loads_in_safe_mode(
+    lite0: keras.Model, tmp_path: Path
+) -> None:
+    assert model_stride(lite0) == 32 == model_config("lite0").stride
     lightness = np.linspace(0, 100, 2 * 64 * 96, dtype=np.float32).reshape(2, 64, 96, 1)
-    out = np.asarray(generator(lightness))
+    out = np.asarray(lite0(lightness))
     assert out.shape == (2, 64, 96, 2)
     assert np.all(out == 0.0)  # zero-initialised head: untrained, it adds no colour
     path = tmp_path / "lite0.keras"
-    generator.save(path)
+    lite0.save(path)
     loaded = load_generator(path)
-    assert loaded.count_params() == generator.count_params()
+    assert loaded.count_params() == lite0.count_params()
     # The encoder carries the ImageNet weights, and they survive the save.
     stem = loaded.get_layer("lite0_stem_conv").get_weights()[0]
     assert np.array_equal(stem, pretrained.keras_weights()["lite0_stem_conv"][0])
@@ -73,20 +80,22 @@ def test_the_lite0_generator_keeps_the_contract_and_loads_in_safe_mode(tmp_path:
     assert "EfficientNet-Lite0" in encoder and "Apache-2.0" in encoder
 
 
-def test_the_scratch_ablation_has_the_same_network_without_the_imagenet_weights() -> None:
+def test_the_scratch_ablation_has_the_same_network_without_the_imagenet_weights(
+    lite0: keras.Model,
+) -> None:
     scratch = build_generator(model_config("lite0-scratch"))
-    trained = build_generator(model_config("lite0"))
-    assert scratch.count_params() == trained.count_params()
+    assert scratch.count_params() == lite0.count_params()
     stem = scratch.get_layer("lite0_stem_conv").get_weights()[0]
     assert not np.allclose(stem, pretrained.keras_weights()["lite0_stem_conv"][0])
 
 
-def test_the_encoder_sees_gray_exactly_as_the_classifier_sees_a_gray_photo() -> None:
-    generator = build_generator(model_config("lite0"))
+def test_the_encoder_sees_gray_exactly_as_the_classifier_sees_a_gray_photo(
+    lite0: keras.Model,
+) -> None:
     classifier = pretrained.build_classifier()
     rng = np.random.default_rng(0)
     lightness = rng.uniform(0, 100, (1, 64, 64, 1)).astype(np.float32)
-    features = keras.Model(generator.input, generator.get_layer("lite0_block15_project_bn").output)
+    features = keras.Model(lite0.input, lite0.get_layer("lite0_block15_project_bn").output)
     grey_rgb = np.repeat(lightness / 100.0, 3, axis=-1)
     reference = keras.Model(
         classifier.input, classifier.get_layer("lite0_block15_project_bn").output
