@@ -190,7 +190,7 @@ def evaluate(
             )
         )
         if len(result.sheet_rows) < sheet_count:
-            result.sheet_rows.append(tuple(_thumbnail(x) for x in (baseline, output, truth)))
+            result.sheet_rows.append(tuple(thumbnail(x) for x in (baseline, output, truth)))
         progress.advance(1)
     summary = result.summary()
     progress.finish(
@@ -262,16 +262,18 @@ def _read(
             shard.close()
 
 
-def _thumbnail(rgb: np.ndarray) -> np.ndarray:
+def thumbnail(rgb: np.ndarray) -> np.ndarray:
     image = Image.fromarray(rgb)
     image.thumbnail((SHEET_CELL, SHEET_CELL), Image.Resampling.LANCZOS)
     return np.asarray(image)
 
 
-def contact_sheet(rows: Sequence[tuple[np.ndarray, ...]]) -> np.ndarray:
-    """Rows of thumbnails (each fits SHEET_CELL) on a white sheet under a
-    "gray | colorized | truth" header, each centred in its cell."""
-    columns = ("gray", "colorized", "truth")
+def contact_sheet(
+    rows: Sequence[tuple[np.ndarray, ...]],
+    columns: Sequence[str] = ("gray", "colorized", "truth"),
+) -> np.ndarray:
+    """Rows of thumbnails (each fits SHEET_CELL) on a white sheet under a header of `columns`
+    ("gray | colorized | truth"), each centred in its cell."""
     step = SHEET_CELL + _GAP
     sheet = Image.new(
         "RGB",
