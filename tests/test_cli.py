@@ -377,9 +377,10 @@ def test_bad_options_are_one_line_usage_errors_on_every_path(
 def test_cli_choices_are_what_the_library_accepts() -> None:
     from colorize_cli import constants
     from colorize_cli.imaging import images
-    from colorize_cli.inference import backends, export
+    from colorize_cli.inference import backends, evaluate, export
 
     assert constants.BACKENDS == backends.BACKENDS
+    assert constants.SHEET_COUNT == evaluate.DEFAULT_SHEET_COUNT
     assert constants.EXPORT_FORMATS == export.FORMATS
     assert constants.QUANTIZATIONS == export.QUANTIZATIONS
     rgb = np.zeros((4, 6, 3), np.uint8)
