@@ -8,6 +8,7 @@ takes a sink does not load the terminal library.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import sys
 import time
@@ -149,6 +150,17 @@ class RichProgress:
             self._progress.console.print(message, soft_wrap=True, markup=False)
         else:
             self.console.print(message, soft_wrap=True, markup=False)
+
+
+def pass_file_names_through() -> None:
+    """Let stdin and stdout carry file names that are not UTF-8 as their own bytes
+    (surrogateescape, as Python decodes file names): printing such a path, or reading one from
+    `find`, never fails whatever the locale's encoding is."""
+    for stream in (sys.stdin, sys.stdout):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            with contextlib.suppress(ValueError, OSError):
+                reconfigure(errors="surrogateescape")
 
 
 def error(message: str) -> None:

@@ -209,6 +209,12 @@ def _build_pretrained_generator(config: ModelConfig) -> keras.Model:
     The gray enters as three equal channels, ImageNet-normalised by a standard layer, which is
     exactly a gray photo fed to the classifier (L* / 100 stands in for the gray level). Each
     decoder level is bilinear 2x, the encoder feature of that stride, and two 3x3 conv + BN + ReLU.
+
+    With `config.hints`, the hint map joins every decoder level and the head, and the palette the
+    bottleneck, each through a branch whose last conv starts at zero (as ControlNet's): a new
+    hint model computes exactly what the same weights compute without hints. The branches have
+    no biases, so all-zero hint inputs add exactly zero however they were trained: without hints,
+    a hint model is its automatic base. The ImageNet stem is left alone.
     """
     from colorize_cli.nets import pretrained
 
@@ -251,7 +257,7 @@ def _build_pretrained_generator(config: ModelConfig) -> keras.Model:
 def _zero_conv(x, filters: int, kernel: int, name: str):
     keras = _keras()
     return keras.layers.Conv2D(
-        filters, kernel, padding="same", kernel_initializer="zeros", name=name
+        filters, kernel, padding="same", use_bias=False, kernel_initializer="zeros", name=name
     )(x)
 
 
@@ -260,7 +266,7 @@ def _hint_branch(hints, stride: int, filters: int, width: int):
     conv + ReLU, then a zero-initialised 1x1 conv to the decoder's `filters`."""
     keras = _keras()
     x = keras.layers.AveragePooling2D(stride, name=f"hints{stride}_pool")(hints)
-    x = keras.layers.Conv2D(width, 3, padding="same", name=f"hints{stride}_conv")(x)
+    x = keras.layers.Conv2D(width, 3, padding="same", use_bias=False, name=f"hints{stride}_conv")(x)
     x = keras.layers.ReLU(name=f"hints{stride}_relu")(x)
     return _zero_conv(x, filters, 1, f"hints{stride}_zero")
 
@@ -270,7 +276,7 @@ def _palette_branch(palette, filters: int):
     bottleneck's `filters`; it is added to every position of the bottleneck (broadcast)."""
     keras = _keras()
     x = keras.layers.Reshape((1, 1, PALETTE_SIZE), name="palette_map")(palette)
-    x = keras.layers.Conv2D(256, 1, name="palette_conv")(x)
+    x = keras.layers.Conv2D(256, 1, use_bias=False, name="palette_conv")(x)
     x = keras.layers.ReLU(name="palette_relu")(x)
     return _zero_conv(x, filters, 1, "palette_zero")
 

@@ -2,7 +2,8 @@
 in the same form as a user's (imaging/hints.py), so training and inference feed the network alike.
 
 Per photo, stateless (a pure function of the photo's random key, so a resumed run sees the same):
-- with probability FREE_SHARE no points at all, so automatic colour keeps learning; otherwise
+- with probability FREE_SHARE no points at all (twice Zhang's 12.5%), so automatic colour keeps
+  learning where the base learns; otherwise
   1 + a geometric number of points (stop with p = 1/8 after each), at most MAX_POINTS;
 - each point a square of side 1-9 px, placed by a Gaussian around the centre (sd a quarter of the
   free range), carrying the mean of the truth's a*b* over that square;
@@ -17,7 +18,7 @@ from colorize_cli.tf_setup import import_tf
 
 tf = import_tf()
 
-FREE_SHARE = 0.5
+FREE_SHARE = 0.25
 STOP_PROBABILITY = 1 / 8
 MAX_POINTS = 32
 MAX_PATCH = 9

@@ -30,6 +30,8 @@ CHECKPOINTS = "checkpoints"
 MODEL = "model.keras"
 BEST = "best.keras"
 TENSORBOARD = "tensorboard"
+# config.json and metrics.jsonl are read whole up to this size (a run writes a few KB).
+MAX_RECORD_BYTES = 64 * 2**20
 
 
 def write_config(run_dir: Path, record: dict[str, Any]) -> None:
@@ -41,10 +43,12 @@ def read_config(run_dir: Path) -> dict[str, Any]:
     """config.json of a run; TrainingError when `run_dir` is not a run directory."""
     path = run_dir / CONFIG
     try:
-        return json.loads(path.read_text())
+        return json.loads(fsutil.read_regular_file(path, MAX_RECORD_BYTES))
     except FileNotFoundError:
         raise TrainingError("not a training run directory (no config.json)", run_dir) from None
-    except (OSError, ValueError) as exc:
+    except OSError as exc:
+        raise TrainingError(f"unreadable run configuration: {fsutil.os_reason(exc)}", path) from exc
+    except (ValueError, RecursionError) as exc:
         raise TrainingError(f"unreadable run configuration: {exc}", path) from exc
 
 
@@ -59,12 +63,13 @@ def append_metrics(run_dir: Path, record: dict[str, Any]) -> None:
 def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
     """Every line of metrics.jsonl; a torn last line (a kill mid-write) is left out."""
     try:
-        lines = (run_dir / METRICS).read_text().splitlines()
+        data = fsutil.read_regular_file(run_dir / METRICS, MAX_RECORD_BYTES)
     except FileNotFoundError:
         return []
+    lines = data.decode("utf-8", "replace").splitlines()
     records = []
     for line in lines:
-        with contextlib.suppress(ValueError):
+        with contextlib.suppress(ValueError, RecursionError):
             records.append(json.loads(line))
     return records
 

@@ -286,7 +286,12 @@ class _Run:
 
         from colorize_cli.nets.pretrained import encoder_layers
 
-        if self.model_config.encoder and self.model_config.pretrained:
+        if self.model_config.hints:
+            from colorize_cli.nets.models import HINT_LAYER_PREFIXES
+
+            for layer in self.gan.generator.layers:
+                layer.trainable = stage.base or layer.name.startswith(HINT_LAYER_PREFIXES)
+        if self.model_config.encoder and self.model_config.pretrained and stage.base:
             learns = stage.encoder
             for layer in encoder_layers(self.gan.generator):
                 frozen_bn = isinstance(layer, keras.layers.BatchNormalization) and (

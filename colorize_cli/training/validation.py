@@ -58,15 +58,18 @@ class Validator:
         crop: int,
         samples: int,
     ) -> None:
+        from colorize_cli.nets.models import takes_hints
+
         self.output = output
         self.samples = samples
+        # A hint model is scored with hints drawn by the training sampler (fixed per photo, about
+        # a quarter of the photos without points), and also without any (`val_auto_*`).
+        self.hints = takes_hints(generator)
         self.batches = make_dataset(
-            images, batch_size, crop, shuffle=False, repeat=False, augment=False
+            images, batch_size, crop, shuffle=False, repeat=False, augment=False, hints=self.hints
         )
         self.predict = tf.function(
-            lambda lightness: generator(
-                generator_input(generator, {"lightness": lightness}), training=False
-            )
+            lambda batch: generator(generator_input(generator, batch), training=False)
         )
         # The truth's Lab and the gray baseline's CIEDE2000 do not change between epochs.
         self._truth_lab: list[np.ndarray] = []
@@ -75,9 +78,17 @@ class Validator:
     def __call__(self) -> Validation:
         l1, psnr, colorfulness, truth_colorfulness = [], [], [], []
         ciede, photo = [], 0
+        automatic_ciede, automatic_colorfulness = [], []
         generated_rows, truth_rows = [], []
         for batch in self.batches:
-            ab, rgb = self._color(batch["lightness"])
+            ab, rgb = self._color(batch)
+            if self.hints:
+                _, automatic = self._color({"lightness": batch["lightness"]})
+                for out, real in zip(_to_uint8(automatic), _to_uint8(batch["rgb"]), strict=True):
+                    automatic_ciede.append(
+                        metrics.mean_ciede2000(srgb_to_lab(real), srgb_to_lab(out))
+                    )
+                    automatic_colorfulness.append(color.colorfulness(out))
             l1.extend(tf.reduce_mean(tf.abs(ab - batch["ab"]), axis=[1, 2, 3]).numpy())
             generated = _to_uint8(rgb)
             truth = _to_uint8(batch["rgb"])
@@ -103,6 +114,11 @@ class Validator:
             "val_colourfulness": float(np.mean(colorfulness)),
             "val_colourfulness_ratio": metrics.colorfulness_ratio(colorfulness, truth_colorfulness),
         }
+        if self.hints:
+            scores["val_auto_ciede2000"] = float(np.mean(automatic_ciede))
+            scores["val_auto_colourfulness_ratio"] = metrics.colorfulness_ratio(
+                automatic_colorfulness, truth_colorfulness
+            )
         scores[SELECTION] = selection_score(
             scores["val_ciede2000"], scores["val_ciede2000_gray"], scores["val_colourfulness_ratio"]
         )
@@ -123,9 +139,11 @@ class Validator:
                 photo += 1
         return float(np.mean(scores))
 
-    def _color(self, lightness: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    def _color(self, batch: dict[str, tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor]:
         """(a*b* in Lab units, sRGB in [0, 1]) of the generator's output, whatever space it uses."""
-        output = tf.cast(self.predict(lightness), tf.float32)
+        inputs = {k: v for k, v in batch.items() if k in ("lightness", "hints", "palette")}
+        lightness = batch["lightness"]
+        output = tf.cast(self.predict(inputs), tf.float32)
         if self.output == "ab":
             return output, tf_lab_to_srgb(tf.concat([lightness, output], axis=-1))
         rgb = tf.clip_by_value(output, 0.0, 1.0)
