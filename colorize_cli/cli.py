@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from colorize_cli import __version__
+from colorize_cli import __version__, fsutil, progress
 from colorize_cli.commands import apply, common, evaluate, export, info, prepare, train
 
 app = typer.Typer(
@@ -47,6 +47,8 @@ def main(
 ) -> None:
     """Colorize grayscale photographs with GANs, from the shell."""
     common.debug = debug
+    progress.pass_file_names_through()
+    fsutil.terminate_as_interrupt()
 
 
 app.command(no_args_is_help=True)(prepare.prepare)

@@ -1,8 +1,14 @@
-"""Atomic writes and OS-error messages: the one place colorize writes a file that must not be torn.
+"""Atomic writes, safe reads of untrusted files, and OS-error messages: the one place colorize
+writes a file that must not be torn, and opens a file that must not hang or flood it.
 
 Every writer writes `NAME.tmp-<pid>` (`-<k>` when this process already has one) beside the target
 and renames it over the target once it is complete and on disk, so readers see the old file or the
 whole new one, and a killed writer leaves only a `.tmp-` file that no reader takes for an output.
+Only a regular file is ever replaced: never a device, a pipe, a symbolic link or a directory.
+
+Untrusted files (photos, models, metadata) are opened with `open_regular` / `read_regular_file`:
+only a regular file is read (a named pipe would block forever, `/dev/zero` never ends), and
+`read_regular_file` refuses more bytes than its limit before reading any.
 """
 
 from __future__ import annotations
@@ -11,10 +17,14 @@ import contextlib
 import errno
 import glob
 import os
+import signal
+import stat
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 TEMP_MARK = ".tmp-"
+NOT_REGULAR = "not a regular file (a named pipe, socket or device)"
 
 _REASONS = {
     errno.EACCES: "permission denied",
@@ -24,7 +34,13 @@ _REASONS = {
     errno.EDQUOT: "disk quota exceeded",
     errno.EFBIG: "file too large (over the file size limit)",
     errno.EROFS: "read-only file system",
+    errno.ENAMETOOLONG: "file name too long",
 }
+
+
+class UnsafeFileError(OSError):
+    """A file colorize refuses to read or replace (not a regular file, or too large); its
+    message is the user-facing reason, which `os_reason` returns as it is."""
 
 
 def os_reason(exc: OSError | int | None, missing: str = "no such file") -> str | None:
@@ -38,6 +54,73 @@ def os_reason(exc: OSError | int | None, missing: str = "no such file") -> str |
     if isinstance(exc, OSError):
         return exc.strerror or str(exc)
     return None
+
+
+def open_regular(path: str | os.PathLike[str]) -> BinaryIO:
+    """Open an untrusted file for reading, only if it is a regular file (through symbolic links).
+
+    The type is checked before the open, which would block on a named pipe and can have side
+    effects on a device, and again on the open descriptor, in case the path changed in between.
+    OSError (an `UnsafeFileError` for anything but a regular file) otherwise.
+    """
+    if not stat.S_ISREG(os.stat(path).st_mode):
+        _refuse_irregular(path)
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            _refuse_irregular(path)
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _refuse_irregular(path: str | os.PathLike[str]) -> None:
+    if os.path.isdir(path):
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), os.fspath(path))
+    raise UnsafeFileError(NOT_REGULAR)
+
+
+def read_regular_file(path: str | os.PathLike[str], limit: int) -> bytes:
+    """The bytes of an untrusted regular file of at most `limit` bytes (`open_regular`); a larger
+    one is refused before anything is read (an `UnsafeFileError`)."""
+    with open_regular(path) as file:
+        size = os.fstat(file.fileno()).st_size
+        data = file.read(limit + 1) if size <= limit else b""
+        if size > limit or len(data) > limit:
+            raise UnsafeFileError(
+                f"file too large ({max(size, len(data))} bytes, over the limit of {limit})"
+            )
+    return data
+
+
+def check_replaceable(target: str | os.PathLike[str]) -> None:
+    """UnsafeFileError unless `target` is missing or a regular file: an output may replace a
+    regular file, never a device node, a named pipe, a symbolic link or a directory (renaming
+    over /dev/null, as root, would replace the system's)."""
+    try:
+        mode = os.lstat(target).st_mode
+    except FileNotFoundError:
+        return
+    if stat.S_ISLNK(mode):
+        raise UnsafeFileError("is a symbolic link, not a regular file: refusing to replace it")
+    if stat.S_ISDIR(mode):
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), os.fspath(target))
+    if not stat.S_ISREG(mode):
+        raise UnsafeFileError(f"{NOT_REGULAR}: refusing to replace it")
+
+
+def terminate_as_interrupt() -> None:
+    """Make SIGTERM (`timeout`, `kill`, `docker stop`, systemd) end the process as Ctrl-C does:
+    a KeyboardInterrupt, so every `atomic_path` removes its temporary file and the command exits
+    130. Only the main thread can set a handler; elsewhere the default stays."""
+    with contextlib.suppress(ValueError):
+        signal.signal(signal.SIGTERM, _raise_interrupt)
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def temp_path(target: str | os.PathLike[str], keep_suffix: bool = False) -> Path:
@@ -76,8 +159,10 @@ def fsync_directory(path: str | os.PathLike[str]) -> None:
 
 
 def commit(temporary: Path, target: str | os.PathLike[str]) -> None:
-    """fsync `temporary`, rename it over `target`, and make the rename durable."""
+    """fsync `temporary`, rename it over `target` (a regular file or nothing: `check_replaceable`),
+    and make the rename durable."""
     fsync_path(temporary)
+    check_replaceable(target)
     os.replace(temporary, target)
     fsync_directory(Path(target).parent)
 

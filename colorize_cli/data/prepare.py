@@ -43,6 +43,10 @@ SPLITS = ("train", "val")
 # Decoded photos in flight per worker: enough to hide latency, few enough to bound memory.
 WINDOW_PER_JOB = 4
 CHECKPOINT_EVERY = shards.CHECKPOINT_EVERY
+# A photo file is read whole (to hash it) only up to this size: 200 megapixels of 16-bit RGBA.
+MAX_PHOTO_BYTES = 2**31
+# What stops a run between two photos (the workers ignore them: the main process decides).
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 @dataclass
@@ -131,9 +135,9 @@ def output_paths(out: Path, split: str, shard_size: int, index: int) -> Path:
 def _process(path: Path, plan: _Plan) -> _Outcome:
     """Hash, filter, decode, fit and gray one input; a bad file becomes a "skip" with a reason."""
     try:
-        data = path.read_bytes()
+        data = fsutil.read_regular_file(path, MAX_PHOTO_BYTES)
     except OSError as exc:
-        return _Outcome("skip", reason=f"cannot read: {exc.strerror or exc}")
+        return _Outcome("skip", reason=f"cannot read: {fsutil.os_reason(exc)}")
     sha256 = hashlib.sha256(data).hexdigest()
     if not in_part(sha256, plan.part):
         return _Outcome("other_part", sha256)
@@ -161,7 +165,8 @@ def _start_worker(plan: _Plan) -> None:
     global _worker_plan
     _worker_plan = plan
     # Ctrl-C reaches the whole process group; the main process alone decides what to keep.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for signum in _STOP_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
 
 
 def _process_in_worker(path: Path) -> _Outcome:
@@ -414,7 +419,8 @@ def _run(
 
 @contextlib.contextmanager
 def _ctrl_c_between_photos() -> Iterator[list[int]]:
-    """Ctrl-C lands between two photos (the list becomes non-empty), never inside HDF5 or Pillow.
+    """Ctrl-C or SIGTERM lands between two photos (the list becomes non-empty), never inside HDF5
+    or Pillow.
 
     A KeyboardInterrupt raised inside a C callback can be swallowed ("Exception ignored"), and
     the run would go on as if nothing happened. Off the main thread the default handling stays.
@@ -423,11 +429,15 @@ def _ctrl_c_between_photos() -> Iterator[list[int]]:
     if threading.current_thread() is not threading.main_thread():
         yield caught
         return
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    previous = {
+        signum: signal.signal(signum, lambda signum, frame: caught.append(signum))
+        for signum in _STOP_SIGNALS
+    }
     try:
         yield caught
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def _summary(report: PrepareReport) -> str:

@@ -11,6 +11,7 @@ import contextlib
 import glob
 import os
 import re
+import stat
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,6 +42,15 @@ _SHA256 = re.compile(r"[0-9a-f]{64}")
 _WRITE_ERRORS = (OSError, RuntimeError)
 # What h5py raises on reading a damaged file (found by fuzz/run.py: RuntimeError among them).
 _READ_ERRORS = (OSError, RuntimeError, KeyError, ValueError, TypeError)
+# The filters a shard's datasets may use: what `ShardWriter` writes (docs/format.md); any other
+# would make HDF5 look for a plugin.
+_FILTERS = frozenset(
+    {h5py.h5z.FILTER_DEFLATE, h5py.h5z.FILTER_SHUFFLE, h5py.h5z.FILTER_FLETCHER32, 32000}
+)
+_DATASETS = ("gray", "rgb", "source", "sha256")
+# Every image holds at least its 64-byte sha256 in the file (never compressed): a shard that
+# declares more images than its size allows would make readers allocate for nothing.
+_MIN_ROW_BYTES = 64
 _SOURCE_DTYPE = h5py.string_dtype("utf-8")
 _SHA256_DTYPE = h5py.string_dtype("ascii", 64)
 
@@ -323,12 +333,15 @@ class Shard:
 
 
 def open_shard(path: str | os.PathLike[str]) -> Shard:
-    """Open and validate a shard; a ShardError says in one line why a file is not one."""
+    """Open and validate a shard; a ShardError says in one line why a file is not one.
+
+    A shard is untrusted: only a regular file is opened, and before any image or name is read
+    its four datasets must live in the file itself (no external storage, external or soft
+    links, virtual datasets), use only the filters colorize writes, and declare no more images
+    than the file's size can hold.
+    """
     path = Path(path)
-    if not path.exists():
-        raise ShardError("no such shard file", path)
-    if path.is_dir():
-        raise ShardError("is a directory, not a shard file", path)
+    _check_regular(path)
     try:
         is_hdf5 = h5py.is_hdf5(path)
     except OSError as exc:
@@ -348,6 +361,48 @@ def open_shard(path: str | os.PathLike[str]) -> Shard:
     except _READ_ERRORS as exc:
         file.close()
         raise ShardError(f"damaged shard: {one_line(exc)}", path) from exc
+
+
+def _check_regular(path: Path) -> None:
+    try:
+        mode = os.stat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        raise ShardError("no such shard file", path) from None
+    except OSError as exc:
+        raise ShardError(f"cannot read: {fsutil.os_reason(exc)}", path) from None
+    if stat.S_ISDIR(mode):
+        raise ShardError("is a directory, not a shard file", path)
+    if not stat.S_ISREG(mode):
+        raise ShardError(fsutil.NOT_REGULAR, path)
+
+
+def _check_storage(file: h5py.File, path: Path, names: Sequence[str]) -> None:
+    """Refuse datasets whose data would come from elsewhere than this file, or through filters
+    colorize never writes, before anything is read from them."""
+    for name in names:
+        link = file.get(name, getlink=True)
+        if link is None:
+            continue  # reported as missing by the caller
+        if not isinstance(link, h5py.HardLink):
+            kind = "an external link" if isinstance(link, h5py.ExternalLink) else "a soft link"
+            raise ShardError(f"dataset {name!r} is {kind}: a shard's data stays in it", path)
+        dataset = file[name]
+        if not isinstance(dataset, h5py.Dataset):
+            continue
+        plist = dataset.id.get_create_plist()
+        if plist.get_layout() == h5py.h5d.VIRTUAL:
+            raise ShardError(f"dataset {name!r} is virtual: a shard's data stays in it", path)
+        if plist.get_external_count():
+            raise ShardError(
+                f"dataset {name!r} is stored in an external file: a shard's data stays in it",
+                path,
+            )
+        for i in range(plist.get_nfilters()):
+            code = plist.get_filter(i)[0]
+            if code not in _FILTERS:
+                raise ShardError(
+                    f"dataset {name!r} uses HDF5 filter {code}, which colorize never writes", path
+                )
 
 
 def _validate(file: h5py.File, path: Path) -> None:
@@ -375,6 +430,7 @@ def _validate(file: h5py.File, path: Path) -> None:
         raise ShardError(f"bad image_size attribute {_plain(size)!r}", path)
     if not isinstance(_plain(file.attrs.get("split")), str):
         raise ShardError("missing split attribute", path)
+    _check_storage(file, path, _DATASETS)
     expected = {"gray": (size, size), "rgb": (size, size, 3), "source": (), "sha256": ()}
     lengths = {}
     for name, tail in expected.items():
@@ -394,27 +450,34 @@ def _validate(file: h5py.File, path: Path) -> None:
     if len(set(lengths.values())) != 1:
         counts = ", ".join(f"{name} {n}" for name, n in lengths.items())
         raise ShardError(f"datasets disagree on the number of images: {counts}", path)
+    count, file_bytes = lengths["sha256"], path.stat().st_size
+    if count * _MIN_ROW_BYTES > file_bytes:
+        raise ShardError(
+            f"declares {count} images, more than its {file_bytes} bytes can hold "
+            "(a damaged or forged shard)",
+            path,
+        )
 
 
 def expand_shard_paths(patterns: Sequence[str], split: str | None = None) -> list[Path]:
     """Shard files named directly or by glob ("runs/out-*.h5"), sorted and without repeats.
 
-    Globs skip writers' temporary files; `split` ("train", "val") keeps only shards of that split.
-    A pattern that matches nothing is a ShardError.
+    A name that exists is that file, even with glob characters in it (`data[1].h5`). Globs skip
+    writers' temporary files; `split` ("train", "val") keeps only shards of that split. A pattern
+    that matches nothing is a ShardError.
     """
     found: set[Path] = set()
     for pattern in patterns:
-        if glob.has_magic(pattern):
+        path = Path(pattern)
+        if glob.has_magic(pattern) and not os.path.lexists(path):
             matches = [Path(p) for p in glob.glob(pattern, recursive=True)]
             matches = [p for p in matches if p.is_file() and fsutil.TEMP_MARK not in p.name]
             if not matches:
                 raise ShardError("matches no shard file", pattern)
         else:
-            path = Path(pattern)
-            if not path.exists():
-                raise ShardError("no such shard file", path)
-            if path.is_dir():
+            if os.path.isdir(path):
                 raise ShardError(f"is a directory; name the shards, e.g. {path / '*.h5'}", path)
+            _check_regular(path)
             matches = [path]
         if split is not None:
             matches = [p for p in matches if _shard_split(p) == split]

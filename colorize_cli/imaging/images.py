@@ -23,7 +23,6 @@ from __future__ import annotations
 import functools
 import io
 import os
-import stat
 import struct
 import warnings
 import zlib
@@ -33,7 +32,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
-from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageCms, UnidentifiedImageError
 
 from colorize_cli import fsutil
 from colorize_cli.constants import MAX_PIXELS, PHOTO_QUALITY
@@ -62,6 +61,27 @@ _DECODE_ERRORS += (TypeError, ZeroDivisionError, zlib.error)
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _ORIENTATION = 0x0112
+# EXIF orientation -> the array operation ImageOps.exif_transpose's transposition does.
+_ORIENTATIONS: dict[int, Callable[[np.ndarray], np.ndarray]] = {
+    2: lambda a: a[:, ::-1],
+    3: lambda a: a[::-1, ::-1],
+    4: lambda a: a[::-1],
+    5: lambda a: a.transpose(1, 0, 2),
+    6: lambda a: np.rot90(a, -1),
+    7: lambda a: a[::-1, ::-1].transpose(1, 0, 2),
+    8: lambda a: np.rot90(a, 1),
+}
+# A progressive JPEG has about 10 scans (libjpeg's default script); thousands are a bomb. Start of
+# scan markers are counted over the whole file (embedded thumbnails included): an upper bound.
+MAX_JPEG_SCANS = 100
+_SOS = b"\xff\xda"
+# Pillow's WebP decoder (libwebp's animation decoder, used for still files too) holds four copies
+# of the canvas: a WebP may have a quarter of --max-pixels, so that it takes as much memory.
+WEBP_COPIES = 4
+_WEBP_LIMIT = "the {} megapixel limit for WebP, a quarter of the limit for other formats"
+# Decoded pixels become sRGB in tiles of this many pixels at most.
+_TILE_PIXELS = 1 << 20
+_NO_MEMORY = "not enough memory to decode this photo"
 _ICC_SPACE_FOR_MODE = {"L": "GRAY", "RGB": "RGB", "CMYK": "CMYK"}
 
 
@@ -111,16 +131,12 @@ def read_image_with_info(
         return _decode(io.BytesIO(source), name, len(source), max_pixels, transform)
     path = os.fspath(source)
     try:
-        fp = open(path, "rb")  # noqa: SIM115 - closed by the with below, errors mapped here
+        # Only a regular file: a named pipe would block forever, /dev/zero never ends.
+        fp = fsutil.open_regular(path)
     except OSError as exc:
         raise ImageError(fsutil.os_reason(exc), path) from exc
     with fp:
-        info = os.fstat(fp.fileno())
-        if not stat.S_ISREG(info.st_mode):
-            # Pipes and devices cannot seek, which PIL and the PNG check need.
-            data = fp.read()
-            return _decode(io.BytesIO(data), path, len(data), max_pixels, transform)
-        return _decode(fp, path, info.st_size, max_pixels, transform)
+        return _decode(fp, path, os.fstat(fp.fileno()).st_size, max_pixels, transform)
 
 
 def _decode(
@@ -138,6 +154,11 @@ def _decode_quietly(
 ) -> tuple[np.ndarray, ImageInfo]:
     if size == 0:
         raise ImageError("file is empty", name)
+    canvas = _webp_canvas(fp.read(30))
+    fp.seek(0)
+    if canvas is not None and max_pixels is not None:
+        # Pillow's WebP decoder allocates its canvases when the file is opened.
+        _check_pixels(*canvas, max_pixels // WEBP_COPIES, name, _WEBP_LIMIT)
     try:
         im = Image.open(fp, formats=_readable_formats())
     except UnidentifiedImageError:
@@ -146,26 +167,105 @@ def _decode_quietly(
         raise ImageError(_corrupt_reason(exc), name) from exc
     with im:
         width, height = im.size
-        if max_pixels is not None and width * height > max_pixels:
-            raise ImageError(
-                f"image is {width}x{height} = {width * height / 1e6:g} megapixels, over the "
-                f"{max_pixels / 1e6:g} megapixel limit (--max-pixels)",
-                name,
-            )
+        if max_pixels is not None:
+            _check_pixels(width, height, max_pixels, name)
         fmt, mode = im.format or "?", im.mode
         try:
             if fmt == "PNG":
                 _check_png_chunks(fp)
+            elif fmt == "JPEG":
+                _check_jpeg_scans(fp, name)
             im.load()
             exif = _exif_bytes(im)
-            icc = im.info.get("icc_profile")
-            ImageOps.exif_transpose(im, in_place=True)
-            flat = _flatten_alpha(_to_8bit(im))
-            rgb, icc_converted, icc_error = _to_srgb(flat, icc)
-            pixels = np.array(rgb if transform is None else transform(rgb), dtype=np.uint8)
+            orientation = im.getexif().get(_ORIENTATION, 1)
+            pixels, icc_converted, icc_error = _srgb_pixels(im, im.info.get("icc_profile"))
         except _DECODE_ERRORS as exc:
             raise ImageError(_corrupt_reason(exc), name) from exc
+        except MemoryError:
+            raise ImageError(_NO_MEMORY, name) from None
+    # The decoded photo is freed (closed) by now: turning and resizing hold the array alone.
+    try:
+        pixels = _orient(pixels, orientation)
+        if transform is not None:
+            pixels = np.asarray(transform(Image.fromarray(pixels)), dtype=np.uint8)
+    except _DECODE_ERRORS as exc:
+        raise ImageError(_corrupt_reason(exc), name) from exc
+    except MemoryError:
+        raise ImageError(_NO_MEMORY, name) from None
     return pixels, ImageInfo(fmt, mode, (width, height), exif, icc_converted, icc_error)
+
+
+def _check_pixels(
+    width: int, height: int, limit: int, name: str, which: str = "the {} megapixel limit"
+) -> None:
+    if width * height > limit:
+        raise ImageError(
+            f"image is {width}x{height} = {width * height / 1e6:g} megapixels, over "
+            f"{which.format(f'{limit / 1e6:g}')} (--max-pixels)",
+            name,
+        )
+
+
+def _webp_canvas(head: bytes) -> tuple[int, int] | None:
+    """The (width, height) a WebP file's header declares, as Pillow reads it; None if not WebP."""
+    if head[:4] != b"RIFF" or head[8:12] != b"WEBP" or len(head) < 30:
+        return None
+    chunk = head[12:16]
+    if chunk == b"VP8X":
+        return 1 + int.from_bytes(head[24:27], "little"), 1 + int.from_bytes(head[27:30], "little")
+    if chunk == b"VP8 " and head[23:26] == b"\x9d\x01\x2a":
+        width, height = struct.unpack("<HH", head[26:30])
+        return width & 0x3FFF, height & 0x3FFF
+    if chunk == b"VP8L" and head[20] == 0x2F:
+        bits = int.from_bytes(head[21:25], "little")
+        return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+    return None
+
+
+def _srgb_pixels(im: Image.Image, icc: bytes | None) -> tuple[np.ndarray, bool, str | None]:
+    """The decoded photo as an (H, W, 3) uint8 sRGB array, whether a profile was applied, and why
+    not; converted tile by tile, so what it takes beyond the decoded photo and the array is a
+    tile's worth, whatever the mode (16-bit, float, alpha) or the shape (a 1-pixel-high strip)."""
+    width, height = im.size
+    pixels = np.empty((height, width, 3), np.uint8)
+    tile_width = min(width, _TILE_PIXELS)
+    tile_height = max(1, _TILE_PIXELS // tile_width)
+    converted, error = False, None
+    for top in range(0, height, tile_height):
+        bottom = min(top + tile_height, height)
+        for left in range(0, width, tile_width):
+            right = min(left + tile_width, width)
+            tile = _flatten_alpha(_to_8bit(im.crop((left, top, right, bottom))))
+            rgb, converted, tile_error = _to_srgb(tile, icc)
+            if tile_error:
+                icc, error = None, tile_error  # the same for every tile: tried once
+            pixels[top:bottom, left:right] = np.asarray(rgb)
+    return pixels, converted, error
+
+
+def _orient(pixels: np.ndarray, orientation: object) -> np.ndarray:
+    """Apply an EXIF orientation (1-8, as ImageOps.exif_transpose does) to an (H, W, 3) array."""
+    turn = _ORIENTATIONS.get(orientation) if isinstance(orientation, int) else None
+    return pixels if turn is None else np.ascontiguousarray(turn(pixels))
+
+
+def _check_jpeg_scans(fp: BinaryIO, name: str) -> None:
+    """Refuse a JPEG of more than `MAX_JPEG_SCANS` scans before decoding it: each scan costs a
+    pass over the whole photo, so a small file of thousands of scans takes minutes."""
+    position = fp.tell()
+    fp.seek(0)
+    scans, tail = 0, b""
+    for block in iter(lambda: fp.read(1 << 20), b""):
+        # A marker may straddle two blocks: the last byte of one is read again with the next.
+        scans += (tail + block).count(_SOS)
+        tail = block[-1:]
+        if scans > MAX_JPEG_SCANS:
+            raise ImageError(
+                f"JPEG of over {MAX_JPEG_SCANS} scans, refused before decoding (a decoding "
+                "bomb: each scan costs a pass over the whole photo)",
+                name,
+            )
+    fp.seek(position)
 
 
 @functools.cache

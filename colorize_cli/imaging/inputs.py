@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
-from colorize_cli.fsutil import os_reason
+from colorize_cli.fsutil import NOT_REGULAR, os_reason
 
 IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".jpe", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif", ".ppm", ".pgm"}
@@ -39,7 +39,8 @@ def expand_inputs(
 ) -> tuple[list[Path], list[tuple[str, str]]]:
     """Expand files, directories, globs and `-` into de-duplicated photo paths plus problems.
 
-    Named files are kept whatever their extension (the reader decides); directories are walked
+    Named files are kept whatever their extension (the reader decides), but only regular files
+    (a named pipe or a device is a problem, never opened: `fsutil.open_regular`); folders are walked
     recursively for `extensions` (photos; `apply` adds videos), sorted, skipping hidden entries
     and never entering a directory twice (symlink loops). `-` reads one path per line from
     `stdin` (default `sys.stdin`), or NUL-separated paths with `null_separated` (`find
@@ -51,7 +52,7 @@ def expand_inputs(
     seen: set[str] = set()
     for source in sources:
         if source == "-":
-            text = (stdin or sys.stdin).read()
+            text = _read_names(stdin or sys.stdin)
             lines = text.split("\0") if null_separated else text.splitlines()
             found = [
                 path
@@ -69,11 +70,29 @@ def expand_inputs(
     return paths, problems
 
 
+def _read_names(stream: TextIO) -> str:
+    """All of `stream`, its bytes decoded as file names are (`os.fsdecode`): a name that is not
+    UTF-8 survives as itself, whatever the locale's encoding says."""
+    buffer = getattr(stream, "buffer", None)
+    return os.fsdecode(buffer.read()) if buffer is not None else stream.read()
+
+
 def _expand(
     source: str, allow_glob: bool, extensions: frozenset[str], problems: list[tuple[str, str]]
 ) -> list[Path]:
     path = Path(source)
-    if path.is_dir():
+    magic = allow_glob and any(char in source for char in "*?[")
+    try:
+        mode: int | None = os.stat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        mode = None
+    except OSError as exc:
+        # Too long a name, a folder without search permission, a symbolic link loop.
+        if not magic:
+            problems.append((source, os_reason(exc)))
+            return []
+        mode = None
+    if mode is not None and stat.S_ISDIR(mode):
         found = _walk(path, extensions, problems)
         if not found:
             videos = not extensions.isdisjoint(VIDEO_EXTENSIONS)
@@ -81,9 +100,12 @@ def _expand(
                 (source, f"no {'photos or videos' if videos else 'images'} in directory")
             )
         return found
-    if path.exists():
-        return [path]
-    if allow_glob and any(char in source for char in "*?["):
+    if mode is not None:
+        if stat.S_ISREG(mode):
+            return [path]
+        problems.append((source, NOT_REGULAR))
+        return []
+    if magic:
         matches = _glob(source)
         if not matches:
             problems.append((source, "glob matched nothing"))
@@ -106,7 +128,12 @@ def _walk(root: Path, extensions: frozenset[str], problems: list[tuple[str, str]
         problems.append((str(exc.filename), os_reason(exc)))
 
     for directory, subdirectories, files in os.walk(root, onerror=report, followlinks=True):
-        info = os.stat(directory)
+        try:
+            info = os.stat(directory)
+        except OSError as exc:
+            report(exc)
+            subdirectories.clear()
+            continue
         if (info.st_dev, info.st_ino) in visited:
             subdirectories.clear()
             continue
@@ -124,8 +151,8 @@ def _walk(root: Path, extensions: frozenset[str], problems: list[tuple[str, str]
 def _is_regular_file(path: Path, problems: list[tuple[str, str]]) -> bool:
     """Whether a file met in a walk or a glob is worth reading; if not, a problem says why.
 
-    Opening a named pipe would wait for a writer forever; a path named on the command line is
-    read whatever it is (`<(command)` is a pipe), but one found by searching is not.
+    Opening a named pipe would wait for a writer forever, and a device may never end: like a
+    path named on the command line or listed on stdin, only a regular file is read.
     """
     try:
         mode = os.stat(path).st_mode
@@ -134,7 +161,7 @@ def _is_regular_file(path: Path, problems: list[tuple[str, str]]) -> bool:
         problems.append((str(path), os_reason(exc, missing=missing)))
         return False
     if not stat.S_ISREG(mode):
-        problems.append((str(path), "not a regular file (a named pipe, socket or device)"))
+        problems.append((str(path), NOT_REGULAR))
         return False
     return True
 

@@ -7,37 +7,113 @@ bundled model's) tell how it was trained; both are added when present.
 
 from __future__ import annotations
 
-import io
 import json
+import os
+import shutil
+import tempfile
 import zipfile
+import zlib
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import h5py
 
+from colorize_cli import fsutil
 from colorize_cli.errors import ModelError, TrainingError, one_line
 from colorize_cli.fsutil import os_reason
 from colorize_cli.training import run_dir
 
+WEIGHTS = "model.weights.h5"
+# What a member may inflate to: far above the bundled model's (a 45 KB config, 21 MB weights).
+MAX_JSON_BYTES = 64 * 2**20
+MAX_WEIGHTS_BYTES = 2**30
+_MALFORMED = "not a colorize generator (a malformed Keras config)"
+# What h5py raises on a file that is not HDF5, or a damaged one.
+_H5_ERRORS = (OSError, RuntimeError, KeyError, ValueError, TypeError)
+
 
 def describe_model(path: str | Path) -> dict[str, Any]:
-    """Architecture, size and provenance of a generator file; ModelError if it is not one."""
+    """Architecture, size and provenance of a generator file; ModelError if it is not one.
+
+    The file is untrusted: only a regular file is opened, each member's declared size is checked
+    before it is inflated (zip bombs), and the weights are inflated to a temporary file, not into
+    memory; only the HDF5 structure is read from them, never the values.
+    """
     path = Path(path)
     try:
-        with zipfile.ZipFile(path) as archive:
-            metadata = json.loads(archive.read("metadata.json"))
-            config = json.loads(archive.read("config.json"))
-            weights = archive.read("model.weights.h5")
+        with fsutil.open_regular(path) as file, zipfile.ZipFile(file) as archive:
+            metadata = _json_member(archive, "metadata.json", path)
+            config = _json_member(archive, "config.json", path)
+            parameters = _weights_parameters(archive, path)
+            file_bytes = os.fstat(file.fileno()).st_size
     except FileNotFoundError:
         raise ModelError("model file not found", path) from None
-    except (zipfile.BadZipFile, KeyError, json.JSONDecodeError, OSError) as exc:
-        raise ModelError(f"not a Keras .keras model file ({exc})", path) from None
+    except OSError as exc:
+        raise ModelError(f"cannot read: {os_reason(exc)}", path) from None
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError) as exc:
+        raise ModelError(f"not a Keras .keras model file ({one_line(exc)})", path) from None
     model = config.get("config", {})
-    with h5py.File(io.BytesIO(weights), "r") as h5:
-        parameters = _count_parameters(h5)
+    if not isinstance(model, dict):
+        raise ModelError(f"{_MALFORMED}: its config is not an object", path)
+    try:
+        description = _describe(path, file_bytes, metadata, model, parameters)
+    except (AttributeError, TypeError, KeyError, IndexError, ValueError) as exc:
+        raise ModelError(f"{_MALFORMED} ({one_line(exc)})", path) from None
+    description.update(_provenance(path))
+    return description
+
+
+def _json_member(archive: zipfile.ZipFile, name: str, path: Path) -> dict[str, Any]:
+    """A JSON object member of the archive, at most MAX_JSON_BYTES."""
+    data = _member(archive, name, MAX_JSON_BYTES, path).read()
+    try:
+        value = json.loads(data)
+    except RecursionError:
+        raise ModelError(f"{name} is nested too deeply to be a model's", path) from None
+    except ValueError as exc:  # bad JSON, or bytes that are not UTF-8
+        raise ModelError(f"{name} is not valid JSON ({one_line(exc)})", path) from None
+    if not isinstance(value, dict):
+        raise ModelError(f"{_MALFORMED}: {name} is not a JSON object", path)
+    return value
+
+
+def _member(archive: zipfile.ZipFile, name: str, limit: int, path: Path) -> IO[bytes]:
+    try:
+        info = archive.getinfo(name)
+    except KeyError:
+        raise ModelError(f"not a Keras .keras model file (no {name} in it)", path) from None
+    if info.file_size > limit:
+        raise ModelError(
+            f"{name} would inflate to {info.file_size} bytes, over the limit of {limit} "
+            "(a zip bomb?)",
+            path,
+        )
+    return archive.open(info)
+
+
+def _weights_parameters(archive: zipfile.ZipFile, path: Path) -> int:
+    with (
+        _member(archive, WEIGHTS, MAX_WEIGHTS_BYTES, path) as member,
+        tempfile.TemporaryFile() as copy,
+    ):
+        # Read to the end: zipfile stops at the declared size and checks the CRC there.
+        shutil.copyfileobj(member, copy, 1 << 20)
+        copy.seek(0)
+        try:
+            with h5py.File(copy, "r") as h5:
+                return _count_parameters(h5)
+        except _H5_ERRORS as exc:
+            raise ModelError(
+                f"{WEIGHTS} is not a readable HDF5 file ({one_line(exc)})", path
+            ) from None
+
+
+def _describe(
+    path: Path, file_bytes: int, metadata: dict, model: dict, parameters: int
+) -> dict[str, Any]:
     description: dict[str, Any] = {
         "path": str(path),
-        "file_bytes": path.stat().st_size,
+        "file_bytes": file_bytes,
         "name": model.get("name"),
         "inputs": _layer_names(model.get("input_layers", [])),
         "outputs": _layer_names(model.get("output_layers", [])),
@@ -48,7 +124,6 @@ def describe_model(path: str | Path) -> dict[str, Any]:
         "keras_version": metadata.get("keras_version"),
         "saved": metadata.get("date_saved"),
     }
-    description.update(_provenance(path))
     return description
 
 
@@ -91,8 +166,10 @@ def _provenance(path: Path) -> dict[str, Any]:
     card = path.with_suffix(".json")
     if card.is_file():
         try:
-            return {"card": json.loads(card.read_text(encoding="utf-8"))}
-        except (OSError, ValueError) as exc:
+            return {"card": json.loads(fsutil.read_regular_file(card, MAX_JSON_BYTES))}
+        except OSError as exc:
+            return {"card": f"unreadable: {os_reason(exc)}"}
+        except (ValueError, RecursionError) as exc:
             return {"card": f"unreadable: {one_line(exc)}"}
     found: dict[str, Any] = {}
     if (path.parent / run_dir.CONFIG).is_file():

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,29 @@ BEST = "best.keras"
 TENSORBOARD = "tensorboard"
 # config.json and metrics.jsonl are read whole up to this size (a run writes a few KB).
 MAX_RECORD_BYTES = 64 * 2**20
+
+
+def entries(run_dir: Path) -> set[str] | None:
+    """The names in `run_dir` before a run starts there; None when it does not exist yet."""
+    try:
+        return set(os.listdir(run_dir))
+    except FileNotFoundError:
+        return None
+
+
+def discard_new_entries(run_dir: Path, before: set[str] | None) -> None:
+    """Remove what a run added to `run_dir` since `entries` gave `before`: the whole directory
+    if the run made it, else the names it added."""
+    if before is None:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        return
+    with contextlib.suppress(OSError):
+        for name in set(os.listdir(run_dir)) - before:
+            path = run_dir / name
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
 
 
 def write_config(run_dir: Path, record: dict[str, Any]) -> None:

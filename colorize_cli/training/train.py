@@ -71,7 +71,15 @@ def train(config: TrainConfig, progress: ProgressSink | None = None) -> RunResul
             "choose a new --out",
             run_dir,
         )
-    return _Run(config, None, progress or NullProgress()).fit()
+    before = files.entries(run_dir)
+    try:
+        return _Run(config, None, progress or NullProgress()).fit()
+    except BaseException:
+        # A run refused or stopped before its first checkpoint has nothing to resume: it leaves
+        # nothing behind, so the corrected command can start in the same directory.
+        if worker_index() == 0 and not tf.train.latest_checkpoint(run_dir / files.CHECKPOINTS):
+            files.discard_new_entries(run_dir, before)
+        raise
 
 
 def resume(
