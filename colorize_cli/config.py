@@ -180,6 +180,8 @@ class ApplyOptions:
     crf: int = VIDEO_CRF  # videos: H.264 quality, 0 (lossless) to 51
     stabilize: bool = True  # videos: smooth the colour over time within shots
     backend: str = "auto"  # constants.BACKENDS
+    hints: str | Path | None = None  # a hints JSON file (one photo) or a folder of <stem>.json
+    reference: str | Path | None = None  # a photo whose palette every input takes
 
     def __post_init__(self) -> None:
         streams = self.output is not None and str(self.output) == "-"
@@ -208,6 +210,9 @@ class ApplyOptions:
         )
 
 
+MAX_ORACLE_HINTS = 256  # imaging.hints.MAX_POINTS
+
+
 @dataclass(frozen=True)
 class EvalOptions:
     """Everything `colorize eval` takes; `model` None is the bundled model. Checks itself."""
@@ -220,11 +225,24 @@ class EvalOptions:
     sheet_count: int = SHEET_COUNT
     per_image: Path | None = None  # a CSV of every photo's scores
     sheet: Path | None = None  # a contact sheet PNG
+    oracle_hints: int = 0  # hint points sampled from each photo's truth
+    reference: str | None = None  # "truth" (each photo's own palette) or a photo
+    seed: int = 0  # of the oracle points
+    blend_hints: bool = False  # blend the points into the automatic colour (the baseline)
 
     def __post_init__(self) -> None:
         _check(
             [
                 (len(self.data) > 0, "give the shards or photos to score"),
+                (
+                    0 <= self.oracle_hints <= MAX_ORACLE_HINTS,
+                    f"--oracle-hints must be between 0 and {MAX_ORACLE_HINTS}, "
+                    f"got {self.oracle_hints}",
+                ),
+                (
+                    not self.blend_hints or self.oracle_hints > 0,
+                    "--blend-hints blends --oracle-hints points: give --oracle-hints N",
+                ),
                 (
                     self.sheet_count >= 1,
                     f"--sheet-count must be at least 1, got {self.sheet_count}",

@@ -3,7 +3,9 @@ and what the shipped default does with a hint or a reference."""
 
 from __future__ import annotations
 
+import io
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -152,6 +154,30 @@ def test_a_fresh_hint_model_computes_exactly_the_automatic_model(hint_twin) -> N
     assert np.array_equal(expected, got.numpy())  # zero branches: bit for bit, even with hints
 
 
+def test_a_trained_hint_model_without_hints_is_still_exactly_its_base(hint_twin) -> None:
+    from colorize_cli.imaging.hints import HINT_CHANNELS, PALETTE_SIZE
+    from colorize_cli.nets.models import HINT_LAYER_PREFIXES, build_generator, model_config
+
+    automatic, twin = hint_twin
+    trained = build_generator(model_config("lite0-hints"))
+    trained.set_weights(twin.get_weights())
+    rng = np.random.default_rng(5)
+    for layer in trained.layers:
+        if layer.name.startswith(HINT_LAYER_PREFIXES) and layer.get_weights():
+            layer.set_weights([rng.normal(0, 0.05, w.shape) for w in layer.get_weights()])
+    lightness = rng.uniform(0, 100, (1, 64, 64, 1)).astype(np.float32)
+    none = {
+        "lightness": lightness,
+        "hints": np.zeros((1, 64, 64, HINT_CHANNELS), np.float32),
+        "palette": np.zeros((1, PALETTE_SIZE), np.float32),
+    }
+    expected = automatic(lightness, training=False).numpy()
+    assert np.array_equal(trained(none, training=False).numpy(), expected)
+    given = dict(none, hints=none["hints"].copy())
+    given["hints"][0, 20:30, 20:30] = (0.4, 0.2, 1.0)
+    assert np.abs(trained(given, training=False).numpy() - expected).max() > 0.5
+
+
 def test_an_automatic_model_asked_for_hints_is_a_usage_error(tiny_model) -> None:
     from colorize_cli.errors import UsageError
     from colorize_cli.inference.colorizer import Colorizer
@@ -213,3 +239,144 @@ def test_the_bundled_tflite_export_agrees_with_keras_with_hints(default_colorize
     ((_, _, got),) = lite.chroma_many([(0, photo, guide)])
     difference = np.abs(expected - got)
     assert difference.max() < 0.5 and difference.mean() < 0.05
+
+
+# The command line, in subprocesses, with the bundled default (a hint model) at a small render.
+def _cli(*args: str, stdin: bytes | None = None):
+    import subprocess
+    import sys
+
+    return subprocess.run(
+        [sys.executable, "-m", "colorize_cli", *args],
+        input=stdin,
+        capture_output=True,
+        timeout=300,
+    )
+
+
+def _one_line_error(result, exit_code: int) -> str:
+    stderr = result.stderr.decode()
+    assert result.returncode == exit_code, stderr
+    assert "Traceback" not in stderr
+    return stderr
+
+
+def test_apply_hints_folder_one_bad_file_fails_its_photo_only(tmp_path) -> None:
+    for name in ("bsds500-test_100007.jpg", "bsds500-test_130014.jpg"):
+        (tmp_path / name).write_bytes((DEV_DIR / name).read_bytes())
+    folder = tmp_path / "hints"
+    folder.mkdir()
+    good = {"points": [{"x": 60, "y": 60, "color": "#d23c2a", "size": 40}]}
+    (folder / "bsds500-test_100007.json").write_text(json.dumps(good))
+    (folder / "bsds500-test_130014.json").write_text(
+        '{"points": [{"x": 1, "y": 2, "color": "red"}]}'
+    )
+    result = _cli(
+        "apply",
+        str(tmp_path / "bsds500-test_100007.jpg"),
+        str(tmp_path / "bsds500-test_130014.jpg"),
+        "--hints",
+        str(folder),
+        "--out-dir",
+        str(tmp_path / "out"),
+        "--render-size",
+        "96",
+    )
+    stderr = _one_line_error(result, 1)
+    assert "bsds500-test_130014.json" in stderr and '"color" must be "#rrggbb"' in stderr
+    written = result.stdout.decode().split()
+    assert [Path(p).name for p in written] == ["bsds500-test_100007.jpg"]
+    out = np.asarray(Image.open(written[0]).convert("RGB"))
+    # The hint's red is there (it is given on a neutral, sandy region), and the gray is kept.
+    patch = color.srgb_to_lab(out[45:76, 45:76])[..., 1].mean()
+    plain = _cli(
+        "apply",
+        str(tmp_path / "bsds500-test_100007.jpg"),
+        "-o",
+        str(tmp_path / "plain.png"),
+        "--render-size",
+        "96",
+    )
+    assert plain.returncode == 0, plain.stderr.decode()
+    before = color.srgb_to_lab(np.asarray(Image.open(tmp_path / "plain.png"))[45:76, 45:76])
+    assert patch > before[..., 1].mean() + 10
+
+
+def test_apply_hints_usage_errors_are_one_line_exit_2(tmp_path, tiny_model) -> None:
+    photo = tmp_path / "a.jpg"
+    photo.write_bytes((DEV_DIR / "bsds500-test_100007.jpg").read_bytes())
+    other = tmp_path / "b.jpg"
+    other.write_bytes(photo.read_bytes())
+    hints_file = tmp_path / "a.json"
+    hints_file.write_text('{"points": [{"x": 1, "y": 2, "color": "#ff0000"}]}')
+    cases = [
+        (("apply", str(photo), str(other), "--hints", str(hints_file)), "--hints FILE is for one"),
+        (("apply", str(photo), "--hints", str(hints_file), "--model", str(tiny_model)), "no hints"),
+        (("apply", str(photo), "--reference", str(tmp_path / "nope.jpg")), "--reference"),
+        (("apply", str(photo), "--hints", str(tmp_path / "nope.json")), "--hints: not found"),
+        (("eval", str(tiny_model), str(photo), "--oracle-hints", "3"), "no hints"),
+        (("eval", "default", str(photo), "--oracle-hints", "-1"), "--oracle-hints must be"),
+    ]
+    for args, message in cases:
+        stderr = _one_line_error(_cli(*args), 2)
+        assert message in stderr, (args, stderr)
+        assert len(stderr.strip().splitlines()) == 1, stderr
+    assert not list(tmp_path.glob("*.color.*"))
+
+
+def test_apply_streams_with_a_hints_file_and_refuses_a_point_outside(tmp_path) -> None:
+    data = (DEV_DIR / "bsds500-test_100007.jpg").read_bytes()
+    inside = tmp_path / "in.json"
+    inside.write_text('{"points": [{"x": 60, "y": 60, "color": "#2050e0", "size": 30}]}')
+    outside = tmp_path / "out.json"
+    outside.write_text('{"points": [{"x": 6000, "y": 60, "color": "#2050e0"}]}')
+    result = _cli(
+        "apply", "-", "-o", "-", "--hints", str(inside), "--render-size", "96", stdin=data
+    )
+    assert result.returncode == 0, result.stderr.decode()
+    assert (
+        Image.open(io.BytesIO(result.stdout)).size
+        == Image.open(DEV_DIR / "bsds500-test_100007.jpg").size
+    )
+    stderr = _one_line_error(_cli("apply", "-", "-o", "-", "--hints", str(outside), stdin=data), 2)
+    assert "outside the photo" in stderr
+
+
+def test_eval_oracle_hints_are_reproducible_and_help(tmp_path) -> None:
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in ("bsds500-test_100007.jpg", "imagenet_n02090379_redbone.jpg"):
+        (photos / name).write_bytes((DEV_DIR / name).read_bytes())
+
+    def ciede(*extra: str) -> float:
+        result = _cli("eval", "default", str(photos), "--json", "--render-size", "96", *extra)
+        assert result.returncode == 0, result.stderr.decode()
+        return json.loads(result.stdout)["metrics"]["model"]["ciede2000"]
+
+    automatic = ciede()
+    hinted = ciede("--oracle-hints", "10", "--seed", "3")
+    assert hinted == ciede("--oracle-hints", "10", "--seed", "3")
+    assert hinted < automatic
+    assert ciede("--oracle-hints", "10", "--seed", "3", "--blend-hints") < automatic
+    assert ciede("--reference", "truth") != automatic
+
+
+def test_a_video_takes_the_reference_palette(tmp_path) -> None:
+    from clips import pan, read_frames, write_video
+
+    photo = _photo("sunhays80_canyon_sun_aokgdiugvxssbqyl.jpg")
+    frames = [color.grayscale(f) for f in pan(photo, 128, 96, 6)]
+    source = tmp_path / "film.mp4"
+    write_video(source, frames)
+    reference = tmp_path / "blue.png"
+    Image.fromarray(np.full((32, 32, 3), (40, 90, 200), np.uint8)).save(reference)
+    for name, extra in (("plain.mp4", ()), ("blue.mp4", ("--reference", str(reference)))):
+        result = _cli(
+            "apply", str(source), "-o", str(tmp_path / name), "--render-size", "96", *extra
+        )
+        assert result.returncode == 0, result.stderr.decode()
+    plain, blue = read_frames(tmp_path / "plain.mp4"), read_frames(tmp_path / "blue.mp4")
+    assert len(plain) == len(blue) == len(frames)
+    b_plain = np.mean([color.srgb_to_lab(f)[..., 2].mean() for f in plain])
+    b_blue = np.mean([color.srgb_to_lab(f)[..., 2].mean() for f in blue])
+    assert b_blue < b_plain - 2, (b_plain, b_blue)

@@ -70,6 +70,20 @@ def apply(
     max_pixels: Annotated[
         int, typer.Option(help="Refuse photos larger than this many pixels (decompression bombs).")
     ] = MAX_PIXELS,
+    hints: Annotated[
+        Path | None,
+        typer.Option(
+            help="Colour hints: a JSON file of points for one photo, or a folder of "
+            "**<stem>.json** files, one per photo (docs/hints.md). A photo whose hints are bad "
+            "fails; the others are done.",
+        ),
+    ] = None,
+    reference: Annotated[
+        Path | None,
+        typer.Option(
+            help="A reference photo: every input (videos too) takes the palette of its colours.",
+        ),
+    ] = None,
     null: Annotated[
         bool,
         typer.Option(
@@ -107,6 +121,8 @@ def apply(
             crf=crf,
             stabilize=stabilize,
             backend=str(backend),
+            hints=hints,
+            reference=reference,
         )
         if output == "-":
             _stream(options)
@@ -127,15 +143,28 @@ def apply(
 
 def _stream(options: ApplyOptions) -> None:
     """`colorize apply - -o -`: one encoded photo from stdin to stdout."""
+    from colorize_cli.errors import ColorizeError, UsageError
     from colorize_cli.inference.applying import colorize_bytes
     from colorize_cli.inference.colorizer import Colorizer
+    from colorize_cli.inference.guides import Guides
 
+    guides = Guides(options.hints, options.reference, options.max_pixels)
+    if guides.hints_path is not None and guides.hints_path.is_dir():
+        raise UsageError("-o - streams one photo: give --hints a file", guides.hints_path)
     data = sys.stdin.buffer.read()
     colorizer = Colorizer(
         options.model_path, options.render_size, options.batch_size, options.backend
     )
+    if guides.given and not colorizer.takes_hints:
+        raise UsageError("this model takes no hints or reference", colorizer.model_path)
+    guide = None
+    if guides.given:
+        try:
+            guide = guides.for_photo(Path("-"), (1 << 30, 1 << 30))  # checked on the photo
+        except ColorizeError as exc:
+            raise UsageError(exc.reason) from None
     encoded = colorize_bytes(
-        data, colorizer, options.format, options.quality, "-", options.max_pixels
+        data, colorizer, options.format, options.quality, "-", options.max_pixels, guide
     )
     sys.stdout.buffer.write(encoded)
     sys.stdout.buffer.flush()

@@ -46,11 +46,33 @@ def evaluate(
     ] = None,
     sheet_count: Annotated[int, typer.Option(help="Photos on the contact sheet.")] = SHEET_COUNT,
     backend: common.BackendOption = "auto",
+    oracle_hints: Annotated[
+        int,
+        typer.Option(
+            help="Give each photo this many hint points sampled from its own truth (a hint "
+            "model; docs/hints.md): how well the model follows hints.",
+        ),
+    ] = 0,
+    reference: Annotated[
+        str | None,
+        typer.Option(
+            help="Take a palette: **truth** (each photo's own) or a reference photo's path.",
+        ),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the --oracle-hints points.")] = 0,
+    blend_hints: Annotated[
+        bool,
+        typer.Option(
+            help="Blend the --oracle-hints points into the automatic colour by hand instead of "
+            "giving them to the network (the baseline a hint model must beat; any model).",
+        ),
+    ] = False,
 ) -> None:
     """Score a model against the gray baseline (no colour added) on shards or photos.
 
     Runs the same code as **apply** and scores at full resolution: PSNR, SSIM, CIEDE2000,
-    AuC of the ab error, and colourfulness against the truth's.
+    AuC of the ab error, and colourfulness against the truth's. With **--oracle-hints N**
+    each photo gets N hints from its own colours, the same ones for the same **--seed**.
     """
     from colorize_cli.imaging.images import display_path
     from colorize_cli.inference import evaluate as evaluate_lib
@@ -66,6 +88,10 @@ def evaluate(
             sheet_count=sheet_count,
             per_image=per_image,
             sheet=sheet,
+            oracle_hints=oracle_hints,
+            reference=reference,
+            seed=seed,
+            blend_hints=blend_hints,
         )
         result = evaluate_lib.evaluate(
             options.model,
@@ -75,6 +101,10 @@ def evaluate(
             sheet_count=options.sheet_count,
             progress=RichProgress(),
             backend=options.backend,
+            oracle_hints=options.oracle_hints,
+            reference=options.reference,
+            seed=options.seed,
+            hint_mode="blend" if options.blend_hints else "network",
         )
         if not result.images:
             raise UsageError("no photo could be scored")

@@ -161,9 +161,19 @@ def evaluate(
     colorizer = colorizer or Colorizer(model_path, render_size, batch_size, backend, hint_mode)
     result = EvalResult(str(colorizer.model_path), list(data), colorizer.render_size)
     result.failures += found
+    network_hints = reference is not None or (oracle_hints and colorizer.hint_mode != "blend")
+    if network_hints and not colorizer.takes_hints:
+        raise UsageError(
+            "this model takes no hints or reference (automatic colour only); --blend-hints "
+            "blends points into any model's colour",
+            colorizer.model_path,
+        )
     shared_reference = None
     if reference not in (None, "truth"):
-        shared_reference = hinting.reference_ab(images.read_image(reference))
+        try:
+            shared_reference = hinting.reference_ab(images.read_image(reference))
+        except ColorizeError as exc:
+            raise UsageError(f"--reference: {exc.reason}", reference) from None
 
     def guided(items: Iterator) -> Iterator:
         for (name, truth, gray), image in items:

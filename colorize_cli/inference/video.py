@@ -22,6 +22,7 @@ from PIL import Image
 from colorize_cli import fsutil
 from colorize_cli.config import VIDEO_CRF
 from colorize_cli.errors import ImageError
+from colorize_cli.imaging.hints import Guide
 from colorize_cli.inference.colorizer import Colorizer, recombine
 from colorize_cli.inference.temporal import Stabilizer
 from colorize_cli.progress import NullProgress, ProgressSink
@@ -90,8 +91,10 @@ def colorize_video(
     crf: int = VIDEO_CRF,
     stabilize: bool = True,
     progress: ProgressSink | None = None,
+    guide: Guide | None = None,
 ) -> VideoReport:
     """Colorize video `source` into `output` (atomically); ImageError names `source` on failure.
+    `guide` (its reference palette) applies to every frame.
 
     Frames, timestamps, resolution and rotation are the input's; so is each frame's luma (up to
     H.264's error at `crf`). Memory is bounded by the colorizer's batch, whatever the length.
@@ -115,7 +118,9 @@ def colorize_video(
             ):
                 stabilizer = Stabilizer() if stabilize else None
                 transcode = _Transcode(container, video, out, source)
-                frames, copied, left_out = transcode.run(colorizer, crf, stabilizer, progress)
+                frames, copied, left_out = transcode.run(
+                    colorizer, crf, stabilizer, progress, guide
+                )
         except av.error.FFmpegError as exc:
             raise ImageError(f"cannot write the video ({_reason(exc)})", source) from None
         except OSError as exc:
@@ -160,6 +165,7 @@ class _Transcode:
         crf: int,
         stabilizer: Stabilizer | None,
         progress: ProgressSink,
+        guide: Guide | None = None,
     ) -> tuple[int, int, tuple[str, ...]]:
         self.video.thread_type = "AUTO"
         frames = self._frames()
@@ -180,7 +186,7 @@ class _Transcode:
         last_pts: int | None = None
         written = 0
         grays = (
-            ((frame.pts, luma), upright)
+            ((frame.pts, luma), upright, guide)
             for frame in chain([first], frames)
             for luma, upright in [_luma_and_gray(frame, layout)]
         )

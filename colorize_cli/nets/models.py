@@ -246,7 +246,7 @@ def _build_pretrained_generator(config: ModelConfig) -> keras.Model:
             x = keras.layers.BatchNormalization(name=f"dec{stride}_bn{conv}")(x)
             x = keras.layers.ReLU(name=f"dec{stride}_relu{conv}")(x)
         if config.hints:
-            branch = _hint_branch(hints, stride, filters, config.hint_filters)
+            branch = _hint_branch(x, hints, stride, filters, config.hint_filters)
             x = keras.layers.Add(name=f"hints{stride}_join")([x, branch])
     model = _head(x, inputs, scaled_lightness, config)
     if config.pretrained:
@@ -261,14 +261,31 @@ def _zero_conv(x, filters: int, kernel: int, name: str):
     )(x)
 
 
-def _hint_branch(hints, stride: int, filters: int, width: int):
-    """The hint map at `stride`: mean-pooled (so a patch's a*b* and mask shrink together), a 3x3
-    conv + ReLU, then a zero-initialised 1x1 conv to the decoder's `filters`."""
+def _hint_branch(features, hints, stride: int, filters: int, width: int):
+    """What the hints add to the decoder's `features` at `stride`: the hint map mean-pooled to
+    that scale (a patch's a*b* and mask shrink together) beside the features, so where colour
+    spreads can follow the image; a 3x3 conv + ReLU, then a zero-initialised 1x1 conv to
+    `filters`. The same branch run on no hints is subtracted, so all-zero hints add exactly 0
+    (the branch sees the image, so it would not be 0 by itself)."""
     keras = _keras()
-    x = keras.layers.AveragePooling2D(stride, name=f"hints{stride}_pool")(hints)
-    x = keras.layers.Conv2D(width, 3, padding="same", use_bias=False, name=f"hints{stride}_conv")(x)
-    x = keras.layers.ReLU(name=f"hints{stride}_relu")(x)
-    return _zero_conv(x, filters, 1, f"hints{stride}_zero")
+    pooled = hints
+    if stride > 1:
+        pooled = keras.layers.AveragePooling2D(stride, name=f"hints{stride}_pool")(hints)
+    nothing = keras.layers.Rescaling(0.0, name=f"hints{stride}_nothing")(pooled)
+    join = keras.layers.Concatenate(name=f"hints{stride}_beside")
+    conv = keras.layers.Conv2D(width, 3, padding="same", use_bias=False, name=f"hints{stride}_conv")
+    relu = keras.layers.ReLU(name=f"hints{stride}_relu")
+    kernel = 1 if stride > 1 else 3
+    zero = keras.layers.Conv2D(
+        filters,
+        kernel,
+        padding="same",
+        use_bias=False,
+        kernel_initializer="zeros",
+        name=f"hints{stride}_zero",
+    )
+    given, none = (zero(relu(conv(join([features, h])))) for h in (pooled, nothing))
+    return keras.layers.Subtract(name=f"hints{stride}_delta")([given, none])
 
 
 def _palette_branch(palette, filters: int):
@@ -283,18 +300,18 @@ def _palette_branch(palette, filters: int):
 
 def _head(x, inputs, scaled_lightness, config: ModelConfig) -> keras.Model:
     """Full resolution, the input lightness alongside, one 3x3 conv, tanh or sigmoid; a hint
-    model adds a zero-initialised 3x3 conv of the full-resolution hint map before the tanh."""
+    model adds its full-resolution hint branch (3x3 convs) before the tanh."""
     keras = _keras()
 
     x = keras.layers.UpSampling2D(interpolation="bilinear", name="out_resize")(x)
-    x = keras.layers.Concatenate(name="out_skip")([x, scaled_lightness])
+    x = features = keras.layers.Concatenate(name="out_skip")([x, scaled_lightness])
     # Zero-initialised, so an untrained generator predicts no color (the gray baseline) rather
     # than saturated noise; the kernel still gets gradients from the first step.
     x = keras.layers.Conv2D(
         config.channels, 3, padding="same", kernel_initializer="zeros", name="out_conv"
     )(x)
     if config.hints:
-        direct = _zero_conv(inputs["hints"], config.channels, 3, "hints1_zero")
+        direct = _hint_branch(features, inputs["hints"], 1, config.channels, config.hint_filters)
         x = keras.layers.Add(name="hints1_join")([x, direct])
     # The head runs in float32 so a mixed-precision policy cannot quantise the colours.
     if config.output == "ab":
