@@ -35,6 +35,7 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def main(
+    context: typer.Context,
     version: Annotated[
         bool,
         typer.Option(
@@ -48,7 +49,7 @@ def main(
     """Colorize grayscale photographs with GANs, from the shell."""
     common.debug = debug
     progress.pass_file_names_through()
-    fsutil.terminate_as_interrupt()
+    context.call_on_close(fsutil.terminate_as_interrupt())
 
 
 app.command(no_args_is_help=True)(prepare.prepare)

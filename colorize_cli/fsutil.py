@@ -19,7 +19,7 @@ import glob
 import os
 import signal
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -111,12 +111,16 @@ def check_replaceable(target: str | os.PathLike[str]) -> None:
         raise UnsafeFileError(f"{NOT_REGULAR}: refusing to replace it")
 
 
-def terminate_as_interrupt() -> None:
+def terminate_as_interrupt() -> Callable[[], None]:
     """Make SIGTERM (`timeout`, `kill`, `docker stop`, systemd) end the process as Ctrl-C does:
     a KeyboardInterrupt, so every `atomic_path` removes its temporary file and the command exits
-    130. Only the main thread can set a handler; elsewhere the default stays."""
-    with contextlib.suppress(ValueError):
-        signal.signal(signal.SIGTERM, _raise_interrupt)
+    130. Returns what puts the previous handling back. Only the main thread can set a handler;
+    elsewhere the default stays."""
+    try:
+        previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    except ValueError:
+        return lambda: None
+    return lambda: signal.signal(signal.SIGTERM, previous)
 
 
 def _raise_interrupt(signum: int, frame: object) -> None:
