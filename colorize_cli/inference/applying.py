@@ -11,6 +11,7 @@ serves `colorize apply - -o -`: one encoded photo in, one encoded photo out (std
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,11 +21,13 @@ import numpy as np
 
 from colorize_cli import fsutil
 from colorize_cli.config import MAX_PIXELS, PHOTO_QUALITY, ApplyOptions
-from colorize_cli.errors import ColorizeError, ImageError, UsageError
-from colorize_cli.imaging import images
+from colorize_cli.errors import ColorizeError, ImageError, ModelError, UsageError, one_line
+from colorize_cli.imaging import color, hints, images
+from colorize_cli.imaging.hints import Guide
 from colorize_cli.imaging.inputs import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, expand_inputs, is_video
 from colorize_cli.inference import video
 from colorize_cli.inference.colorizer import Colorizer
+from colorize_cli.inference.guides import Guides
 from colorize_cli.progress import NullProgress, ProgressSink
 
 OUTPUT_SUFFIX = ".color"
@@ -84,12 +87,32 @@ def plan(options: ApplyOptions, stdin: TextIO | None = None) -> tuple[list[Job],
         elif is_video(path) and video.output_suffix(output) != output.suffix.lower():
             reason = f"a video is written as {', '.join(video.CONTAINERS)}, not {output.name}"
             known.append(Outcome(str(path), output, "failed", reason))
-        elif output.exists() and not options.overwrite:
-            known.append(Outcome(str(path), output, "skipped", "output exists (--overwrite)"))
+        elif (problem := _output_problem(output, options.overwrite)) is not None:
+            known.append(Outcome(str(path), output, *problem))
         else:
             claimed[key] = path
             jobs.append(Job(path, output))
     return jobs, known
+
+
+def _output_problem(
+    output: Path, overwrite: bool
+) -> tuple[Literal["skipped", "failed"], str] | None:
+    """Why `output` cannot be written now (an existing one without `overwrite`, a name too long,
+    a device or a link in its place), or None."""
+    try:
+        os.lstat(output)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as exc:
+        return "failed", f"cannot write: {fsutil.os_reason(exc)}"
+    if not overwrite:
+        return "skipped", "output exists (--overwrite)"
+    try:
+        fsutil.check_replaceable(output)
+    except OSError as exc:
+        return "failed", f"cannot write: {fsutil.os_reason(exc)}"
+    return None
 
 
 def _directory_bases(sources: Sequence[str]) -> list[Path]:
@@ -97,7 +120,7 @@ def _directory_bases(sources: Sequence[str]) -> list[Path]:
     bases = []
     for source in sources:
         path = Path(source)
-        if source != "-" and path.is_dir():
+        if source != "-" and os.path.isdir(path):
             bases.append(path)
         elif any(char in source for char in "*?["):
             parts = path.parts
@@ -147,44 +170,109 @@ def apply(
     if options.output is not None and str(options.output) == "-":
         raise UsageError("-o - streams one photo: use colorize_bytes")
     jobs, known = plan(options, stdin)
+    guides = Guides(options.hints, options.reference, options.max_pixels)
+    guides.check_inputs([job.source for job in jobs if not is_video(job.source)])
     yield from known
     if not jobs:
         return
-    colorizer = colorizer or Colorizer(
-        options.model_path, options.render_size, options.batch_size, options.backend
-    )
+    if colorizer is None:
+        check_model_path(options.model_path)
+        colorizer = Colorizer(
+            options.model_path, options.render_size, options.batch_size, options.backend
+        )
+    if guides.given and not colorizer.takes_hints:
+        raise UsageError(
+            "this model takes no hints or reference (automatic colour only): use the bundled "
+            "default or a model trained with --model lite0-hints",
+            colorizer.model_path,
+        )
     photo_jobs = [job for job in jobs if not is_video(job.source)]
     if photo_jobs:
-        yield from _apply_photos(photo_jobs, options, colorizer, progress)
+        yield from _apply_photos(photo_jobs, options, colorizer, progress, guides)
     for job in jobs:
         if is_video(job.source):
-            yield _apply_video(job, options, colorizer, progress)
+            yield _apply_video(job, options, colorizer, progress, guides)
+
+
+def check_model_path(path: str | os.PathLike[str] | None) -> None:
+    """ModelError unless a model path is missing (the loader says so), a folder (a SavedModel) or
+    a regular file: a named pipe would block the loader forever, /dev/zero would never end."""
+    if path is None:
+        return
+    try:
+        mode = os.stat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    except OSError as exc:
+        raise ModelError(f"cannot read: {fsutil.os_reason(exc)}", path) from None
+    if not (stat.S_ISDIR(mode) or stat.S_ISREG(mode)):
+        raise ModelError(fsutil.NOT_REGULAR, path)
 
 
 def _apply_photos(
-    jobs: list[Job], options: ApplyOptions, colorizer: Colorizer, progress: ProgressSink
+    jobs: list[Job],
+    options: ApplyOptions,
+    colorizer: Colorizer,
+    progress: ProgressSink,
+    guides: Guides,
 ) -> Iterator[Outcome]:
     progress.start("colorizing", total=len(jobs), unit="photos")
-    failures: list[Outcome] = []
-    photos = _read_photos(jobs, options.max_pixels, failures)
     written = 0
-    for (job, info), rgb in colorizer.colorize_many(photos):
-        yield from _drain(failures, progress)
-        outcome = _write(job, rgb, info, options)
+    for outcome in _colorize_photos(jobs, options, colorizer, progress, guides):
         written += outcome.status == "written"
-        progress.advance(1)
         yield outcome
-    yield from _drain(failures, progress)
     progress.finish(f"colorized {written} of {len(jobs)} photos")
 
 
+def _colorize_photos(
+    jobs: list[Job],
+    options: ApplyOptions,
+    colorizer: Colorizer,
+    progress: ProgressSink,
+    guides: Guides,
+) -> Iterator[Outcome]:
+    """One outcome per job. A batch that fails as a whole (out of memory, a model that cannot
+    take one photo's shape) is retried photo by photo, so only the photo at fault fails, and the
+    photos after it are still done."""
+    failures: list[Outcome] = []
+    taken: list[Job] = []  # jobs the reader has taken, read or not
+    started: list[Job] = []  # read and handed to the colorizer, not yet written
+    photos = _read_photos(jobs, options.max_pixels, failures, taken, started, guides)
+    try:
+        for (job, info), rgb in colorizer.colorize_many(photos):
+            started.remove(job)
+            yield from _drain(failures, progress)
+            outcome = _write(job, rgb, info, options)
+            progress.advance(1)
+            yield outcome
+    except (MemoryError, ColorizeError) as exc:
+        yield from _drain(failures, progress)
+        rest = jobs[len(taken) :]
+        if len(started) == 1:
+            progress.advance(1)
+            yield Outcome(str(started[0].source), started[0].output, "failed", _reason(exc))
+        else:
+            for job in started:
+                yield from _colorize_photos([job], options, colorizer, progress, guides)
+        yield from _colorize_photos(rest, options, colorizer, progress, guides)
+        return
+    yield from _drain(failures, progress)
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, MemoryError):
+        return "not enough memory to colorize this photo"
+    return exc.reason if isinstance(exc, ColorizeError) else one_line(exc)
+
+
 def _apply_video(
-    job: Job, options: ApplyOptions, colorizer: Colorizer, progress: ProgressSink
+    job: Job, options: ApplyOptions, colorizer: Colorizer, progress: ProgressSink, guides: Guides
 ) -> Outcome:
     try:
+        guide = guides.for_video(job.source)
         job.output.parent.mkdir(parents=True, exist_ok=True)
         report = video.colorize_video(
-            job.source, job.output, colorizer, options.crf, options.stabilize, progress
+            job.source, job.output, colorizer, options.crf, options.stabilize, progress, guide
         )
     except OSError as exc:
         progress.finish()
@@ -200,16 +288,32 @@ def _apply_video(
 
 
 def _read_photos(
-    jobs: Iterable[Job], max_pixels: int | None, failures: list[Outcome]
-) -> Iterator[tuple[tuple[Job, images.ImageInfo], np.ndarray]]:
-    """(job, info) tagged photos for `colorize_many`; unreadable ones land in `failures`."""
+    jobs: Iterable[Job],
+    max_pixels: int | None,
+    failures: list[Outcome],
+    taken: list[Job],
+    started: list[Job],
+    guides: Guides,
+) -> Iterator[tuple[tuple[Job, images.ImageInfo], np.ndarray, Guide]]:
+    """(job, info) tagged grays for `colorize_many` (the output keeps the gray alone, so the
+    colour photo is freed at once: a large one is not held while its output is made); each job
+    lands in `taken`, and then in `failures` if unreadable, else in `started` until written."""
     for job in jobs:
+        taken.append(job)
         try:
             rgb, info = images.read_image_with_info(job.source, max_pixels)
-        except ImageError as exc:
+            gray = color.grayscale(rgb)
+            guide = guides.for_photo(job.source, gray.shape)
+        except ColorizeError as exc:
             failures.append(Outcome(str(job.source), job.output, "failed", exc.reason))
             continue
-        yield (job, info), rgb
+        except MemoryError:
+            reason = "not enough memory to read this photo"
+            failures.append(Outcome(str(job.source), job.output, "failed", reason))
+            continue
+        del rgb
+        started.append(job)
+        yield (job, info), gray, guide
 
 
 def _drain(failures: list[Outcome], progress: ProgressSink) -> Iterator[Outcome]:
@@ -230,6 +334,8 @@ def _write(job: Job, rgb: np.ndarray, info: images.ImageInfo, options: ApplyOpti
         )
     except ColorizeError as exc:
         return Outcome(str(job.source), job.output, "failed", exc.reason)
+    except MemoryError:
+        return Outcome(str(job.source), job.output, "failed", "not enough memory to encode")
     return Outcome(str(job.source), job.output, "written")
 
 
@@ -240,19 +346,30 @@ def colorize_bytes(
     quality: int = PHOTO_QUALITY,
     name: str = "-",
     max_pixels: int | None = MAX_PIXELS,
+    guide: Guide | None = None,
 ) -> bytes:
     """One encoded photo in, the colorized photo encoded out (`colorize apply - -o -`).
 
     The output format is `format`, else the input's own when it can be written, else PNG; EXIF is
     carried over, and a photo that came with an ICC profile leaves tagged sRGB. Errors are
-    ImageError named `name`.
+    ColorizeError named `name`, with exit code 2: the call's one input failed, nothing was done.
     """
-    rgb, info = images.read_image_with_info(data, max_pixels, name=name)
-    if format is None:
-        try:
-            format = images.output_format(name, info.format)
-        except ImageError:
-            format = FALLBACK_FORMAT
-    return images.encode_image(
-        colorizer.colorize(rgb), format, quality, info.exif, info.icc_converted
-    )
+    try:
+        rgb, info = images.read_image_with_info(data, max_pixels, name=name)
+        if format is None:
+            try:
+                format = images.output_format(name, info.format)
+            except ImageError:
+                format = FALLBACK_FORMAT
+        if guide is not None and guide.points:
+            try:
+                hints.check_inside(list(guide.points), *rgb.shape[:2])
+            except hints.HintError as exc:
+                raise ColorizeError(f"hints: {exc}", name) from None
+        return images.encode_image(
+            colorizer.colorize(rgb, guide), format, quality, info.exif, info.icc_converted
+        )
+    except ImageError as exc:
+        raise ColorizeError(exc.reason, exc.path or name) from exc
+    except MemoryError:
+        raise ColorizeError("not enough memory to colorize this photo", name) from None
