@@ -25,3 +25,5 @@ QUANTIZATIONS = ("float16", "int8")  # TFLite only
 FITS = ("crop", "pad", "resize")
 COMPRESSIONS = ("none", "lzf", *(f"gzip-{level}" for level in range(1, 10)))
 DEFAULT_COMPRESSION = "none"  # measured: docs/format.md "Compression"
+# `colorize apply - -o -` reads at most this many bytes of stdin (an encoded photo).
+MAX_STREAM_BYTES = 1 << 30

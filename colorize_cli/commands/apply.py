@@ -151,7 +151,11 @@ def _stream(options: ApplyOptions) -> None:
     guides = Guides(options.hints, options.reference, options.max_pixels)
     if guides.hints_path is not None and guides.hints_path.is_dir():
         raise UsageError("-o - streams one photo: give --hints a file", guides.hints_path)
-    data = sys.stdin.buffer.read()
+    from colorize_cli.constants import MAX_STREAM_BYTES
+
+    data = sys.stdin.buffer.read(MAX_STREAM_BYTES + 1)
+    if len(data) > MAX_STREAM_BYTES:
+        raise UsageError(f"stdin holds more than {MAX_STREAM_BYTES} bytes: not one photo", "-")
     colorizer = Colorizer(
         options.model_path, options.render_size, options.batch_size, options.backend
     )

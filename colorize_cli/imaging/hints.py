@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import math
 import re
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -133,14 +132,11 @@ def _point(item: object, index: int) -> Point:
 
 
 def read_hints(path: str | Path) -> list[Point]:
-    """Parse a hints file; OSError for an unreadable one, HintError for a bad one."""
-    path = Path(path)
-    # stat first: opening a named pipe or a device would block or never end.
-    if not stat.S_ISREG(path.stat().st_mode):
-        raise HintError("not a regular file")
-    with open(path, "rb") as file:
-        text = file.read(MAX_HINT_FILE_BYTES + 1)
-    return parse_hints(text)
+    """Parse a hints file; OSError for an unreadable one (a pipe, a device or a file over
+    MAX_HINT_FILE_BYTES is refused unread), HintError for a bad one."""
+    from colorize_cli.fsutil import read_regular_file
+
+    return parse_hints(read_regular_file(path, MAX_HINT_FILE_BYTES))
 
 
 def check_inside(points: list[Point], height: int, width: int) -> None:
