@@ -56,18 +56,59 @@ def test_a_bad_hints_file_is_one_line_naming_the_fault(text: str, fault: str) ->
 
 def test_a_point_outside_the_photo_is_refused_with_the_photo_size() -> None:
     with pytest.raises(HintError, match=r"point 2 \(50, 10\) is outside the photo \(50x40"):
-        hints.hint_map([Point(1, 1, (0, 0, 0)), Point(50, 10, (0, 0, 0))], (40, 50), (32, 40))
+        hints.hint_map(
+            [Point(1, 1, (0, 0, 0)), Point(50, 10, (0, 0, 0))], (40, 50), np.zeros((32, 40))
+        )
 
 
-def test_the_hint_map_puts_the_chroma_and_mask_on_the_patch_only() -> None:
+def test_the_hint_map_is_the_colour_spread_by_distance_and_lightness() -> None:
     red = (220, 30, 30)
-    out = hints.hint_map([Point(100, 50, red, 20)], (200, 400), (80, 160))
-    mask = out[..., 2]
-    rows, cols = np.nonzero(mask)
-    assert (rows.min(), rows.max(), cols.min(), cols.max()) == (16, 23, 36, 43)  # 20 px -> 8 px
+    lightness = np.full((80, 160), 50.0, np.float32)
+    lightness[:, 100:] = 90.0  # a much lighter region on the right
+    out = hints.hint_map([Point(100, 50, red, 20)], (200, 400), lightness)
+    weight = out[..., 2]
+    # Weight 1 on the patch (20 px -> 8 px at the render), falling off with distance...
+    assert np.all(weight[16:24, 36:44] == 1.0)
+    assert weight[20, 60] < weight[20, 50] < 1.0
+    # ... and far less across a lightness edge than at the same distance on the same level.
+    assert weight[20, 40 + 64] < 0.2 * weight[20, 40 - 30]
     lab = color.srgb_to_lab(np.array([[red]], np.uint8))[0, 0]
-    np.testing.assert_allclose(out[20, 40, :2], lab[1:] / hints.AB_RANGE, atol=1e-6)
-    assert np.all(out[mask == 0] == 0)
+    np.testing.assert_allclose(out[20, 40, :2], lab[1:] / hints.AB_RANGE, atol=1e-5)
+    # Premultiplied: the colour channels over the weight give the hint's chroma everywhere.
+    far = weight > 1e-3
+    np.testing.assert_allclose(
+        out[far][:, :2] / weight[far][:, None],
+        np.broadcast_to(lab[1:] / 110, (far.sum(), 2)),
+        atol=1e-4,
+    )
+    assert np.all(hints.hint_map([], (200, 400), lightness) == 0)
+
+
+def test_the_training_sampler_spreads_like_the_user_hints() -> None:
+    from colorize_cli.tf_setup import import_tf
+    from colorize_cli.training import hint_sampling
+
+    tf = import_tf()
+    rng = np.random.default_rng(2)
+    lightness = rng.uniform(20, 80, (48, 64)).astype(np.float32)
+    ab = np.zeros((48, 64, 2), np.float32)
+    ab[10:14, 20:24] = (40.0, -20.0)
+    # One known patch through the sampler's spreading, against imaging.hints.spread.
+    boxes = np.array([[10, 20, 4, 4]])
+    expected_ab, expected_weight = hints.spread(boxes, np.array([[40.0, -20.0]]), lightness)
+    with tf.device("/cpu:0"):
+        got = hint_sampling.spread_boxes(
+            tf.constant(ab),
+            tf.constant(lightness),
+            tf.constant([10]),
+            tf.constant([20]),
+            tf.constant([4]),
+            tf.constant(1),
+        ).numpy()
+    np.testing.assert_allclose(got[..., 2], expected_weight, atol=1e-5)
+    np.testing.assert_allclose(
+        got[..., :2], expected_ab * expected_weight[..., None] / hints.AB_RANGE, atol=1e-5
+    )
 
 
 def test_the_palette_is_a_normalised_histogram_with_a_given_flag() -> None:
@@ -109,12 +150,13 @@ def test_the_training_sampler_follows_zhang_with_more_hint_free_photos() -> None
     assert counts.max() <= hint_sampling.MAX_POINTS
     assert 5 < counts[counts > 0].mean() < 11  # 1 + geometric(1/8): mean 8
     key = tf.constant([1, 2], tf.int64)
-    sample = hint_sampling.sample_hints(ab, key).numpy()
-    assert np.array_equal(sample, hint_sampling.sample_hints(ab, key).numpy())
-    mask = sample[..., 2]
-    assert set(np.unique(mask)) <= {0.0, 1.0}
-    # Each patch carries a mean of the truth: inside the truth's range.
-    chroma = sample[mask == 1][:, :2] * hints.AB_RANGE
+    lightness = tf.constant(color.srgb_to_lab(_photo()[:128, :128])[..., 0])
+    sample = hint_sampling.sample_hints(ab, lightness, key).numpy()
+    assert np.array_equal(sample, hint_sampling.sample_hints(ab, lightness, key).numpy())
+    weight = sample[..., 2]
+    assert weight.min() >= 0.0 and weight.max() <= 1.0
+    # The spread colour is a mean of patch means of the truth: inside the truth's range.
+    chroma = sample[weight > 0.5][:, :2] / weight[weight > 0.5][:, None] * hints.AB_RANGE
     if len(chroma):
         truth = ab.numpy().reshape(-1, 2)
         assert np.all(chroma >= truth.min(axis=0) - 1e-3)
@@ -150,8 +192,13 @@ def test_a_fresh_hint_model_computes_exactly_the_automatic_model(hint_twin) -> N
     hint_map[:, 10:14, 20:24] = (0.5, -0.3, 1.0)
     palette = np.zeros((2, PALETTE_SIZE), np.float32)
     expected = automatic(lightness, training=False).numpy()
+    nothing = {"lightness": lightness, "hints": np.zeros_like(hint_map), "palette": palette}
+    assert np.array_equal(expected, twin(nothing, training=False).numpy())  # bit for bit
+    # With hints, a fresh one is the hand-made blend: (1 - w) x automatic + w x the hint colour.
     got = twin({"lightness": lightness, "hints": hint_map, "palette": palette}, training=False)
-    assert np.array_equal(expected, got.numpy())  # zero branches: bit for bit, even with hints
+    weight = hint_map[..., 2:]
+    blend = (1 - weight) * expected + hint_map[..., :2] * hints.AB_RANGE
+    np.testing.assert_allclose(got.numpy(), blend, atol=1e-4)
 
 
 def test_a_trained_hint_model_without_hints_is_still_exactly_its_base(hint_twin) -> None:

@@ -150,35 +150,88 @@ def check_inside(points: list[Point], height: int, width: int) -> None:
 
 
 def hint_map(
-    points: list[Point], photo_shape: tuple[int, int], render_shape: tuple[int, int]
+    points: list[Point],
+    photo_shape: tuple[int, int],
+    lightness: np.ndarray,
 ) -> np.ndarray:
-    """The network's `hints` input (h, w, 3) at `render_shape` for points on a `photo_shape` photo.
+    """The network's `hints` input (h, w, 3) for points on a `photo_shape` photo, given the
+    render's L* (h, w): each point's colour spread from its patch (`spread`), premultiplied by
+    its weight, and the weight itself. All zeros without points."""
+    rows, cols = lightness.shape
+    out = np.zeros((rows, cols, HINT_CHANNELS), np.float32)
+    if not points:
+        return out
+    check_inside(points, *photo_shape)
+    boxes, chroma = _render_patches(points, photo_shape, (rows, cols))
+    hinted, weight = spread(boxes, chroma, lightness)
+    out[..., :2] = hinted * (weight[..., None] / AB_RANGE)
+    out[..., 2] = weight
+    return out
 
-    Each point becomes a square patch of its size scaled to the render, at least MIN_RENDER_PATCH
-    (or its photo size, if smaller) render pixels; a later point wins where patches overlap.
-    """
+
+def _render_patches(
+    points: list[Point], photo_shape: tuple[int, int], render_shape: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each point's patch at the render size as (top, left, height, width) rows, and its a*b*.
+
+    A patch is the point's size scaled to the render, at least MIN_RENDER_PATCH render pixels
+    (or its photo size, if smaller)."""
     from colorize_cli.imaging.color import srgb_to_lab
 
     height, width = photo_shape
     rows, cols = render_shape
-    out = np.zeros((rows, cols, HINT_CHANNELS), np.float32)
-    if not points:
-        return out
-    check_inside(points, height, width)
     scale_y, scale_x = rows / height, cols / width
     default = default_point_size(height, width)
-    colours = np.array([p.color for p in points], np.uint8)[None]
-    ab = srgb_to_lab(colours)[0, :, 1:] / AB_RANGE
-    for point, chroma in zip(points, ab, strict=True):
+    boxes = []
+    for point in points:
         size = point.size or default
-        side_y = max(min(size, MIN_RENDER_PATCH), round(size * scale_y), 1)
-        side_x = max(min(size, MIN_RENDER_PATCH), round(size * scale_x), 1)
+        side_y = min(rows, max(min(size, MIN_RENDER_PATCH), round(size * scale_y), 1))
+        side_x = min(cols, max(min(size, MIN_RENDER_PATCH), round(size * scale_x), 1))
         centre_y, centre_x = (point.y + 0.5) * scale_y, (point.x + 0.5) * scale_x
-        top = min(max(0, math.floor(centre_y - side_y / 2)), rows - 1)
-        left = min(max(0, math.floor(centre_x - side_x / 2)), cols - 1)
-        out[top : top + side_y, left : left + side_x, :2] = chroma
-        out[top : top + side_y, left : left + side_x, 2] = 1.0
-    return out
+        top = min(max(0, math.floor(centre_y - side_y / 2)), rows - side_y)
+        left = min(max(0, math.floor(centre_x - side_x / 2)), cols - side_x)
+        boxes.append((top, left, side_y, side_x))
+    colours = np.array([p.color for p in points], np.uint8)[None]
+    return np.array(boxes, np.int64), srgb_to_lab(colours)[0, :, 1:]
+
+
+# How far a hint's colour spreads, for the network's input and for the hand-made blend alike: a
+# Gaussian of distance from its patch (sd SPREAD_DISTANCE of the short side) times a Gaussian of
+# the L* difference from the patch's (sd SPREAD_LIGHTNESS units). Chosen on the dev validation
+# split as the best hand-made blend (docs/hints.md).
+SPREAD_DISTANCE = 0.32
+SPREAD_LIGHTNESS = 16.0
+
+
+def spread(
+    boxes: np.ndarray, chroma: np.ndarray, lightness: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(a*b* (h, w, 2), weight (h, w) in [0, 1]) of hints given as patches (K, 4: top, left,
+    height, width) of colours `chroma` (K, 2) on an image of L* `lightness` (h, w).
+
+    Each hint weighs 1 on its patch and falls off outside it with distance and with L*
+    difference from the patch's mean L*; the weight of all hints is 1 - prod(1 - w_k), and the
+    colour their weighted mean. training/hint_sampling.py computes the same in TensorFlow.
+    """
+    rows, cols = lightness.shape
+    sigma = SPREAD_DISTANCE * min(rows, cols)
+    ys = np.arange(rows, dtype=np.float32)[:, None]
+    xs = np.arange(cols, dtype=np.float32)[None, :]
+    keep = np.ones((rows, cols), np.float32)
+    weighted = np.zeros((rows, cols, 2), np.float32)
+    total = np.zeros((rows, cols), np.float32)
+    for (top, left, height, width), ab in zip(boxes, chroma, strict=True):
+        dy = np.maximum(np.maximum(top - ys, ys - (top + height - 1)), 0)
+        dx = np.maximum(np.maximum(left - xs, xs - (left + width - 1)), 0)
+        level = lightness[top : top + height, left : left + width].mean()
+        weight = np.exp(
+            -(dy**2 + dx**2) / (2 * sigma**2) - (lightness - level) ** 2 / (2 * SPREAD_LIGHTNESS**2)
+        )
+        weight[top : top + height, left : left + width] = 1.0
+        keep *= 1 - weight
+        weighted += weight[..., None] * ab
+        total += weight
+    return weighted / np.maximum(total, 1e-12)[..., None], (1 - keep)
 
 
 def palette(ab: np.ndarray | None) -> np.ndarray:
@@ -233,38 +286,14 @@ def oracle_points(truth: np.ndarray, count: int, rng: np.random.Generator) -> tu
     return tuple(points)
 
 
-# The hand-made alternative to a hint model, for comparison (docs/hints.md): each hint's colour
-# blended into the automatic a*b* with a weight that falls off with distance (sd BLEND_DISTANCE
-# of the render's short side) and with lightness difference (sd BLEND_LIGHTNESS L* units).
-BLEND_DISTANCE = 0.08
-BLEND_LIGHTNESS = 8.0
-
-
 def blend_points(
     ab: np.ndarray, lightness: np.ndarray, points: list[Point], photo_shape: tuple[int, int]
 ) -> np.ndarray:
-    """Automatic a*b* (h, w, 2) with `points` (in a `photo_shape` photo's pixels) blended in,
-    given the render's L* (h, w); no network involved."""
-    from colorize_cli.imaging.color import srgb_to_lab
-
+    """The hand-made alternative to a hint model, for comparison (docs/hints.md): automatic a*b*
+    (h, w, 2) with `points` (in a `photo_shape` photo's pixels) blended in by `spread`, given the
+    render's L* (h, w); no network involved."""
     if not points:
         return ab
-    rows, cols = ab.shape[:2]
-    scale_y, scale_x = rows / photo_shape[0], cols / photo_shape[1]
-    sigma = BLEND_DISTANCE * min(rows, cols)
-    ys, xs = np.mgrid[0:rows, 0:cols].astype(np.float32)
-    chroma = srgb_to_lab(np.array([[p.color for p in points]], np.uint8))[0, :, 1:]
-    keep = np.ones((rows, cols), np.float32)  # the share of the automatic colour left
-    weighted = np.zeros((rows, cols, 2), np.float32)
-    total = np.zeros((rows, cols), np.float32)
-    for point, hint_ab in zip(points, chroma, strict=True):
-        y = min(rows - 1, int((point.y + 0.5) * scale_y))
-        x = min(cols - 1, int((point.x + 0.5) * scale_x))
-        distance = ((ys - y) ** 2 + (xs - x) ** 2) / (2 * sigma**2)
-        difference = (lightness - lightness[y, x]) ** 2 / (2 * BLEND_LIGHTNESS**2)
-        weight = np.exp(-(distance + difference))
-        keep *= 1 - weight
-        weighted += weight[..., None] * hint_ab
-        total += weight
-    hinted = weighted / np.maximum(total, 1e-12)[..., None]
-    return (keep[..., None] * ab + (1 - keep[..., None]) * hinted).astype(np.float32)
+    boxes, chroma = _render_patches(points, photo_shape, ab.shape[:2])
+    hinted, weight = spread(boxes, chroma, lightness)
+    return ((1 - weight[..., None]) * ab + weight[..., None] * hinted).astype(np.float32)

@@ -287,7 +287,8 @@ class Colorizer:
                 Image.fromarray(gray).resize((width, height), Image.Resampling.BICUBIC)
             )
         padding = ((0, -height % self.stride), (0, -width % self.stride))
-        padded = np.pad(color.gray_to_lightness(small), padding, mode="symmetric")
+        lightness = color.gray_to_lightness(small)
+        padded = np.pad(lightness, padding, mode="symmetric")
         rendered = _Rendered(gray, (height, width), padded)
         if self.hint_mode == "blend" and guide is not None:
             rendered.blend = list(guide.points)
@@ -300,7 +301,7 @@ class Colorizer:
             )
         if self.takes_hints:
             guide = guide or Guide()
-            hint_map = hinting.hint_map(list(guide.points), gray.shape, (height, width))
+            hint_map = hinting.hint_map(list(guide.points), gray.shape, lightness)
             # Zeros, not a mirror, in the padding: a hint near the edge must not be copied.
             rendered.hints = np.pad(hint_map, (*padding, (0, 0)))
             rendered.palette = hinting.palette(guide.reference_ab)

@@ -319,10 +319,41 @@ def _head(x, inputs, scaled_lightness, config: ModelConfig) -> keras.Model:
     # The head runs in float32 so a mixed-precision policy cannot quantise the colours.
     if config.output == "ab":
         x = keras.layers.Activation("tanh", dtype="float32", name="out_tanh")(x)
-        color = keras.layers.Rescaling(AB_SCALE, dtype="float32", name="ab")(x)
+        if config.hints:
+            x = keras.layers.Rescaling(AB_SCALE, dtype="float32", name="network_ab")(x)
+            color = _blend_hints(x, inputs["hints"])
+        else:
+            color = keras.layers.Rescaling(AB_SCALE, dtype="float32", name="ab")(x)
     else:
         color = keras.layers.Activation("sigmoid", dtype="float32", name="rgb")(x)
     return keras.Model(inputs, color, name=f"generator_{config.preset}_{config.output}")
+
+
+def _fixed_conv(x, kernel: list[list[float]], name: str):
+    """A frozen 1x1 conv with a given kernel (in x out), for picking and scaling channels with
+    standard layers only."""
+    import numpy as np
+
+    keras = _keras()
+    layer = keras.layers.Conv2D(
+        len(kernel[0]), 1, use_bias=False, dtype="float32", trainable=False, name=name
+    )
+    y = layer(x)
+    layer.set_weights([np.array(kernel, np.float32)[None, None]])
+    return y
+
+
+def _blend_hints(network_ab, hints):
+    """a*b* = (1 - w) x the network's + w x the hints' spread colour, w the hint map's weight
+    (imaging.hints.spread): a fresh hint model is the hand-made blend of docs/hints.md, exact
+    where w is 1 (on the hints), and its branches learn the rest; with no hints w = 0 and this
+    is the network's own a*b*. The hint map is premultiplied (w a/110, w b/110, w)."""
+    keras = _keras()
+    weight = _fixed_conv(hints, [[0.0], [0.0], [1.0]], "blend_weight")
+    spread = _fixed_conv(hints, [[AB_SCALE, 0.0], [0.0, AB_SCALE], [0.0, 0.0]], "blend_ab")
+    covered = keras.layers.Multiply(dtype="float32", name="blend_covered")([network_ab, weight])
+    kept = keras.layers.Subtract(dtype="float32", name="blend_kept")([network_ab, covered])
+    return keras.layers.Add(dtype="float32", name="ab")([kept, spread])
 
 
 def build_discriminator(config: ModelConfig, conditional: bool = True) -> keras.Model:

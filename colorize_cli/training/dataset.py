@@ -161,7 +161,9 @@ def make_dataset(
         # (seed, position); converted to model space per photo, as the sampler needs its a*b*.
         sample = _to_model_space(photo)
         hint_key = tf.stack([key[1], key[0] + 1])
-        sample["hints"] = hint_sampling.sample_hints(sample["ab"], hint_key)
+        sample["hints"] = hint_sampling.sample_hints(
+            sample["ab"], sample["lightness"][..., 0], hint_key
+        )
         sample["palette"] = hint_sampling.sample_palette(sample["ab"], hint_key[::-1])
         return sample
 

@@ -6,14 +6,21 @@ Per photo, stateless (a pure function of the photo's random key, so a resumed ru
   learning where the base learns; otherwise
   1 + a geometric number of points (stop with p = 1/8 after each), at most MAX_POINTS;
 - each point a square of side 1-9 px, placed by a Gaussian around the centre (sd a quarter of the
-  free range), carrying the mean of the truth's a*b* over that square;
+  free range), carrying the mean of the truth's a*b* over that square, spread beyond it as a
+  user's hint is (imaging.hints.spread);
 - with probability PALETTE_SHARE the global hint: the a*b* histogram of another crop of the photo
   (so the network learns a palette, not a pixel map), else none.
 """
 
 from __future__ import annotations
 
-from colorize_cli.imaging.hints import AB_RANGE, PALETTE_BINS, PALETTE_STEP
+from colorize_cli.imaging.hints import (
+    AB_RANGE,
+    PALETTE_BINS,
+    PALETTE_STEP,
+    SPREAD_DISTANCE,
+    SPREAD_LIGHTNESS,
+)
 from colorize_cli.tf_setup import import_tf
 
 tf = import_tf()
@@ -41,8 +48,9 @@ def point_count(key: tf.Tensor) -> tf.Tensor:
     return tf.where(free, 0, count)
 
 
-def sample_hints(ab: tf.Tensor, key: tf.Tensor) -> tf.Tensor:
-    """The `hints` input (h, w, 3) for one photo's true a*b* (h, w, 2) in Lab units."""
+def sample_hints(ab: tf.Tensor, lightness: tf.Tensor, key: tf.Tensor) -> tf.Tensor:
+    """The `hints` input (h, w, 3) for one photo's true a*b* (h, w, 2) in Lab units and its L*
+    (h, w): points sampled as above, spread as `imaging.hints.spread` spreads a user's."""
     height, width = tf.shape(ab)[0], tf.shape(ab)[1]
     count_key, size_key, y_key, x_key = _keys(key, 4)
     count = point_count(count_key)
@@ -55,17 +63,40 @@ def sample_hints(ab: tf.Tensor, key: tf.Tensor) -> tf.Tensor:
         return tf.clip_by_value(tf.cast(tf.round(where), tf.int32), 0, length - side)
 
     top, left = place(sizes, height, y_key), place(sizes, width, x_key)
-    rows, cols = tf.range(height)[None], tf.range(width)[None]
-    in_rows = (rows >= top[:, None]) & (rows < (top + sizes)[:, None])
-    in_cols = (cols >= left[:, None]) & (cols < (left + sizes)[:, None])
-    boxes = tf.cast(in_rows[:, :, None] & in_cols[:, None, :], tf.float32)  # (K, h, w)
-    boxes *= tf.cast(tf.range(MAX_POINTS) < count, tf.float32)[:, None, None]
-    area = tf.reduce_sum(boxes, axis=[1, 2])
-    means = tf.einsum("khw,hwc->kc", boxes, ab) / tf.maximum(area, 1.0)[:, None]
-    cover = tf.reduce_sum(boxes, axis=0)
-    chroma = tf.einsum("khw,kc->hwc", boxes, means) / tf.maximum(cover, 1.0)[..., None]
-    mask = tf.minimum(cover, 1.0)[..., None]
-    return tf.concat([chroma / AB_RANGE, mask], axis=-1)
+    return spread_boxes(ab, lightness, top, left, sizes, count)
+
+
+def spread_boxes(
+    ab: tf.Tensor,
+    lightness: tf.Tensor,
+    top: tf.Tensor,
+    left: tf.Tensor,
+    sizes: tf.Tensor,
+    count: tf.Tensor,
+) -> tf.Tensor:
+    """The hint map of the first `count` square patches (top, left, side: (K,) int32) carrying
+    the truth's mean a*b* over each, spread as `imaging.hints.spread` does."""
+    height, width = tf.shape(ab)[0], tf.shape(ab)[1]
+    points = tf.shape(top)[0]
+    rows = tf.cast(tf.range(height), tf.float32)[None]
+    cols = tf.cast(tf.range(width), tf.float32)[None]
+    first_row, first_col = tf.cast(top, tf.float32)[:, None], tf.cast(left, tf.float32)[:, None]
+    side = tf.cast(sizes, tf.float32)[:, None]
+    dy = tf.maximum(tf.maximum(first_row - rows, rows - (first_row + side - 1)), 0.0)  # (K, h)
+    dx = tf.maximum(tf.maximum(first_col - cols, cols - (first_col + side - 1)), 0.0)  # (K, w)
+    inside = tf.cast(dy[:, :, None] == 0, tf.float32) * tf.cast(dx[:, None, :] == 0, tf.float32)
+    area = tf.reduce_sum(inside, axis=[1, 2])
+    means = tf.einsum("khw,hwc->kc", inside, ab) / tf.maximum(area, 1.0)[:, None]
+    levels = tf.einsum("khw,hw->k", inside, lightness) / tf.maximum(area, 1.0)
+    sigma = SPREAD_DISTANCE * tf.cast(tf.minimum(height, width), tf.float32)
+    distance = (dy[:, :, None] ** 2 + dx[:, None, :] ** 2) / (2 * sigma**2)
+    difference = (lightness[None] - levels[:, None, None]) ** 2 / (2 * SPREAD_LIGHTNESS**2)
+    weight = tf.maximum(tf.exp(-(distance + difference)), inside)  # 1 on the patch
+    weight *= tf.cast(tf.range(points) < count, tf.float32)[:, None, None]
+    total = tf.reduce_sum(weight, axis=0)
+    hinted = tf.einsum("khw,kc->hwc", weight, means) / tf.maximum(total, 1e-12)[..., None]
+    given = 1.0 - tf.reduce_prod(1.0 - weight, axis=0)
+    return tf.concat([hinted * (given[..., None] / AB_RANGE), given[..., None]], axis=-1)
 
 
 def sample_palette(ab: tf.Tensor, key: tf.Tensor) -> tf.Tensor:
