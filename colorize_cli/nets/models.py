@@ -395,7 +395,11 @@ def count_flops(model: keras.Model, height: int, width: int) -> int:
     keras = _keras()
 
     inputs = keras.tree.map_structure(
-        lambda tensor: keras.Input((height, width, *tensor.shape[3:])), model.input
+        lambda tensor: keras.Input(
+            (height, width, *tensor.shape[3:]) if len(tensor.shape) == 4 else tensor.shape[1:],
+            name=tensor.name,
+        ),
+        model.input,
     )
     sized = keras.models.clone_model(model, input_tensors=inputs)
     flops = 0
