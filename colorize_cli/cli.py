@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from colorize_cli import __version__, fsutil, progress
-from colorize_cli.commands import apply, common, evaluate, export, info, prepare, train
+from colorize_cli.commands import apply, common, evaluate, export, info, prepare, serve, train
 
 app = typer.Typer(
     name="colorize",
@@ -58,3 +58,4 @@ app.command()(train.train)
 app.command(no_args_is_help=True)(apply.apply)
 app.command(name="eval", no_args_is_help=True)(evaluate.evaluate)
 app.command(no_args_is_help=True)(export.export)
+app.command()(serve.serve)

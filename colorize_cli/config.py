@@ -23,10 +23,15 @@ from colorize_cli.constants import (
     EXPORT_FORMATS,
     FITS,
     MAX_PIXELS,
+    MAX_UPLOAD_BYTES,
     PHOTO_FORMATS,
     PHOTO_QUALITY,
+    PREVIEW_SIDE,
     QUANTIZATIONS,
     RENDER_SIZE,
+    SERVE_HOST,
+    SERVE_MEMORY_BYTES,
+    SERVE_PORT,
     SHEET_COUNT,
     VIDEO_CRF,
 )
@@ -301,3 +306,38 @@ def parse_part(part: str | None) -> tuple[int, int] | None:
     except ValueError:
         raise UsageError(f"--part must look like K/N (e.g. 2/8), got {part!r}") from None
     return k, n
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    """Everything `colorize serve` takes: where it listens, the model, the photos named on the
+    command line, and the limits on what it reads and holds (docs/serve.md). Checks itself."""
+
+    photos: Sequence[str] = field(default_factory=tuple)  # photos or folders shown in the page
+    host: str = SERVE_HOST
+    port: int = SERVE_PORT  # 0: any free port
+    model_path: str | Path | None = None  # None: the bundled model
+    render_size: int = RENDER_SIZE
+    backend: str = "auto"  # constants.BACKENDS
+    max_pixels: int | None = MAX_PIXELS
+    max_upload_bytes: int = MAX_UPLOAD_BYTES
+    memory_bytes: int = SERVE_MEMORY_BYTES  # the photos held; the least recently used go first
+    preview_side: int = PREVIEW_SIDE
+
+    def __post_init__(self) -> None:
+        _check(
+            [
+                (bool(self.host.strip()), "--host must name an address"),
+                (0 <= self.port <= 65535, f"--port must be between 0 and 65535, got {self.port}"),
+                (self.max_pixels is None or self.max_pixels > 0, "--max-pixels must be positive"),
+                (self.max_upload_bytes > 0, "--max-upload-mb must be positive"),
+                (self.memory_bytes > 0, "the photo memory must be positive"),
+                (self.preview_side >= 16, "the preview side must be at least 16 pixels"),
+                *_model_checks(self.render_size, 1, self.backend),
+            ]
+        )
+
+    @property
+    def local(self) -> bool:
+        """Whether only this machine can reach the server."""
+        return self.host in ("127.0.0.1", "localhost", "::1") or self.host.startswith("127.")

@@ -27,3 +27,13 @@ COMPRESSIONS = ("none", "lzf", *(f"gzip-{level}" for level in range(1, 10)))
 DEFAULT_COMPRESSION = "none"  # measured: docs/format.md "Compression"
 # `colorize apply - -o -` reads at most this many bytes of stdin (an encoded photo).
 MAX_STREAM_BYTES = 1 << 30
+
+# `colorize serve` (docs/serve.md): where it listens by default, the largest request it reads, the
+# memory its photos may hold before the least recently used are dropped, the long side of the
+# page's previews, and the formats its download offers.
+SERVE_HOST = "127.0.0.1"
+SERVE_PORT = 8000
+MAX_UPLOAD_BYTES = 64 << 20
+SERVE_MEMORY_BYTES = 1 << 30
+PREVIEW_SIDE = 1024
+SERVE_FORMATS = ("png", "jpg")

@@ -24,6 +24,7 @@ LAYERS = [
     ("nets",),
     ("training",),
     ("inference",),
+    ("serve",),
     ("commands", "cli", "__main__"),
 ]
 LEAVES = {f"colorize_cli.{name}" for name in LAYERS[0][1:]}
