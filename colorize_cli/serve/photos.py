@@ -101,7 +101,8 @@ class Studio:
         self._run_lock = threading.Lock()
         self._locked = _LockedColorizer(self.colorizer, self._run_lock)
         self._lock = threading.Lock()  # the tables below
-        self._entries: OrderedDict[str, Entry] = OrderedDict()  # least recently used first
+        self._entries: dict[str, Entry] = {}  # in the order they came
+        self._recent: OrderedDict[str, None] = OrderedDict()  # least recently used first
         self._references: OrderedDict[str, tuple[np.ndarray, list[str]]] = OrderedDict()
 
     def health(self) -> dict:
@@ -121,6 +122,7 @@ class Studio:
         with self._lock:
             added = [Entry(_new_id(), Path(path).name, Path(path)) for path in paths]
             self._entries.update((entry.id, entry) for entry in added)
+            self._recent.update((entry.id, None) for entry in added)
         return added
 
     def add_upload(self, name: str, data: bytes) -> Entry:
@@ -129,6 +131,7 @@ class Studio:
         entry.loaded = self._decode(data, name, keep=True)
         with self._lock:
             self._entries[entry.id] = entry
+            self._recent[entry.id] = None
             self._evict(keep=entry.id)
         return entry
 
@@ -144,7 +147,7 @@ class Studio:
                 raise NotFound(
                     f"no photo {photo_id!r} here (dropped to bound memory?): add it again"
                 )
-            self._entries.move_to_end(photo_id)
+            self._recent.move_to_end(photo_id)
             if entry.loaded is not None:
                 return entry
         if entry.path is None:
@@ -293,7 +296,7 @@ class Studio:
         """Drop the least recently used photos past the memory budget (`_lock` held): an upload
         goes, a command-line photo is only unloaded (it is read again when opened)."""
         total = sum(e.loaded.nbytes for e in self._entries.values() if e.loaded is not None)
-        for entry in list(self._entries.values()):
+        for entry in [self._entries[photo_id] for photo_id in self._recent]:
             if total <= self.options.memory_bytes:
                 return
             if entry.id == keep or entry.loaded is None:
@@ -301,7 +304,7 @@ class Studio:
             total -= entry.loaded.nbytes
             entry.loaded = None
             if entry.path is None:
-                del self._entries[entry.id]
+                del self._entries[entry.id], self._recent[entry.id]
 
 
 def _new_id() -> str:
