@@ -310,6 +310,22 @@ def test_the_page_api_uploads_previews_downloads_and_zips(
         assert archive.read("photo.color.png") == expected(photo_bytes, colorizer, "png")
 
 
+def test_a_reference_gives_its_main_colours_and_a_bad_body_is_400(
+    server: Server, photo_bytes: bytes
+) -> None:
+    status, _, body = server.post_form("/api/references", {"reference": photo_bytes})
+    assert status == 200
+    reference = json.loads(body)
+    assert 1 <= len(reference["colors"]) <= 6
+    assert all(len(c) == 7 and c.startswith("#") for c in reference["colors"])
+    photo_id = json.loads(server.post_form("/api/photos", {"photo": photo_bytes})[2])["id"]
+    for body in (b"[1, 2]", b'{"points": "no"}', b"not json"):
+        answer = server.request("POST", f"/api/photos/{photo_id}/download", body)
+        assert answer[0] == 400 and error_of(*answer).startswith("hints: ")
+    answer = server.post_json("/api/zip", {"photos": "no"})
+    assert answer[0] == 400 and error_of(*answer)
+
+
 def test_command_line_photos_are_listed_by_opaque_id_only(server: Server) -> None:
     status, _, body = server.request("GET", "/api/photos")
     listed = json.loads(body)["photos"]

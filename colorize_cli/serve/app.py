@@ -181,7 +181,10 @@ def make_app(studio: Studio) -> Starlette:
 
     async def download(request: Request) -> Response:
         body = await request.body()
-        format = _format(json.loads(body or b"{}").get("format")) if body else None
+        try:
+            format = _format(json.loads(body).get("format"))
+        except (ValueError, AttributeError):
+            format = None  # the hints' own check below says what is wrong with the body
         name, data = await run_in_threadpool(
             studio.download, request.path_params["id"], body or b'{"points": []}', format
         )
