@@ -4,6 +4,7 @@ gray; plus a contact sheet gray | automatic | 5 hints | truth. Prints Markdown f
 
     .venv/bin/python bench/hints.py VAL_PHOTOS/ --sheet docs/hints-sheet.png
     .venv/bin/python bench/hints.py VAL_PHOTOS/ --model run/model.keras --old-model old.keras
+    .venv/bin/python bench/hints.py --speed PHOTO.jpg        # apply, 2 MP: 10 hints against none
 
 VAL_PHOTOS: the dev validation split at full resolution (the 71 photos whose content hash
 `data.prepare.split_of` puts in "val"). Points are seeded per photo name (`--seed`), so every row
@@ -82,9 +83,40 @@ def colorizer_gray(rgb: np.ndarray) -> np.ndarray:
     return color.grayscale(rgb)
 
 
+def speed(photo: str, repeats: int) -> None:
+    """Seconds per 2 MP photo through `colorize_bytes` (decode, colorize, encode: what apply does
+    per photo) with the bundled model on its default backend, with 10 hints and with none,
+    alternating in one run after a warm-up of each."""
+    import io
+
+    from PIL import Image
+
+    from colorize_cli.inference.applying import colorize_bytes
+
+    source = Image.open(photo).convert("RGB").resize((1728, 1152), Image.Resampling.BICUBIC)
+    buffer = io.BytesIO()
+    source.save(buffer, format="JPEG", quality=95)
+    data = buffer.getvalue()
+    truth = np.asarray(source)
+    colorizer = Colorizer()
+    guide = hints.Guide(hints.oracle_points(truth, 10, np.random.default_rng(0)))
+    times: dict[str, list[float]] = {"no hints": [], "10 hints": []}
+    for _ in range(repeats + 1):
+        for label, given in (("no hints", None), ("10 hints", guide)):
+            started = time.perf_counter()
+            colorize_bytes(data, colorizer, "jpg", guide=given)
+            times[label].append(time.perf_counter() - started)
+    print(f"| apply, 1728x1152 JPEG ({colorizer.backend.name}) | median s, {repeats} runs |")
+    print("|---|---|")
+    for label, values in times.items():
+        print(f"| {label} | {float(np.median(values[1:])):.3f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("photos", nargs="+", help="validation photos or folders")
+    parser.add_argument("--speed", action="store_true", help="time apply on the first photo")
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--model", default=None, help="hint model (default: the bundled one)")
     parser.add_argument("--old-model", default=None, help="an automatic-only model to compare")
     parser.add_argument("--render-size", type=int, default=160)
@@ -92,6 +124,9 @@ def main() -> None:
     parser.add_argument("--sheet", type=Path, default=None)
     parser.add_argument("--sheet-count", type=int, default=6)
     args = parser.parse_args()
+    if args.speed:
+        speed(args.photos[0], args.repeats)
+        return
     from colorize_cli.imaging.inputs import expand_inputs
 
     paths, _ = expand_inputs(args.photos)

@@ -297,3 +297,31 @@ def blend_points(
     boxes, chroma = _render_patches(points, photo_shape, ab.shape[:2])
     hinted, weight = spread(boxes, chroma, lightness)
     return ((1 - weight[..., None]) * ab + weight[..., None] * hinted).astype(np.float32)
+
+
+def palette_statistics(reference_ab: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The mean and standard deviation of a reference's a*b* (..., 2), per channel."""
+    pixels = reference_ab.reshape(-1, 2).astype(np.float64)
+    return pixels.mean(axis=0), pixels.std(axis=0)
+
+
+# How far `transfer_palette` may stretch or shrink the output's spread of a*b*.
+TRANSFER_SCALE = (0.5, 3.0)
+
+
+def transfer_palette(
+    ab: np.ndarray,
+    reference: tuple[np.ndarray, np.ndarray],
+    on_hints: np.ndarray | None = None,
+) -> np.ndarray:
+    """a*b* (h, w, 2) moved to a reference's colour statistics (Reinhard et al. 2001, in a*b*):
+    each channel's mean and spread become the reference's (the spread's ratio kept within
+    TRANSFER_SCALE). Where hints weigh (`on_hints`, (h, w) in [0, 1]) the hints' colour stays."""
+    mean, spread_ = ab.reshape(-1, 2).mean(axis=0), ab.reshape(-1, 2).std(axis=0)
+    target_mean, target_spread = reference
+    scale = np.clip(target_spread / np.maximum(spread_, 1.0), *TRANSFER_SCALE)
+    moved = (ab - mean) * scale + target_mean
+    if on_hints is None:
+        return moved.astype(np.float32)
+    keep = on_hints[..., None]
+    return (keep * ab + (1 - keep) * moved).astype(np.float32)

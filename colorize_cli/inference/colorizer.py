@@ -9,6 +9,7 @@ TensorFlow is imported when a Keras model is loaded, never at import time, and n
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import time
@@ -199,6 +200,7 @@ class _Rendered:
     hints: np.ndarray | None = None
     palette: np.ndarray | None = None
     blend: list[hinting.Point] | None = None  # hint_mode "blend": points blended after the run
+    reference: tuple[np.ndarray, np.ndarray] | None = None  # the reference's a*b* mean and sd
 
 
 class Colorizer:
@@ -290,6 +292,8 @@ class Colorizer:
         lightness = color.gray_to_lightness(small)
         padded = np.pad(lightness, padding, mode="symmetric")
         rendered = _Rendered(gray, (height, width), padded)
+        if guide is not None and guide.reference_ab is not None:
+            rendered.reference = hinting.palette_statistics(guide.reference_ab)
         if self.hint_mode == "blend" and guide is not None:
             rendered.blend = list(guide.points)
             guide = hinting.Guide(reference_ab=guide.reference_ab)
@@ -326,6 +330,11 @@ class Colorizer:
                 height, width = batch[i][1].shape
                 chroma[i] = self._ab(prediction[:height, :width])
                 rendered = batch[i][1]
+                if rendered.reference is not None:
+                    on_hints = (
+                        None if rendered.hints is None else rendered.hints[:height, :width, 2]
+                    )
+                    chroma[i] = hinting.transfer_palette(chroma[i], rendered.reference, on_hints)
                 if rendered.blend:
                     chroma[i] = hinting.blend_points(
                         chroma[i],
@@ -342,41 +351,74 @@ class Colorizer:
         return prediction.astype(np.float32)
 
 
-def _linear_taps(size_in: int, size_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Bilinear source indices and weights with half-pixel centres (as PIL and tf.image.resize)."""
-    source = (np.arange(size_out) + 0.5) * (size_in / size_out) - 0.5
-    source = np.clip(source, 0, size_in - 1)
-    low = np.floor(source).astype(np.intp)
-    high = np.minimum(low + 1, size_in - 1)
-    return low, high, (source - low).astype(np.float32)
+def chroma_grid(
+    gray: np.ndarray, ab: np.ndarray, shape: tuple[int, int], rows: tuple[int, int] | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A photo's colour on a coarser (h, w) grid: each cell's mean gray level (uint8), and the
+    Cb, Cr (`color.lab_chroma`) of that level's L* with the a*b* `ab` (any size) resampled
+    bilinearly to the cell. `rows` (start, stop) makes only those rows of the grid, equal to the
+    same rows of the whole grid."""
+    start, stop = rows or (0, shape[0])
+    scale = gray.shape[0] / shape[0]
+    first = max(0, math.floor(start * scale) - 1)
+    last = min(gray.shape[0], math.ceil(stop * scale) + 1)
+    # The mean level rounded to a whole step: its L* then comes from the exact table.
+    level = _resized_rows(gray[first:last], first, gray.shape[0], shape, (start, stop), _BOX)
+    ab_grid = np.stack(
+        [
+            _resized_rows(ab[..., i], 0, ab.shape[0], shape, (start, stop), _BILINEAR)
+            for i in (0, 1)
+        ],
+        axis=-1,
+    )
+    return (level, *color.lab_chroma(level, ab_grid))
+
+
+_BOX, _BILINEAR = Image.Resampling.BOX, Image.Resampling.BILINEAR
+
+
+def _resized_rows(
+    source: np.ndarray,
+    offset: int,
+    height: int,
+    shape: tuple[int, int],
+    rows: tuple[int, int],
+    method: Image.Resampling,
+) -> np.ndarray:
+    """Rows `rows` of a plane `height` rows high resized to `shape` (PIL's filters, half-pixel
+    centres), uint8 or float32 as `source` is, from `source`: the plane's rows from `offset` on,
+    enough of them to hold every tap of those rows (so the rows equal the whole's)."""
+    start, stop = rows
+    scale = height / shape[0]
+    if source.dtype != np.uint8:
+        source = source.astype(np.float32, copy=False)
+    image = Image.fromarray(np.ascontiguousarray(source))
+    box = (0.0, start * scale - offset, float(source.shape[1]), stop * scale - offset)
+    return np.asarray(image.resize((shape[1], stop - start), method, box=box))
 
 
 def recombine(gray: np.ndarray, ab: np.ndarray) -> np.ndarray:
     """Full-resolution photo from its uint8 gray (H, W) and a low-resolution a*b* (h, w, 2).
 
-    The a*b* planes are upsampled bilinearly, joined to the gray's L*, turned into sRGB and made
-    to keep the gray exactly (`color.keep_luminance`); all of it in row bands, so the memory
-    beyond the output is a few float32 bands, whatever the photo's size.
+    The colour is worked out once at half resolution, where JPEG and 4:2:0 video keep it: on a
+    grid of 2x2 cells, each cell's mean gray gives the L* and the a*b* are resampled bilinearly
+    (`chroma_grid`); that Cb, Cr is resampled bilinearly to full size and put on the photo's own
+    gray (`color.recolor`), so `grayscale(output) == gray` exactly. All of it runs in row bands,
+    so the memory beyond the output is a few float32 bands, whatever the photo's size.
     """
     height, width = gray.shape
-    low, high, weight = _linear_taps(ab.shape[1], width)
-    ab_wide = ab[:, low] * (1 - weight[:, None]) + ab[:, high] * weight[:, None]
-    rows_low, rows_high, rows_weight = _linear_taps(ab.shape[0], height)
+    grid = ((height + 1) // 2, (width + 1) // 2)
+    scale = grid[0] / height
     out = np.empty((height, width, 3), np.uint8)
 
     def fill(rows: slice) -> None:
-        lab = np.empty((rows.stop - rows.start, width, 3), np.float32)
-        lab[..., 0] = color.gray_to_lightness(gray[rows])
-        # In place from here on: these are the largest temporaries of a big photo.
-        below, above = ab_wide[rows_low[rows]], ab_wide[rows_high[rows]]
-        above -= below
-        above *= rows_weight[rows, None, None]
-        above += below
-        lab[..., 1:] = above
-        srgb = color.lab_to_srgb(lab)
-        srgb *= 255
-        srgb += 0.5  # rounds on the cast: the values are clipped into [0, 255]
-        out[rows] = color.keep_luminance(srgb.astype(np.uint8), gray[rows])
+        # The grid rows the band's bilinear taps reach, and one more on each side.
+        first = max(0, math.floor((rows.start + 0.5) * scale - 0.5) - 1)
+        last = min(grid[0], math.floor((rows.stop - 0.5) * scale - 0.5) + 3)
+        _, cb, cr = chroma_grid(gray, ab, grid, (first, last))
+        band = (rows.start, rows.stop)
+        cb, cr = (_resized_rows(x, first, grid[0], gray.shape, band, _BILINEAR) for x in (cb, cr))
+        out[rows] = color.recolor(gray[rows], cb, cr)
 
     band = max(1, _BAND_PIXELS // width)
     bands = [slice(top, min(top + band, height)) for top in range(0, height, band)]
