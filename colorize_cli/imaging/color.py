@@ -216,28 +216,107 @@ def keep_luminance(rgb: np.ndarray, gray: np.ndarray) -> np.ndarray:
     levels = gray.reshape(-1)
     out = np.empty_like(pixels)
     for s in _chunks(len(pixels)):
-        out[s] = _recolor(pixels[s], levels[s])
+        r, g, b = _planes(pixels[s], np.float32)
+        luma = _LUMA[0] * r + _LUMA[1] * g + _LUMA[2] * b
+        out[s] = _recolor(levels[s], r - luma, g - luma, b - luma)
     return out.reshape(rgb.shape)
 
 
+# --- chroma: Y'CbCr with the weights of `grayscale` (ITU-R 601, as JPEG stores photos) -----------
+# Cb and Cr here are centred on 0, in 0..255 units: B' - Y' = CB_RANGE Cb and R' - Y' = CR_RANGE Cr.
 _LUMA = [w / (1 << 16) for w in LUMA_WEIGHTS_2_16]
+CB_RANGE = 2 * (1 - _LUMA[2])
+CR_RANGE = 2 * (1 - _LUMA[0])
 
 
-def _recolor(pixels: np.ndarray, levels: np.ndarray) -> np.ndarray:
-    r, g, b = _planes(pixels, np.float32)
-    level = levels.astype(np.float32)
-    luma = _LUMA[0] * r + _LUMA[1] * g + _LUMA[2] * b
-    # The chroma x - luma has zero luma (the weights sum to 1), so level + scale * chroma keeps
-    # the level; scale is the largest in [0, 1] that keeps every channel inside [0, 255]. Since
-    # max(chroma) >= 0 >= min(chroma), only the largest and smallest channels can leave the range.
+def lab_chroma(gray: np.ndarray, ab: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Cb, Cr (float32, `gray`'s shape) of the colour with the L* of uint8 gray level `gray` (any
+    shape) and a*b* `ab` (gray's shape + 2), clipped into sRGB: the colour `recolor` puts back on
+    a gray."""
+    gray, ab = np.asarray(gray), np.asarray(ab)
+    if gray.dtype != np.uint8 or ab.shape != (*gray.shape, 2):
+        raise ValueError(
+            f"gray must be uint8 and ab of shape {(*gray.shape, 2)}, got {gray.dtype}, {ab.shape}"
+        )
+    levels, flat_ab = gray.reshape(-1), ab.reshape(-1, 2)
+    cb, cr = np.empty(levels.size, np.float32), np.empty(levels.size, np.float32)
+    for s in _chunks(levels.size):
+        lightness = _LIGHTNESS_LUT[levels[s]]
+        linear = _lab_to_linear(lightness, flat_ab[s, 0], flat_ab[s, 1], _NP_FAST_OPS)
+        red, green, blue = (np.clip(_encode(x, _NP_FAST_OPS), 0, 1) for x in linear)
+        luma = _LUMA[0] * red + _LUMA[1] * green + _LUMA[2] * blue
+        cb[s] = (blue - luma) * np.float32(255 / CB_RANGE)
+        cr[s] = (red - luma) * np.float32(255 / CR_RANGE)
+    return cb.reshape(gray.shape), cr.reshape(gray.shape)
+
+
+def fit_chroma(gray: np.ndarray, cb: np.ndarray, cr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Cb, Cr scaled down only as far as gray level `gray` (0..255) + the chroma needs to stay
+    inside [0, 255] in every channel: the rule of `recolor`, without rounding."""
+    level = np.asarray(gray, np.float32)
+    scale = _fit_scale(level, *_offsets(cb, cr))
+    return cb * scale, cr * scale
+
+
+def recolor(gray: np.ndarray, cb: np.ndarray, cr: np.ndarray) -> np.ndarray:
+    """uint8 gray (H, W) with the chroma Cb, Cr (float, (H, W)) -> uint8 sRGB (H, W, 3) whose
+    `grayscale()` equals `gray` exactly: each pixel is its gray plus the chroma, scaled down only
+    as far as needed to stay inside [0, 255] (as `keep_luminance` does)."""
+    gray = np.asarray(gray)
+    if gray.dtype != np.uint8 or np.shape(cb) != gray.shape or np.shape(cr) != gray.shape:
+        raise ValueError(
+            f"gray must be uint8 and Cb, Cr of its shape, got {gray.dtype} {gray.shape}, "
+            f"{np.shape(cb)}, {np.shape(cr)}"
+        )
+    levels = gray.reshape(-1)
+    flat_cb, flat_cr = np.reshape(cb, -1), np.reshape(cr, -1)
+    out = np.empty((levels.size, 3), np.uint8)
+    for s in _chunks(levels.size):
+        out[s] = _recolor(levels[s], *_offsets(flat_cb[s], flat_cr[s]))
+    return out.reshape(*gray.shape, 3)
+
+
+def ycbcr_matrix_chroma(kr: float, kb: float) -> np.ndarray:
+    """The 2x2 matrix that turns this module's Cb, Cr into those of the Y'CbCr matrix with luma
+    weights `kr`, `kb` (BT.709: 0.2126, 0.0722), for the same R'G'B' colour: the output's own
+    colour model when a video is tagged with another matrix than `grayscale`'s."""
+    # Unit Cb and Cr as R'G'B' offsets (zero luma by our weights), then into the other matrix.
+    offsets = np.array(
+        [_offsets(np.float64(1), np.float64(0)), _offsets(np.float64(0), np.float64(1))]
+    )
+    luma = offsets @ np.array([kr, 1 - kr - kb, kb])
+    to_cb = (offsets[:, 2] - luma) / (2 * (1 - kb))
+    to_cr = (offsets[:, 0] - luma) / (2 * (1 - kr))
+    return np.stack([to_cb, to_cr])
+
+
+def _offsets(cb: np.ndarray, cr: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cb, Cr -> the R', G', B' offsets from the gray level (their luma is zero)."""
+    r = np.float32(CR_RANGE) * cr
+    b = np.float32(CB_RANGE) * cb
+    g = (r * np.float32(-_LUMA[0]) - b * np.float32(_LUMA[2])) / np.float32(_LUMA[1])
+    return r, g, b
+
+
+def _fit_scale(level: np.ndarray, r: np.ndarray, g: np.ndarray, b: np.ndarray) -> np.ndarray:
+    # The offsets have zero luma, so level + scale * offset keeps the level; scale is the largest
+    # in [0, 1] that keeps every channel inside [0, 255]. Since max(offsets) >= 0 >= min(offsets),
+    # only the largest and smallest channels can leave the range.
     tiny = np.float32(1e-6)
-    above = np.maximum(np.maximum(np.maximum(r, g), b) - luma, tiny)
-    below = np.maximum(luma - np.minimum(np.minimum(r, g), b), tiny)
-    scale = np.minimum(np.minimum((255 - level) / above, level / below), 1)
-    offset = level - scale * luma
-    out = np.empty_like(pixels)
-    for i, channel in enumerate((r, g, b)):
-        out[:, i] = np.clip(np.rint(offset + scale * channel), 0, 255)
+    above = np.maximum(np.maximum(np.maximum(r, g), b), tiny)
+    below = np.maximum(-np.minimum(np.minimum(r, g), b), tiny)
+    return np.minimum(np.minimum((255 - level) / above, level / below), 1)
+
+
+def _recolor(levels: np.ndarray, r: np.ndarray, g: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """uint8 levels + R'G'B' offsets of zero luma -> (N, 3) uint8 pixels of exactly those levels."""
+    level = levels.astype(np.float32)
+    scale = _fit_scale(level, r, g, b)
+    out = np.empty((len(levels), 3), np.uint8)
+    for i, offset in enumerate((r, g, b)):
+        offset *= scale
+        offset += level
+        out[:, i] = np.clip(np.rint(offset, out=offset), 0, 255)
     _fix_rounding(out, levels)
     return out
 
