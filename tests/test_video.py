@@ -20,7 +20,7 @@ from colorize_cli import fsutil
 from colorize_cli.cli import app
 from colorize_cli.errors import ImageError
 from colorize_cli.imaging.inputs import expand_inputs
-from colorize_cli.inference import applying, video
+from colorize_cli.inference import applying, colorizer, video
 from colorize_cli.inference.applying import ApplyOptions
 from colorize_cli.inference.colorizer import Colorizer
 
@@ -168,11 +168,13 @@ def test_odd_sizes_ten_bit_and_rotated_phone_videos_are_colorized(
 class RecordingColorizer:
     """Stands in for a Colorizer: no colour, and it keeps the grays the network would see."""
 
+    batch_size = 4
+
     def __init__(self) -> None:
         self.grays: list[np.ndarray] = []
 
     def chroma_many(self, items):
-        for tag, gray in items:
+        for tag, gray, *_ in items:
             self.grays.append(gray)
             yield tag, gray, np.zeros((*gray.shape, 2), np.float32)
 
@@ -195,11 +197,13 @@ def test_the_network_sees_a_rotated_phone_video_upright(truth, tmp_path: Path) -
 class FlickeringColorizer:
     """Stands in for a Colorizer that predicts a fresh random colour cast every frame."""
 
+    batch_size = 4
+
     def __init__(self) -> None:
         self.rng = np.random.default_rng(0)
 
     def chroma_many(self, items):
-        for tag, gray in items:
+        for tag, gray, *_ in items:
             cast = self.rng.normal(0, 8, 2).astype(np.float32)
             yield tag, gray, np.broadcast_to(cast, (*gray.shape, 2)).copy()
 
@@ -276,13 +280,15 @@ def test_an_interrupted_video_leaves_no_output_and_no_temporary(
     source = copy(library, "clip.mp4", tmp_path)
     calls = []
 
-    def interrupted(gray: np.ndarray, ab: np.ndarray) -> np.ndarray:
+    def interrupted(
+        gray: np.ndarray, ab: np.ndarray, shape: tuple[int, int]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         calls.append(1)
         if len(calls) == 5:
             raise KeyboardInterrupt
-        return np.repeat(gray[..., None], 3, axis=2)
+        return colorizer.chroma_grid(gray, ab, shape)
 
-    monkeypatch.setattr(video, "recombine", interrupted)
+    monkeypatch.setattr(video, "chroma_grid", interrupted)
     with pytest.raises(KeyboardInterrupt):
         list(applying.apply(ApplyOptions([str(source)]), colorizer=loaded))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4"]

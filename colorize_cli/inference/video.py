@@ -1,6 +1,7 @@
 """Video in, colorized video out, as a stream: frames are decoded, colorized in batches
-(`Colorizer.chroma_many`), stabilised over time (`temporal.Stabilizer`), recombined at full
-resolution and encoded as they go, while audio and subtitle packets are copied untouched.
+(`Colorizer.chroma_many`), stabilised over time (`temporal.Stabilizer`), given chroma planes at
+the encoder's own resolution and encoded as they go (on a second thread, beside the next batch),
+while audio and subtitle packets are copied untouched.
 
 An untrusted-input boundary, like `imaging/images.py`: a file that is not a video, or is damaged,
 raises ImageError naming it, and PyAV (ffmpeg's demuxers and decoders) never runs code from it.
@@ -10,7 +11,10 @@ in the input's container where H.264 fits (else Matroska), written to a temporar
 
 from __future__ import annotations
 
+import threading
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
@@ -22,8 +26,9 @@ from PIL import Image
 from colorize_cli import fsutil
 from colorize_cli.config import VIDEO_CRF
 from colorize_cli.errors import ImageError
+from colorize_cli.imaging import color
 from colorize_cli.imaging.hints import Guide
-from colorize_cli.inference.colorizer import Colorizer, recombine
+from colorize_cli.inference.colorizer import Colorizer, chroma_grid
 from colorize_cli.inference.temporal import Stabilizer
 from colorize_cli.progress import NullProgress, ProgressSink
 
@@ -50,8 +55,16 @@ _LUMA_FIRST = frozenset(
 )
 # Limited-range luma (16..235) -> the 0..255 gray the network was trained on.
 _LIMITED_TO_FULL = np.clip(np.round((np.arange(256) - 16) * 255 / 219), 0, 255).astype(np.uint8)
-# Colour matrices (AVColorSpace) swscale can convert with, and the swscale constant for each.
-_MATRICES = {1: 1, 4: 4, 5: 5, 6: 5, 7: 7, 9: 9}
+# Colour matrices (AVColorSpace) an output is tagged with, and their luma weights (Kr, Kb):
+# BT.709, FCC, BT.470BG, SMPTE 170M, SMPTE 240M, BT.2020 (non-constant luminance).
+_LUMA_WEIGHTS = {
+    1: (0.2126, 0.0722),
+    4: (0.30, 0.11),
+    5: (0.299, 0.114),
+    6: (0.299, 0.114),
+    7: (0.212, 0.087),
+    9: (0.2627, 0.0593),
+}
 _BT709, _SMPTE170M = 1, 6
 _MPEG_RANGE, _JPEG_RANGE = 1, 2
 
@@ -156,6 +169,7 @@ class _Transcode:
         self.container, self.video, self.out, self.source = container, video, out, source
         self.copies: dict[int, Any] = {}
         self.held: list[Any] = []  # packets read before the output's streams exist
+        self.muxing = threading.Lock()  # copied packets and encoded frames come from two threads
         self.started = False
         self.decoded = 0
 
@@ -186,23 +200,39 @@ class _Transcode:
         last_pts: int | None = None
         written = 0
         grays = (
-            ((frame.pts, luma), upright, guide)
+            ((frame.pts, luma, gray), np.rot90(gray, layout.quarter_turns), guide)
             for frame in chain([first], frames)
-            for luma, upright in [_luma_and_gray(frame, layout)]
+            for luma, gray in [_luma_and_gray(frame, layout)]
         )
-        for (pts, luma), upright, ab in colorizer.chroma_many(grays):
-            if stabilizer is not None:
-                ab = stabilizer(_resized(upright, ab.shape[:2]), ab)
-            rgb = recombine(_stored(upright, layout), _stored(ab, layout))
-            if pts is None or (last_pts is not None and pts <= last_pts):
-                pts = 0 if last_pts is None else last_pts + step
-            last_pts = pts
-            encoder_frame = _output_frame(rgb, luma, layout)
+
+        def encode(pts: int, luma: np.ndarray, gray: np.ndarray, ab: np.ndarray) -> None:
+            encoder_frame = _output_frame(luma, gray, ab, layout)
             encoder_frame.pts, encoder_frame.time_base = pts, self.video.time_base
-            self.out.mux(encoder.encode(encoder_frame))
-            written += 1
-            progress.advance(1)
-        self.out.mux(encoder.encode(None))
+            self._mux(encoder.encode(encoder_frame))
+
+        pending: deque[Future[None]] = deque()
+        with ThreadPoolExecutor(1) as encoding:  # one thread: frames are encoded in order
+            try:
+                for (pts, luma, gray), upright, ab in colorizer.chroma_many(grays):
+                    if stabilizer is not None:
+                        ab = stabilizer(_resized(upright, ab.shape[:2]), ab)
+                    if pts is None or (last_pts is not None and pts <= last_pts):
+                        pts = 0 if last_pts is None else last_pts + step
+                    last_pts = pts
+                    pending.append(encoding.submit(encode, pts, luma, gray, _stored(ab, layout)))
+                    # At most a batch waits: the encoding thread works while the network runs.
+                    while len(pending) > colorizer.batch_size or (pending and pending[0].done()):
+                        pending.popleft().result()  # re-raises the encoding's exception here
+                        written += 1
+                        progress.advance(1)
+                while pending:
+                    pending.popleft().result()
+                    written += 1
+                    progress.advance(1)
+            finally:
+                for future in pending:
+                    future.cancel()
+        self._mux(encoder.encode(None))
         self._check_complete(written, last_pts, step)
         summary = [f"{Path(self.source).name}: {_count(written, 'frame')}"]
         if stabilizer is not None:
@@ -257,7 +287,11 @@ class _Transcode:
         target = self.copies.get(packet.stream.index)
         if target is not None:
             packet.stream = target
-            self.out.mux(packet)
+            self._mux(packet)
+
+    def _mux(self, packets: Any) -> None:
+        with self.muxing:
+            self.out.mux(packets)
 
     def _add_encoder(self, first: Any, layout: _Layout, crf: int) -> Any:
         rate = self.video.average_rate or self.video.guessed_rate or 25
@@ -301,7 +335,7 @@ def _layout(first: Any) -> _Layout:
     width, height = first.width, first.height
     even = width % 2 == 0 and height % 2 == 0
     colorspace = first.colorspace
-    if colorspace not in _MATRICES:  # unspecified: what players assume for the size
+    if colorspace not in _LUMA_WEIGHTS:  # unspecified: what players assume for the size
         colorspace = _BT709 if min(width, height) >= 720 else _SMPTE170M
     rotation = first.rotation or 0
     return _Layout(
@@ -315,7 +349,7 @@ def _layout(first: Any) -> _Layout:
 
 
 def _luma_and_gray(frame: Any, layout: _Layout) -> tuple[np.ndarray, np.ndarray]:
-    """A frame's 8-bit luma plane as stored, and its 0..255 gray turned the way it is shown."""
+    """A frame's 8-bit luma plane as stored, and its 0..255 gray (as stored too)."""
     if (frame.width, frame.height) != (layout.width, layout.height):  # the size changed mid-way
         frame = frame.reformat(width=layout.width, height=layout.height)
     source = frame
@@ -326,8 +360,7 @@ def _luma_and_gray(frame: Any, layout: _Layout) -> tuple[np.ndarray, np.ndarray]
             dst_color_range=_JPEG_RANGE if layout.full_range else _MPEG_RANGE,
         )
     luma = _plane(source, 0, frame.width, frame.height).copy()
-    gray = luma if layout.full_range else _LIMITED_TO_FULL[luma]
-    return luma, np.rot90(gray, layout.quarter_turns)
+    return luma, luma if layout.full_range else _LIMITED_TO_FULL[luma]
 
 
 def _plane(frame: Any, index: int, width: int, height: int) -> np.ndarray:
@@ -336,6 +369,7 @@ def _plane(frame: Any, index: int, width: int, height: int) -> np.ndarray:
 
 
 def _stored(upright: np.ndarray, layout: _Layout) -> np.ndarray:
+    """An upright plane (the network's a*b*) turned back the way the frames are stored."""
     return np.ascontiguousarray(np.rot90(upright, -layout.quarter_turns))
 
 
@@ -347,19 +381,35 @@ def _resized(gray: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return np.asarray(image.resize((shape[1], shape[0]), Image.Resampling.BOX))
 
 
-def _output_frame(rgb: np.ndarray, luma: np.ndarray, layout: _Layout) -> av.VideoFrame:
-    """The colorized frame in the output's YUV layout, carrying the input's own luma plane."""
+def _output_frame(
+    luma: np.ndarray, gray: np.ndarray, ab: np.ndarray, layout: _Layout
+) -> av.VideoFrame:
+    """The colorized frame in the output's YUV layout: the input's own luma plane, and chroma
+    planes made at their own resolution (half of each side in 4:2:0) from the render-size a*b*,
+    each sample's colour fitted around the mean gray it covers; no full-resolution RGB."""
     import av
 
-    matrix = _MATRICES[layout.colorspace]
-    frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(
-        format=layout.pix_fmt,
-        src_colorspace=matrix,
-        dst_colorspace=matrix,
-        dst_color_range=_JPEG_RANGE if layout.full_range else _MPEG_RANGE,
-    )
+    frame = av.VideoFrame(layout.width, layout.height, layout.pix_fmt)
+    frame.colorspace = layout.colorspace
+    frame.color_range = _JPEG_RANGE if layout.full_range else _MPEG_RANGE
     _plane(frame, 0, layout.width, layout.height)[:] = luma
+    height, width = _chroma_shape(layout)
+    level, cb, cr = chroma_grid(gray, ab, (height, width))
+    cb, cr = color.fit_chroma(level, cb, cr)
+    steps = 255 if layout.full_range else 224  # the chroma's excursion in code values
+    matrix = color.ycbcr_matrix_chroma(*_LUMA_WEIGHTS[layout.colorspace]) * (steps / 255)
+    for index, (from_cb, from_cr) in enumerate(matrix.astype(np.float32), start=1):
+        values = cb * from_cb
+        values += cr * from_cr
+        values += 128
+        _plane(frame, index, width, height)[:] = np.clip(np.rint(values, out=values), 0, 255)
     return frame
+
+
+def _chroma_shape(layout: _Layout) -> tuple[int, int]:
+    if layout.pix_fmt == "yuv420p":
+        return layout.height // 2, layout.width // 2
+    return layout.height, layout.width
 
 
 def _frame_step(video: Any) -> int:
