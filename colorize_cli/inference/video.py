@@ -316,18 +316,25 @@ class _Transcode:
         return stream
 
     def _add_copies(self) -> tuple[str, ...]:
+        """An output stream for each audio and subtitle stream the output container can hold;
+        the others are left out, each described (and why, when the container is the reason)."""
         left_out = []
         for stream in self.container.streams:
             if stream is self.video:
                 continue
-            if stream.type in COPIED_STREAMS:
+            name = stream.codec_context.name if stream.codec_context else "unknown"
+            described = f"{stream.type} stream {stream.index} ({name})"
+            if stream.type not in COPIED_STREAMS:
+                left_out.append(described)
+                continue
+            try:
                 target = self.out.add_stream_from_template(stream)
-                if stream.language:
-                    target.metadata["language"] = stream.language
-                self.copies[stream.index] = target
-            else:
-                name = stream.codec_context.name if stream.codec_context else "unknown"
-                left_out.append(f"{stream.type} stream {stream.index} ({name})")
+            except ValueError:  # "'avi' format does not support 'opus' codec": a WebM named .avi
+                left_out.append(f"{described}, which {self.out.format.name} cannot hold")
+                continue
+            if stream.language:
+                target.metadata["language"] = stream.language
+            self.copies[stream.index] = target
         return tuple(left_out)
 
 
