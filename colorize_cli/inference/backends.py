@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import stat
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Protocol
@@ -19,7 +20,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from colorize_cli.errors import ModelError, UsageError, one_line
-from colorize_cli.fsutil import os_reason
+from colorize_cli.fsutil import NOT_REGULAR, UnsafeFileError, os_reason, read_regular_file
 from colorize_cli.imaging.hints import HINT_CHANNELS, PALETTE_SIZE
 from colorize_cli.tf_setup import parked_stderr
 
@@ -34,12 +35,46 @@ CONTRACT_VERSION = 2
 CONTRACT_VERSIONS = (1, 2)
 INPUT_NAMES = ("lightness", "hints", "palette")
 OUTPUTS = {"ab": 2, "rgb": 3}  # metadata "output" -> channels
-# A SavedModel graph is refused if it holds one of these (files or Python reached from the graph).
-UNSAFE_OPS = frozenset(
-    {"ReadFile", "WriteFile", "MatchingFiles", "PyFunc", "PyFuncStateless", "EagerPyFunc"}
+# The ops a model may use, per format: those `colorize export` writes for every preset, automatic
+# and hint, float32, float16 and int8 (docs/export.md; tests/test_redteam_models.py checks the
+# list against fresh exports), plus a few plain arithmetic siblings. Anything else is refused
+# before the runtime sees the graph: file I/O (tf.io, tf.data, tf.print to a file), Python calls,
+# control flow (an ONNX Loop of 2**62 iterations, a TFLite WHILE that never ends), custom ops.
+ONNX_OPS = frozenset(
+    {"Add", "AveragePool", "Cast", "Clip", "Concat", "Conv", "Div", "Gather", "Identity"}
+    | {"LeakyRelu", "Max", "Min", "Mul", "Neg", "Pad", "Reciprocal", "ReduceMean", "Relu"}
+    | {"Reshape", "Resize", "Shape", "Sigmoid", "Slice", "Sqrt", "Squeeze", "Sub", "Tanh"}
+    | {"Transpose", "Unsqueeze"}
 )
-# A flatbuffer addresses at most 2 GiB: anything larger is not read into memory.
-MAX_TFLITE_BYTES = 2**31
+# TFLite builtin operator codes (schema.fbs BuiltinOperator) by name.
+TFLITE_OPS = {
+    "ADD": 0, "AVERAGE_POOL_2D": 1, "CONCATENATION": 2, "CONV_2D": 3, "DEPTHWISE_CONV_2D": 4,
+    "DEQUANTIZE": 6, "LOGISTIC": 14, "MUL": 18, "RELU": 19, "RELU6": 21, "RESHAPE": 22,
+    "RESIZE_BILINEAR": 23, "TANH": 28, "PAD": 34, "MEAN": 40, "SUB": 41, "DIV": 42,
+    "STRIDED_SLICE": 45, "MAXIMUM": 55, "MINIMUM": 57, "NEG": 59, "RSQRT": 76, "SHAPE": 77,
+    "PACK": 83, "SQUARE": 92, "LEAKY_RELU": 98, "QUANTIZE": 114,
+}  # fmt: skip
+SAVEDMODEL_OPS = frozenset(
+    {"AddV2", "AvgPool", "BiasAdd", "ConcatV2", "Const", "Conv2D", "DepthwiseConv2dNative"}
+    | {"Identity", "LeakyRelu", "Maximum", "Mean", "Minimum", "Mul", "Neg", "NoOp", "Pack", "Pad"}
+    | {"RealDiv", "Relu", "Relu6", "Reshape", "ResizeBilinear", "Rsqrt", "Shape", "Sigmoid"}
+    | {"Sqrt", "SquaredDifference", "Squeeze", "StopGradient", "StridedSlice", "Sub", "Tanh"}
+    # the function calls and variables of a TF2 SavedModel
+    | {"Placeholder", "PartitionedCall", "StatefulPartitionedCall", "VarHandleOp"}
+    | {"ReadVariableOp", "AssignVariableOp", "VarIsInitializedOp"}
+)
+# Only in the checkpoint functions the saver_def names (`_traced_save` / `_traced_restore`), which
+# TensorFlow 2's loader never runs (it restores the variables with its own ops).
+CHECKPOINT_OPS = frozenset(
+    {"SaveV2", "RestoreV2", "MergeV2Checkpoints", "ShardedFilename", "StringJoin"}
+    | {"StaticRegexFullMatch", "Select", "DisableCopyOnRead"}
+)
+# Names for the refusal message of codes outside TFLITE_OPS that a hostile file would use.
+_TFLITE_NAMES = {31: "CALL", 32: "CUSTOM", 118: "IF", 119: "WHILE", 129: "CALL_ONCE"}
+# A flatbuffer or protobuf addresses at most 2 GiB: anything larger is not read into memory.
+MAX_MODEL_BYTES = 2**31
+# A SavedModel's metadata (assets.extra/colorize.json) is a small JSON record.
+MAX_METADATA_BYTES = 2**20
 _EXTRAS = {"onnx": ("onnxruntime", "onnx"), "lite": ("ai_edge_litert", "lite")}
 _THREADS = os.cpu_count() or 1
 
@@ -83,12 +118,21 @@ def hint_inputs(
 def model_format(path: Path) -> str:
     """The format of the model at `path`: "keras", "onnx", "tflite" or "savedmodel" (a folder);
     ModelError for anything else."""
-    if path.is_dir():
+    try:
+        mode = path.stat().st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        mode = None
+    except OSError as exc:
+        raise ModelError(f"cannot read the model: {os_reason(exc)}", path) from None
+    if mode is not None and stat.S_ISDIR(mode):
         return "savedmodel"
+    if mode is not None and not stat.S_ISREG(mode):
+        # a named pipe would block the runtime's reader forever, /dev/zero would never end
+        raise ModelError(NOT_REGULAR, path)
     formats = {".keras": "keras", ".onnx": "onnx", ".tflite": "tflite"}
     if path.suffix.lower() in formats:
         return formats[path.suffix.lower()]
-    if not path.exists():
+    if mode is None:
         raise ModelError("model file not found", path)
     raise ModelError(
         "unknown model format: give a .keras, .onnx or .tflite file or a SavedModel folder", path
@@ -230,13 +274,59 @@ def _names_for(facts: dict[str, Any], names: list[str], path: Path) -> list[str]
 
 def _reason(exc: BaseException) -> str:
     """A runtime's error in one line, without ONNX Runtime's "[ONNXRuntimeError] : N : KIND :"."""
-    return re.sub(r"^\[ONNXRuntimeError\] : \d+ : \w+ : ", "", one_line(exc))
+    text = re.sub(r"^\[ONNXRuntimeError\] : \d+ : \w+ : ", "", one_line(exc, limit=400))
+    # "Non-zero status code returned while running Add node. Name:'' Status Message: FILE:LINE
+    # FUNCTION CHECK was false. What went wrong" -> "Add: What went wrong"
+    text = re.sub(
+        r"Non-zero status code returned while running (\w+) node\. Name:'[^']*' Status "
+        r"Message: (\S+:\d+ [^.]*? was false\. )?",
+        r"\1: ",
+        text,
+    )
+    return text if len(text) <= 200 else text[:197] + "..."
 
 
 def _run_failed(path: Path, x: np.ndarray, exc: BaseException) -> ModelError:
     return ModelError(
         f"the model failed on a {x.shape[1]}x{x.shape[2]} input: {_reason(exc)}", path
     )
+
+
+def _checked_output(y: Any, x: np.ndarray, channels: int, path: Path) -> np.ndarray:
+    """The runtime's output, if it is (batch, H, W, channels) for input `x`: a file's declared
+    shapes are only what it says, so a model may give another batch or channel count at run
+    time (ModelError, that call's failure)."""
+    y = np.asarray(y)
+    expected = (*x.shape[:3], channels)
+    if y.shape != expected:
+        raise ModelError(
+            f"the model broke the generator contract: it gave a {y.shape} output for a "
+            f"{x.shape[0]}x{x.shape[1]}x{x.shape[2]} input, not {expected}",
+            path,
+        )
+    return y.astype(np.float32, copy=False)
+
+
+def _read_model(path: Path, limit: int = MAX_MODEL_BYTES) -> bytes:
+    """An untrusted model file's bytes: a regular file of at most `limit` bytes."""
+    try:
+        return read_regular_file(path, limit)
+    except FileNotFoundError:
+        raise ModelError("model file not found", path) from None
+    except UnsafeFileError as exc:
+        raise ModelError(str(exc), path) from None
+    except OSError as exc:
+        raise ModelError(f"cannot read the model: {os_reason(exc)}", path) from None
+
+
+def _refuse_ops(refused: set[str], path: Path) -> None:
+    if refused:
+        names = ", ".join(sorted(refused)[:6]) + (", ..." if len(refused) > 6 else "")
+        raise ModelError(
+            f"refused: the model uses ops that `colorize export` never writes ({names}); "
+            "file access, control flow and custom ops are not run (docs/export.md)",
+            path,
+        )
 
 
 class KerasBackend:
@@ -296,14 +386,17 @@ class OnnxBackend:
 
     def __init__(self, path: Path) -> None:
         ort = _import_runtime("onnx")
-        if not path.is_file():
-            raise ModelError("model file not found", path)
+        data = _read_model(path)
+        _refuse_ops(onnx_refused_ops(data, path), path)
+        # ONNX Runtime logs a failed run in colour on stderr; the failure is reported once, ours.
+        ort.set_default_logger_severity(4)
         options = ort.SessionOptions()
-        options.log_severity_level = 3
+        options.log_severity_level = 4
+        self._run_options = ort.RunOptions()
+        self._run_options.log_severity_level = 4
         try:
-            self._session = ort.InferenceSession(
-                str(path), options, providers=["CPUExecutionProvider"]
-            )
+            # From bytes: the session has no folder to look for external data in.
+            self._session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
             metadata = self._session.get_modelmeta().custom_metadata_map
         except Exception as exc:  # the runtime's parser fails in many ways on a damaged file
             raise ModelError(f"not a loadable ONNX model: {_reason(exc)}", path) from None
@@ -332,19 +425,60 @@ class OnnxBackend:
             feeds = hint_inputs(lightness, hints, palette)
         try:
             (y,) = self._session.run(
-                [self._output], {self._inputs[key]: value for key, value in feeds.items()}
+                [self._output],
+                {self._inputs[key]: value for key, value in feeds.items()},
+                self._run_options,
             )
         except Exception as exc:
             raise _run_failed(self.path, lightness, exc) from None
-        return np.asarray(y, np.float32)
+        return _checked_output(y, lightness, self.channels, self.path)
+
+
+def onnx_refused_ops(data: bytes, path: Path) -> set[str]:
+    """The ops of an ONNX model outside ONNX_OPS (domain-qualified when not the standard one),
+    read with the `onnx` package before any session exists; ModelError for a file that does not
+    parse, that defines its own functions, or keeps weights in another file."""
+    try:
+        from onnx import ModelProto, TensorProto
+    except ImportError:
+        raise UsageError(
+            "running .onnx models needs onnx: pip install 'colorize-cli[onnx]'"
+        ) from None
+    model = ModelProto()
+    try:
+        model.ParseFromString(data)
+    except Exception as exc:  # a damaged protobuf fails in many ways
+        raise ModelError(f"not a loadable ONNX model: {_reason(exc)}", path) from None
+    if model.functions:
+        return {f"{f.domain}:{f.name}" for f in model.functions}
+    for tensor in model.graph.initializer:
+        if tensor.data_location == TensorProto.EXTERNAL:
+            raise ModelError(
+                "not a loadable ONNX model: its weights are kept in another file (external "
+                "data); colorize reads only the model file",
+                path,
+            )
+    return {
+        node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}:{node.op_type}"
+        for node in model.graph.node
+        if node.domain not in ("", "ai.onnx") or node.op_type not in ONNX_OPS
+    }
 
 
 def tflite_metadata(data: bytes, path: Path) -> bytes:
-    """The METADATA_KEY entry of a .tflite flatbuffer, read without building an interpreter.
+    """The METADATA_KEY entry of a .tflite flatbuffer, read without building an interpreter."""
+    return tflite_contents(data, path)[0]
 
-    Read by hand (the schema's Model.metadata is field 6, Model.buffers field 4, Metadata.name
-    and .buffer fields 0 and 1, Buffer.data field 0): the generated schema module takes longer to
-    import than the rest of a one-photo apply's model loading.
+
+def tflite_contents(data: bytes, path: Path) -> tuple[bytes, set[int]]:
+    """The METADATA_KEY entry of a .tflite flatbuffer (b"" if none) and the builtin operator
+    codes it lists (a custom op is CUSTOM, 32), read without building an interpreter.
+
+    Read by hand (the schema's Model.operator_codes is field 1, Model.buffers field 4,
+    Model.metadata field 6; OperatorCode.deprecated_builtin_code and .builtin_code fields 0 and
+    3, the larger being the op; Metadata.name and .buffer fields 0 and 1, Buffer.data field 0):
+    the generated schema module takes longer to import than the rest of a one-photo apply's
+    model loading.
     """
     from flatbuffers import number_types, table
 
@@ -360,10 +494,18 @@ def tflite_metadata(data: bytes, path: Path) -> bytes:
             raise ValueError("a table vector runs past the end of the file")
         return [table.Table(data, tab.Indirect(start + 4 * i)) for i in range(length)]
 
+    metadata = b""
     try:
         if len(data) < 8 or data[4:8] != b"TFL3":
             raise ValueError("no TFL3 identifier")
         model = table.Table(data, int.from_bytes(data[:4], "little"))
+        codes = {
+            max(
+                code.GetSlot(4, 0, number_types.Int8Flags),
+                code.GetSlot(10, 0, number_types.Int32Flags),
+            )
+            for code in vector_tables(model, 1)
+        }
         for entry in vector_tables(model, 6):
             name = field(entry, 0)
             if name and entry.String(name + entry.Pos) == METADATA_KEY.encode():
@@ -371,10 +513,11 @@ def tflite_metadata(data: bytes, path: Path) -> bytes:
                 buffer = vector_tables(model, 4)[index]
                 offset = field(buffer, 0)
                 start = buffer.Vector(offset)
-                return bytes(data[start : start + buffer.VectorLen(offset)])
+                metadata = bytes(data[start : start + buffer.VectorLen(offset)])
+                break
     except Exception:  # offsets from a damaged file point anywhere
         raise ModelError("not a loadable TFLite model: damaged or truncated", path) from None
-    return b""
+    return metadata, codes
 
 
 class LiteBackend:
@@ -384,15 +527,11 @@ class LiteBackend:
 
     def __init__(self, path: Path) -> None:
         interpreter = _import_runtime("lite")
-        try:
-            if path.stat().st_size > MAX_TFLITE_BYTES:
-                raise ModelError("not a loadable TFLite model: larger than 2 GiB", path)
-            data = path.read_bytes()
-        except FileNotFoundError:
-            raise ModelError("model file not found", path) from None
-        except OSError as exc:
-            raise ModelError(f"cannot read the model: {os_reason(exc)}", path) from None
-        facts = parse_metadata(tflite_metadata(data, path), path)
+        data = _read_model(path)
+        metadata, codes = tflite_contents(data, path)
+        facts = parse_metadata(metadata, path)
+        refused = codes - set(TFLITE_OPS.values())
+        _refuse_ops({_TFLITE_NAMES.get(code, f"builtin op {code}") for code in refused}, path)
         self.path, self.stride, self.channels = path, facts["stride"], OUTPUTS[facts["output"]]
         try:
             with parked_stderr():
@@ -439,29 +578,91 @@ class LiteBackend:
             for key, value in feeds.items():
                 self._interpreter.set_tensor(self._inputs[key], value)
             self._interpreter.invoke()
-            return self._interpreter.get_tensor(self._output).copy()
+            y = self._interpreter.get_tensor(self._output).copy()
         except Exception as exc:
             self._shapes = None
             raise _run_failed(self.path, lightness, exc) from None
+        return _checked_output(y, lightness, self.channels, self.path)
 
 
-def savedmodel_ops(path: Path) -> set[str]:
-    """Every op type a SavedModel's graphs and functions use (read from saved_model.pb)."""
+def savedmodel_refused_ops(data: bytes, path: Path) -> set[str]:
+    """The ops of a SavedModel (its saved_model.pb bytes) outside SAVEDMODEL_OPS, in the graph
+    and in every function; the checkpoint functions that only the saver_def reaches may also use
+    CHECKPOINT_OPS. ModelError unless it is a TensorFlow 2 SavedModel (one meta graph with an
+    object graph): a TensorFlow 1 one is loaded by running its graph's restore and init ops."""
     from tensorflow.core.protobuf import saved_model_pb2
 
     saved = saved_model_pb2.SavedModel()
     try:
-        saved.ParseFromString((path / "saved_model.pb").read_bytes())
-    except OSError as exc:
-        raise ModelError(f"not a SavedModel folder: {os_reason(exc)}", path) from None
+        saved.ParseFromString(data)
     except Exception as exc:
         raise ModelError(f"not a loadable SavedModel: {_reason(exc)}", path) from None
-    ops = set()
-    for graph in saved.meta_graphs:
-        ops.update(node.op for node in graph.graph_def.node)
-        for function in graph.graph_def.library.function:
-            ops.update(node.op for node in function.node_def)
-    return ops
+    if len(saved.meta_graphs) != 1 or not saved.meta_graphs[0].HasField("object_graph_def"):
+        raise ModelError(
+            "not a TensorFlow 2 SavedModel (one meta graph with its object graph): export the "
+            "model with `colorize export`",
+            path,
+        )
+    meta_graph = saved.meta_graphs[0]
+    graph = meta_graph.graph_def
+    functions = {function.signature.name: function for function in graph.library.function}
+
+    def called(nodes: Any) -> set[str]:
+        names: set[str] = set()
+
+        def visit(value: Any) -> None:
+            if value.HasField("func"):
+                names.add(value.func.name)
+                for inner in value.func.attr.values():
+                    visit(inner)
+            for function in value.list.func:
+                names.add(function.name)
+
+        for node in nodes:
+            for value in node.attr.values():
+                visit(value)
+        return names
+
+    def reached(roots: set[str]) -> set[str]:
+        seen, todo = set(), list(roots)
+        while todo:
+            name = todo.pop()
+            if name in seen or name not in functions:
+                continue
+            seen.add(name)
+            todo.extend(called(functions[name].node_def))
+        return seen
+
+    saver = meta_graph.saver_def
+    saver_nodes = {saver.save_tensor_name.split(":")[0], saver.restore_op_name.split(":")[0]}
+    checkpoint = reached(called(node for node in graph.node if node.name in saver_nodes))
+    others = called(node for node in graph.node if node.name not in saver_nodes)
+    strict = reached(others | (set(functions) - checkpoint))
+    refused = {node.op for node in graph.node} - SAVEDMODEL_OPS
+    for name, function in functions.items():
+        allowed = SAVEDMODEL_OPS if name in strict else SAVEDMODEL_OPS | CHECKPOINT_OPS
+        refused |= {node.op for node in function.node_def} - allowed
+    return refused
+
+
+def _check_savedmodel_files(path: Path) -> None:
+    """ModelError unless every file in the SavedModel folder (links followed) is a regular file:
+    TensorFlow reads its variables and assets itself, and a named pipe would block it."""
+    seen: set[str] = set()
+    for folder, dirs, files in os.walk(path, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in seen or len(seen) > 10_000:
+            dirs.clear()
+            continue
+        seen.add(real)
+        for name in files:
+            try:
+                regular = stat.S_ISREG(os.stat(os.path.join(folder, name)).st_mode)
+            except OSError as exc:
+                raise ModelError(f"cannot read the model: {os_reason(exc)}", path) from None
+            if not regular:
+                inside = Path(folder, name).relative_to(path)
+                raise ModelError(f"{inside} is {NOT_REGULAR}", path)
 
 
 class SavedModelBackend:
@@ -472,18 +673,20 @@ class SavedModelBackend:
     def __init__(self, path: Path) -> None:
         from colorize_cli.tf_setup import import_tf
 
-        if not (path / "saved_model.pb").is_file():
+        if not (path / "saved_model.pb").exists():
             raise ModelError("not a SavedModel folder: it has no saved_model.pb", path)
-        tf = import_tf()
+        _check_savedmodel_files(path)
+        data = _read_model(path / "saved_model.pb")
         try:
-            text = (path / "assets.extra" / f"{METADATA_KEY}.json").read_bytes()
+            text = read_regular_file(
+                path / "assets.extra" / f"{METADATA_KEY}.json", MAX_METADATA_BYTES
+            )
         except OSError:
             text = b""
         facts = parse_metadata(text, path)
         self.path, self.stride, self.channels = path, facts["stride"], OUTPUTS[facts["output"]]
-        unsafe = savedmodel_ops(path) & UNSAFE_OPS
-        if unsafe:
-            raise ModelError(f"refused: the graph reads or writes files ({sorted(unsafe)})", path)
+        tf = import_tf()
+        _refuse_ops(savedmodel_refused_ops(data, path), path)
         try:
             self._loaded = tf.saved_model.load(str(path))
             self._signature = self._loaded.signatures["serving_default"]
@@ -515,10 +718,10 @@ class SavedModelBackend:
             feeds = hint_inputs(lightness, hints, palette)
         try:
             arguments = {self._inputs[k]: self._tf.constant(v) for k, v in feeds.items()}
-            y = self._signature(**arguments)[self._output]
+            y = self._signature(**arguments)[self._output].numpy()
         except Exception as exc:
             raise _run_failed(self.path, lightness, exc) from None
-        return y.numpy()
+        return _checked_output(y, lightness, self.channels, self.path)
 
 
 def open_exported(path: Path, runtime: str = "auto") -> Backend:
