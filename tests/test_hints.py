@@ -169,14 +169,16 @@ def test_the_training_sampler_follows_zhang_with_more_hint_free_photos() -> None
 
 @pytest.fixture(scope="module")
 def hint_twin():
-    """A freshly built lite0-hints generator with the bundled default's weights (if it is an
-    automatic model) or the automatic default of the same weights, and its automatic source."""
+    """The bundled default's automatic base (a lite0 of its own layers' weights) and a freshly
+    built lite0-hints generator started from it."""
     from colorize_cli.inference.colorizer import DEFAULT_MODEL_PATH, load_generator
     from colorize_cli.nets.models import build_generator, model_config, transfer_weights
 
-    source = load_generator(DEFAULT_MODEL_PATH)
+    source = {layer.name: layer for layer in load_generator(DEFAULT_MODEL_PATH).layers}
     automatic = build_generator(model_config("lite0"))
-    transfer_weights(source, automatic)
+    for layer in automatic.layers:  # the default's own layers: its automatic base
+        if layer.get_weights():
+            layer.set_weights(source[layer.name].get_weights())
     twin = build_generator(model_config("lite0-hints"))
     transfer_weights(automatic, twin)
     return automatic, twin
