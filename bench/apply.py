@@ -2,19 +2,29 @@
 
     .venv/bin/python bench/apply.py                          # presets small and tiny, 0.3-50 MP
     .venv/bin/python bench/apply.py --presets small --sizes 0.3 2
+    .venv/bin/python bench/apply.py --presets small --sizes 2 --before 04996df  # old code too
+    .venv/bin/python bench/apply.py --agreement 04996df      # colour: new against old code
 
 Each (preset, size) runs in a fresh process: an untrained generator of that preset is saved and
 loaded, the render shape is traced on a warm-up photo, then the peak RSS is reset and
 `applying.apply` reads, colorizes and writes (JPEG, q95) one 3:2 photo of that size `repeats`
 times. "outside network" is the share of the wall time not spent in the generator call
 (`Colorizer.network_seconds`). Linux only (reads /proc). Prints a Markdown table for
-docs/metrics.md.
+docs/benchmarks.md.
+
+--before REV times colorize_cli as it was at git revision REV too (unpacked by `git archive`), in
+the same sitting, each (preset, size) old then new, so both see the same load.
+--agreement REV colorizes the dev validation photos (the 5% split by content hash) with the
+bundled model, by the code at REV and by this tree, and prints the mean CIEDE2000 between the two
+outputs per photo (mean and largest), and whether the new output's gray equals the input's.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -23,7 +33,10 @@ from pathlib import Path
 
 from PIL import Image
 
-DEV = Path(__file__).resolve().parents[2] / "shared" / "data" / "dev"
+ROOT = Path(__file__).resolve().parents[1]
+DEV = ROOT.parent / "shared" / "data" / "dev"
+# A child process imports colorize_cli from here when it is set (--before, --agreement).
+TREE = "COLORIZE_TREE"
 SIZES = {"0.3": (672, 448), "2": (1728, 1152), "12": (4242, 2828), "50": (8660, 5774)}
 REPEATS = {"0.3": 10, "2": 5, "12": 2, "50": 1}
 
@@ -33,6 +46,81 @@ def rss_mb(field: str) -> float:
         if line.startswith(field):
             return int(line.split()[1]) / 1024
     raise KeyError(field)
+
+
+def tree_at(revision: str, folder: Path) -> Path:
+    """colorize_cli as it was at git `revision`, unpacked under `folder`; its root directory."""
+    target = folder / f"tree-{revision}"
+    if not target.exists():
+        archive = subprocess.run(
+            ["git", "-C", str(ROOT), "archive", revision, "colorize_cli"],
+            check=True,
+            capture_output=True,
+        ).stdout
+        target.mkdir()
+        subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
+    return target
+
+
+def child_env(tree: Path | None) -> dict[str, str]:
+    env = dict(os.environ)
+    if tree is not None:
+        env[TREE] = str(tree)
+    return env
+
+
+def validation_photos() -> list[Path]:
+    from colorize_cli.data.prepare import split_of
+
+    return [
+        path
+        for path in sorted(DEV.glob("*.jpg"))
+        if split_of(hashlib.sha256(path.read_bytes()).hexdigest(), 0.05) == "val"
+    ]
+
+
+def write_colorized(folder: Path, photos: list[str]) -> None:
+    """Colorize `photos` with the bundled model into `folder` as PNG (lossless)."""
+    import numpy as np
+
+    from colorize_cli.inference.colorizer import Colorizer
+
+    colorizer = Colorizer(ROOT / "colorize_cli" / "weights" / "default.tflite")
+    items = ((Path(p).stem, np.asarray(Image.open(p).convert("RGB"))) for p in photos)
+    for stem, out in colorizer.colorize_many(items):
+        Image.fromarray(out).save(folder / f"{stem}.png")
+
+
+def agreement(revision: str) -> dict:
+    import numpy as np
+
+    from colorize_cli.imaging import color, metrics
+
+    photos = [str(p) for p in validation_photos()]
+    with tempfile.TemporaryDirectory() as tmp:
+        folders = {"old": Path(tmp, "old"), "new": Path(tmp, "new")}
+        trees = {"old": tree_at(revision, Path(tmp)), "new": None}
+        for name, folder in folders.items():
+            folder.mkdir()
+            subprocess.run(
+                [sys.executable, __file__, "--write", str(folder), *photos],
+                check=True,
+                env=child_env(trees[name]),
+            )
+        distances, exact = [], 0
+        for photo in photos:
+            stem = Path(photo).stem
+            old, new = (np.asarray(Image.open(f / f"{stem}.png")) for f in folders.values())
+            gray = color.grayscale(np.asarray(Image.open(photo).convert("RGB")))
+            exact += bool(np.array_equal(color.grayscale(new), gray))
+            lab_old, lab_new = color.srgb_to_lab(old), color.srgb_to_lab(new)
+            distances.append(metrics.mean_ciede2000(lab_old, lab_new))
+    return {
+        "photos": len(photos),
+        "mean": float(np.mean(distances)),
+        "largest": float(np.max(distances)),
+        "gray_exact": exact,
+    }
 
 
 def measure(folder: Path, size: str, preset: str, render_size: int) -> dict:
@@ -61,6 +149,7 @@ def measure(folder: Path, size: str, preset: str, render_size: int) -> dict:
     seconds = (time.perf_counter() - started) / REPEATS[size]
     network = colorizer.network_seconds / REPEATS[size]
     return {
+        "code": str(Path(applying.__file__).parents[2]),
         "preset": preset,
         "megapixels": size,
         "photos_per_s": 1 / seconds,
@@ -75,32 +164,55 @@ def main() -> None:
     parser.add_argument("--presets", nargs="+", default=["small", "tiny"])
     parser.add_argument("--sizes", nargs="+", default=list(SIZES), choices=list(SIZES))
     parser.add_argument("--render-size", type=int, default=256)
+    parser.add_argument("--before", metavar="REV", help="time the code at git REV too")
+    parser.add_argument("--agreement", metavar="REV", help="colour of REV's code against this")
     parser.add_argument("--one", nargs=3, metavar=("FOLDER", "SIZE", "PRESET"), help="internal")
+    parser.add_argument("--write", nargs="+", metavar="FOLDER PHOTO", help="internal")
     args = parser.parse_args()
+    if TREE in os.environ:
+        sys.path.insert(0, os.environ[TREE])
     if args.one:
         folder, size, preset = args.one
         print(json.dumps(measure(Path(folder), size, preset, args.render_size)))
+        return
+    if args.write:
+        write_colorized(Path(args.write[0]), args.write[1:])
+        return
+    if args.agreement:
+        row = agreement(args.agreement)
+        print("| photos | mean CIEDE2000, new vs old | largest (one photo's mean) | gray exact |")
+        print("|---|---|---|---|")
+        print(
+            f"| {row['photos']} | {row['mean']:.3f} | {row['largest']:.3f} "
+            f"| {row['gray_exact']} of {row['photos']} |"
+        )
         return
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         source = Image.open(DEV / "bsds500-test_100007.jpg").convert("RGB")
         for name, shape in SIZES.items():
             source.resize(shape, Image.Resampling.BICUBIC).save(folder / f"{name}.jpg", quality=95)
-        print("| preset | megapixels | photos/s | outside network | RSS before | peak RSS |")
-        print("|---|---|---|---|---|---|")
+        trees = {"after": None}
+        if args.before:
+            trees = {f"before ({args.before})": tree_at(args.before, folder), **trees}
+        print("| code | preset | megapixels | photos/s | outside network | RSS before | peak RSS |")
+        print("|---|---|---|---|---|---|---|")
         for preset in args.presets:
             for size in args.sizes:
-                command = [sys.executable, __file__, "--one", tmp, size, preset]
-                command += ["--render-size", str(args.render_size)]
-                row = json.loads(
-                    subprocess.run(command, capture_output=True, text=True, check=True).stdout
-                )
-                print(
-                    f"| {preset} | {size} | {row['photos_per_s']:.2f} | "
-                    f"{row['outside_network']:.0%} | {row['rss_before_mb']:.0f} MB | "
-                    f"{row['peak_rss_mb']:.0f} MB |",
-                    flush=True,
-                )
+                for name, tree in trees.items():
+                    command = [sys.executable, __file__, "--one", tmp, size, preset]
+                    command += ["--render-size", str(args.render_size)]
+                    result = subprocess.run(
+                        command, capture_output=True, text=True, check=True, env=child_env(tree)
+                    )
+                    row = json.loads(result.stdout)
+                    assert row["code"] == str(tree or ROOT), row["code"]
+                    print(
+                        f"| {name} | {preset} | {size} | {row['photos_per_s']:.2f} | "
+                        f"{row['outside_network']:.0%} | {row['rss_before_mb']:.0f} MB | "
+                        f"{row['peak_rss_mb']:.0f} MB |",
+                        flush=True,
+                    )
 
 
 if __name__ == "__main__":

@@ -5,6 +5,8 @@ speed and peak memory of `colorize apply clip.mp4` at 480p and 1080p.
     .venv/bin/python bench/video.py quality --clips 4     # flicker / CIEDE2000 only
     .venv/bin/python bench/video.py luma                  # output luma vs input luma
     .venv/bin/python bench/video.py speed --sizes 480p    # fps and peak RSS only
+    .venv/bin/python bench/video.py speed --before 04996df  # the code at a git revision too
+    .venv/bin/python bench/video.py agreement 04996df     # colour: new against old code
     .venv/bin/python bench/video.py profile --lengths 30  # cProfile of one 1080p run
 
 quality: clips made from the dev validation photos (the 5% split by content hash, as `prepare`
@@ -23,8 +25,15 @@ the output's decoded Y planes against the input's, and whether the audio packets
 
 speed: a pan across a dev photo at 854x480 or 1920x1080 with a 16 kHz tone, written as H.264,
 then `video.colorize_video` in a fresh process (peak RSS from /proc, Linux only): frames per
-second end to end (decode, network, recombination, encode, mux) and peak RSS, for two clip
-lengths, so a bounded memory shows as the same peak. Prints Markdown tables for docs/video.md.
+second end to end (decode, network, colour, encode, mux) and peak RSS, for two clip lengths, so
+a bounded memory shows as the same peak. Beside it, in the same sitting and its own fresh process,
+the bare transcode of the same clip (PyAV decode -> libx264 crf 18 encode, nothing else): the
+ceiling, and colorize's time over it. --before REV runs colorize_cli as it was at git REV too
+(unpacked by `git archive`), clip by clip, so old and new see the same load.
+
+agreement REV: the quality clips (3 by default) through `colorize_video` at --crf 0 (lossless, so
+only the colour path differs) by the code at REV and by this tree; the mean CIEDE2000 between the
+two outputs' decoded frames, and the largest frame mean. Prints Markdown tables for docs/video.md.
 """
 
 from __future__ import annotations
@@ -33,6 +42,7 @@ import argparse
 import hashlib
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -44,11 +54,16 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+# A child process times the colorize_cli named here when it is set (--before, agreement).
+sys.path.insert(0, os.environ.get("COLORIZE_TREE", str(ROOT)))
+
+from apply import child_env, tree_at  # noqa: E402
 
 from colorize_cli.inference import temporal  # noqa: E402
 
 DEV = ROOT.parent / "shared" / "data" / "dev"
+MODEL = ROOT / "colorize_cli" / "weights" / "default.tflite"  # old and new code run the same one
 SIZES = {"480p": (854, 480), "1080p": (1920, 1080)}
 SHOTS = ("pan", "zoom", "grain", "crossing")
 
@@ -220,14 +235,14 @@ def make_clip(path: Path, size: str, frames: int) -> None:
     clips.write_video(path, gray, rate=25, audio=True, options={"crf": "18", "preset": "fast"})
 
 
-def speed_child(path: Path, render_size: int, stabilize: bool) -> dict:
+def speed_child(path: Path, render_size: int, crf: int) -> dict:
     """One run in this (fresh) process: warm the model on a frame, then time the whole video."""
     import clips
 
     from colorize_cli.inference import video
     from colorize_cli.inference.colorizer import Colorizer
 
-    colorizer = Colorizer(None, render_size=render_size)
+    colorizer = Colorizer(MODEL, render_size=render_size)
     first = clips.read_frames(path, "gray")[0]
     for _ in range(2):  # traces the render shape outside the timing
         colorizer.colorize(first)
@@ -235,9 +250,10 @@ def speed_child(path: Path, render_size: int, stabilize: bool) -> dict:
     colorizer.network_seconds = 0.0
     out = path.with_name(path.stem + ".color.mp4")
     started = time.perf_counter()
-    report = video.colorize_video(path, out, colorizer, stabilize=stabilize)
+    report = video.colorize_video(path, out, colorizer, crf=crf)
     seconds = time.perf_counter() - started
     return {
+        "code": str(Path(video.__file__).parents[2]),
         "frames": report.frames,
         "fps": report.frames / seconds,
         "network_share": colorizer.network_seconds / seconds,
@@ -245,23 +261,84 @@ def speed_child(path: Path, render_size: int, stabilize: bool) -> dict:
     }
 
 
-def speed(sizes: list[str], lengths: list[int], render_size: int) -> list[dict]:
+def transcode_child(path: Path) -> dict:
+    """The ceiling: decode -> libx264 at crf 18 with PyAV, nothing else (no sound, no colour)."""
+    import av
+
+    started = time.perf_counter()
+    frames = 0
+    with av.open(str(path)) as source, av.open(str(path.with_suffix(".bare.mp4")), "w") as out:
+        video = source.streams.video[0]
+        video.thread_type = "AUTO"
+        stream = out.add_stream("libx264", rate=video.average_rate, options={"crf": "18"})
+        stream.width, stream.height, stream.pix_fmt = video.width, video.height, "yuv420p"
+        stream.time_base = stream.codec_context.time_base = video.time_base
+        for frame in source.decode(video):
+            out.mux(stream.encode(frame))
+            frames += 1
+        out.mux(stream.encode(None))
+    return {"frames": frames, "fps": frames / (time.perf_counter() - started)}
+
+
+def child(*args: str, tree: Path | None = None) -> dict:
+    result = subprocess.run(
+        [sys.executable, __file__, "_child", *args],
+        check=True,
+        capture_output=True,
+        text=True,
+        env=child_env(tree),
+    )
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def speed(sizes: list[str], lengths: list[int], render_size: int, before: str | None) -> list[dict]:
+    """Per clip: the bare transcode, then colorize (the code at `before`, then this tree's)."""
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
+        trees: dict[str, Path | None] = {"after": None}
+        if before:
+            trees = {f"before ({before})": tree_at(before, Path(tmp)), **trees}
         for size in sizes:
             for frames in lengths:
                 path = Path(tmp) / f"{size}-{frames}.mp4"
                 make_clip(path, size, frames)
-                result = subprocess.run(
-                    [sys.executable, __file__, "_child", str(path), str(render_size)],
-                    check=True,
-                    capture_output=True,
-                    text=True,
-                )
-                row = json.loads(result.stdout.strip().splitlines()[-1])
-                rows.append({"size": size, **row})
-                print(rows[-1], file=sys.stderr)
+                bare = child("transcode", str(path))
+                for name, tree in trees.items():
+                    row = child("speed", str(path), str(render_size), "18", tree=tree)
+                    assert row["code"] == str(tree or ROOT), row["code"]
+                    row = {"code": name, "size": size, **row, "bare_fps": bare["fps"]}
+                    row["over_bare"] = bare["fps"] / row["fps"]
+                    rows.append(row)
+                    print(rows[-1], file=sys.stderr)
     return rows
+
+
+def agreement(revision: str, clips_count: int, frames: int, render_size: int) -> dict:
+    """Mean CIEDE2000 between the code at `revision`'s and this tree's output of the same clips."""
+    import clips
+
+    from colorize_cli.imaging import color, metrics
+
+    photos = [
+        np.asarray(Image.open(p).convert("RGB"))
+        for p in validation_photos(len(SHOTS) * clips_count)
+    ]
+    means = []
+    with tempfile.TemporaryDirectory() as tmp:
+        old_tree = tree_at(revision, Path(tmp))
+        for c in range(clips_count):
+            truth, _ = clips.clip(photos[len(SHOTS) * c : len(SHOTS) * (c + 1)], 640, 480, frames)
+            outputs = []
+            for tree in (old_tree, None):
+                folder = Path(tmp, f"{c}-{'old' if tree else 'new'}")
+                folder.mkdir()
+                clips.write_video(folder / "clip.mp4", clips.gray_frames(truth))
+                child("speed", str(folder / "clip.mp4"), str(render_size), "0", tree=tree)
+                outputs.append(clips.read_frames(folder / "clip.color.mp4"))
+            for old, new in zip(*outputs, strict=True):
+                lab_old, lab_new = color.srgb_to_lab(old), color.srgb_to_lab(new)
+                means.append(metrics.mean_ciede2000(lab_old, lab_new))
+    return {"frames": len(means), "mean": float(np.mean(means)), "largest": float(np.max(means))}
 
 
 def profile(size: str, frames: int, render_size: int) -> None:
@@ -277,7 +354,7 @@ def profile(size: str, frames: int, render_size: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "clip.mp4"
         make_clip(path, size, frames)
-        colorizer = Colorizer(None, render_size=render_size)
+        colorizer = Colorizer(MODEL, render_size=render_size)
         colorizer.colorize(clips.read_frames(path, "gray")[0])
         profiler = cProfile.Profile()
         started = time.perf_counter()
@@ -292,14 +369,25 @@ def profile(size: str, frames: int, render_size: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "part", nargs="?", default="all", choices=["all", "quality", "luma", "speed", "profile"]
+        "part",
+        nargs="?",
+        default="all",
+        choices=["all", "quality", "luma", "speed", "profile", "agreement"],
     )
+    parser.add_argument("revision", nargs="?", help="agreement: the git revision to compare")
     parser.add_argument("--clips", type=int, default=3)
     parser.add_argument("--frames", type=int, default=16, help="frames per shot")
     parser.add_argument("--sizes", nargs="+", default=list(SIZES), choices=list(SIZES))
     parser.add_argument("--lengths", nargs="+", type=int, default=[50, 150])
     parser.add_argument("--render-size", type=int, default=160)
+    parser.add_argument("--before", metavar="REV", help="speed: time the code at git REV too")
     args = parser.parse_args()
+    if args.part == "agreement":
+        row = agreement(args.revision, args.clips, args.frames, args.render_size)
+        print("| frames | mean CIEDE2000, new vs old | largest frame mean |")
+        print("|---|---|---|")
+        print(f"| {row['frames']} | {row['mean']:.3f} | {row['largest']:.3f} |")
+        return
     if args.part == "profile":
         profile(args.sizes[-1], args.lengths[0], args.render_size)
         return
@@ -324,18 +412,24 @@ def main() -> None:
                 f"| {'yes' if r['audio_same'] else 'NO'} |"
             )
     if args.part in ("all", "speed"):
-        rows = speed(args.sizes, args.lengths, args.render_size)
-        print("\n| size | frames | fps | network share | peak RSS (MB) |")
-        print("|---|---|---|---|---|")
+        rows = speed(args.sizes, args.lengths, args.render_size, args.before)
+        print(
+            "\n| code | size | frames | bare transcode fps | colorize fps | colorize time / bare "
+            "| network share | peak RSS (MB) |"
+        )
+        print("|---|---|---|---|---|---|---|---|")
         for r in rows:
             print(
-                f"| {r['size']} | {r['frames']} | {r['fps']:.2f} | {r['network_share']:.0%} "
+                f"| {r['code']} | {r['size']} | {r['frames']} | {r['bare_fps']:.2f} "
+                f"| {r['fps']:.2f} | {r['over_bare']:.2f} | {r['network_share']:.0%} "
                 f"| {r['peak_rss_mb']:.0f} |"
             )
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 1 and sys.argv[1] == "_child":
-        print(json.dumps(speed_child(Path(sys.argv[2]), int(sys.argv[3]), True)))
+    if sys.argv[1:3] == ["_child", "transcode"]:
+        print(json.dumps(transcode_child(Path(sys.argv[3]))))
+    elif sys.argv[1:3] == ["_child", "speed"]:
+        print(json.dumps(speed_child(Path(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]))))
     else:
         main()

@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 from colorize_cli import fsutil
 from colorize_cli.cli import app
 from colorize_cli.errors import ImageError
+from colorize_cli.imaging import color, metrics
 from colorize_cli.imaging.inputs import expand_inputs
 from colorize_cli.inference import applying, colorizer, video
 from colorize_cli.inference.applying import ApplyOptions
@@ -219,6 +220,56 @@ def test_stabilize_steadies_the_colour_of_a_still_shot(truth, tmp_path: Path) ->
         return float(np.mean([np.abs(b - a).mean() for a, b in zip(uv, uv[1:], strict=False)]))
 
     assert chroma_change(True) < 0.5 * chroma_change(False)
+
+
+def _per_pixel_frame(
+    luma: np.ndarray, gray: np.ndarray, ab: np.ndarray, layout: video._Layout
+) -> av.VideoFrame:
+    """The output frame before issue 22, the reference the chroma planes are held to: a*b* at every
+    pixel, Lab -> sRGB, the gray put back, swscale's RGB -> YUV, then the input's luma."""
+    height, width = gray.shape
+    lab = np.empty((height, width, 3), np.float32)
+    lab[..., 0] = color.gray_to_lightness(gray)
+    for i in (0, 1):
+        plane = Image.fromarray(np.ascontiguousarray(ab[..., i], np.float32))
+        lab[..., 1 + i] = np.asarray(plane.resize((width, height), Image.Resampling.BILINEAR))
+    rgb = color.keep_luminance((color.lab_to_srgb(lab) * 255 + 0.5).astype(np.uint8), gray)
+    matrix = {1: 1, 4: 4, 5: 5, 6: 5, 7: 7, 9: 9}[layout.colorspace]  # swscale's constants
+    frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(
+        format=layout.pix_fmt,
+        src_colorspace=matrix,
+        dst_colorspace=matrix,
+        dst_color_range=2 if layout.full_range else 1,
+    )
+    plane = frame.planes[0]
+    np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[:height, :width] = luma
+    return frame
+
+
+def test_chroma_planes_agree_with_the_per_pixel_path(
+    library: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bundled = Colorizer(None, render_size=64, batch_size=4)
+    outputs = []
+    for name in ("new", "old"):
+        if name == "old":
+            monkeypatch.setattr(video, "_output_frame", _per_pixel_frame)
+        video.colorize_video(library / "clip.mp4", tmp_path / f"{name}.mp4", bundled, crf=0)
+        outputs.append(
+            [f.to_ndarray(format="rgb24") for f in video_frames(tmp_path / f"{name}.mp4")]
+        )
+    new, old = outputs
+    assert len(new) == len(old) == 18
+    distances = [
+        metrics.mean_ciede2000(color.srgb_to_lab(a), color.srgb_to_lab(b))
+        for a, b in zip(new, old, strict=True)
+    ]
+    # docs/video.md: 0.2 on average on the benchmark's 640x480 clips.
+    assert np.mean(distances) < 0.6 and max(distances) < 1.0, distances
+    for y_new, y_source in zip(
+        lumas(tmp_path / "new.mp4"), lumas(library / "clip.mp4"), strict=True
+    ):
+        np.testing.assert_array_equal(y_new, y_source)
 
 
 def lumas_10bit(path: Path) -> list[np.ndarray]:
