@@ -1,0 +1,398 @@
+"""Hostile model files and videos from the red team (issue 19, items 07, 10, 11 and 12), each
+through the real CLI: the exit code, a one-line reason naming the file, no traceback, and the
+good inputs of the call done. Models are forged small here (the scripts in ../shared/redteam/
+show the originals); docs/robustness.md has the table, docs/export.md the op allow-lists.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from test_redteam import colorize, gradient, outputs
+
+from colorize_cli.errors import ModelError
+from colorize_cli.inference import backends
+
+pytest.importorskip("onnx")
+pytest.importorskip("onnxruntime")
+
+REFUSED = "refused: the model uses ops that `colorize export` never writes"
+CONTRACT = {"contract": 1, "stride": 1, "output": "ab"}
+
+
+@pytest.fixture
+def photos(tmp_path: Path) -> Path:
+    """good.jpg and good2.jpg (64x48) and w40.jpg (40x30) in an empty working folder."""
+    Image.fromarray(gradient()).save(tmp_path / "good.jpg")
+    Image.fromarray(gradient(48, 40)).save(tmp_path / "good2.jpg")
+    Image.fromarray(gradient(40, 30)).save(tmp_path / "w40.jpg")
+    return tmp_path
+
+
+def save_onnx(
+    path: Path, nodes: list, initializers: list, output_shape: tuple = ("N", "H", "W", 2)
+):
+    """A graph from (N, H, W, 1) `x` to `y` with colorize metadata, as the red team forged them."""
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", "H", "W", 1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, list(output_shape))],
+        initializer=initializers,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    helper.set_model_props(model, {"colorize": json.dumps(CONTRACT)})
+    path.write_bytes(model.SerializeToString())
+    return path
+
+
+def constant(name: str, value: object, dtype: type = np.float32):
+    from onnx import numpy_helper
+
+    return numpy_helper.from_array(np.array(value, dtype), name)
+
+
+def zeros_node():
+    from onnx import helper
+
+    return helper.make_node("Mul", ["x", "zero"], ["z"])
+
+
+# 12 ----------------------------------------------------------------------------------------------
+
+
+def export_savedmodel(folder: Path, body) -> Path:  # noqa: ANN001
+    from colorize_cli.tf_setup import import_tf
+
+    tf = import_tf()
+
+    class Module(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None, None, None, 1], tf.float32)])
+        def serve(self, x):  # noqa: ANN001, ANN202
+            return {"ab": body(tf, x)}
+
+    module = Module()
+    tf.saved_model.save(module, str(folder), signatures={"serving_default": module.serve})
+    (folder / "assets.extra").mkdir()
+    (folder / "assets.extra" / "colorize.json").write_text(json.dumps(CONTRACT))
+    return folder
+
+
+@pytest.mark.slow
+def test_savedmodels_that_touch_files_are_refused_by_the_allow_list(photos: Path) -> None:
+    pwned = photos / "PWNED.txt"
+
+    def printer(tf, x):  # noqa: ANN001, ANN202
+        tf.print("code from a model file", output_stream=f"file://{pwned}")
+        return tf.concat([x * 0, x * 0], -1)
+
+    def reader(tf, x):  # noqa: ANN001, ANN202
+        lines = tf.data.TextLineDataset("/etc/passwd").reduce(
+            tf.constant(0, tf.int64), lambda a, _: a + 1
+        )
+        return tf.concat([x * 0 + tf.cast(lines, tf.float32), x * 0], -1)
+
+    export_savedmodel(photos / "sm_print", printer)
+    export_savedmodel(photos / "sm_read", reader)
+    for model, op in (("sm_print", "PrintV2"), ("sm_read", "TextLineDataset")):
+        run = colorize("apply", "good.jpg", "--model", model, "--out-dir", "out", cwd=photos)
+        assert run.returncode == 2 and len(run.errors) == 1, run.stderr
+        assert run.errors[0].startswith(f"error: {model}: {REFUSED} (") and op in run.errors[0]
+    assert not pwned.exists() and not (photos / "out").exists()
+
+
+def test_savedmodel_checkpoint_ops_are_allowed_only_in_the_savers_functions(tmp_path: Path) -> None:
+    """SaveV2 sits in every SavedModel's `_traced_save`, which loading never runs; the same op
+    reached from the serving function is refused."""
+
+    def saver(tf, x):  # noqa: ANN001, ANN202
+        tf.raw_ops.SaveV2(
+            prefix=str(tmp_path / "written"),
+            tensor_names=["x"],
+            shape_and_slices=[""],
+            tensors=[tf.constant(1.0)],
+        )
+        return tf.concat([x, x], -1)
+
+    def plain(tf, x):  # noqa: ANN001, ANN202
+        return tf.concat([x, x], -1)
+
+    for body, refused in ((saver, {"SaveV2"}), (plain, set())):
+        folder = export_savedmodel(tmp_path / body.__name__, body)
+        data = (folder / "saved_model.pb").read_bytes()
+        assert backends.savedmodel_refused_ops(data, folder) == refused
+
+
+# 11c ---------------------------------------------------------------------------------------------
+
+
+def test_an_onnx_loop_is_refused_before_it_runs(photos: Path) -> None:
+    from onnx import TensorProto, helper
+
+    body = helper.make_graph(
+        [helper.make_node("Identity", ["c"], ["c2"]), helper.make_node("Identity", ["a"], ["a2"])],
+        "b",
+        [
+            helper.make_tensor_value_info("i", TensorProto.INT64, []),
+            helper.make_tensor_value_info("c", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("a", TensorProto.FLOAT, [1]),
+        ],
+        [
+            helper.make_tensor_value_info("c2", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("a2", TensorProto.FLOAT, [1]),
+        ],
+    )
+    save_onnx(
+        photos / "loop.onnx",
+        [
+            helper.make_node("Loop", ["M", "C", "A"], ["af"], body=body),
+            helper.make_node("Mul", ["x", "af"], ["z"]),
+            helper.make_node("Concat", ["z", "z"], ["y"], axis=3),
+        ],
+        [constant("M", 2**62, np.int64), constant("C", True, np.bool_), constant("A", [0.0])],
+    )
+    run = colorize(
+        "apply", "good.jpg", "--model", "loop.onnx", "--out-dir", "out", cwd=photos, timeout=60
+    )
+    assert run.returncode == 2
+    assert run.errors == [
+        f"error: loop.onnx: {REFUSED} (Loop); file access, control flow and custom ops are not "
+        "run (docs/export.md)"
+    ]
+
+
+@pytest.mark.slow
+def test_a_tflite_while_is_refused_before_it_runs(photos: Path) -> None:
+    from colorize_cli.inference import converters
+    from colorize_cli.tf_setup import import_tf
+
+    tf = import_tf()
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 1], tf.float32)])
+    def endless(x):  # noqa: ANN001, ANN202
+        n = tf.while_loop(lambda i: tf.reduce_sum(x) >= -1.0, lambda i: i + 1.0, [tf.constant(0.0)])
+        return tf.concat([x * 0 + n[0], x * 0], -1)
+
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([endless.get_concrete_function()])
+    flat = converter.convert()
+    model = photos / "while.tflite"
+    model.write_bytes(converters._with_tflite_metadata(flat, json.dumps(CONTRACT).encode()))
+    run = colorize(
+        "apply", "good.jpg", "--model", "while.tflite", "--out-dir", "out", cwd=photos, timeout=60
+    )
+    assert run.returncode == 2 and len(run.errors) == 1, run.stderr
+    assert (
+        run.errors[0].startswith(f"error: while.tflite: {REFUSED} (") and "WHILE" in run.errors[0]
+    )
+
+
+def test_tflite_op_codes_are_the_schemas() -> None:
+    from ai_edge_litert import schema_py_generated as schema
+
+    for name, code in backends.TFLITE_OPS.items():
+        assert getattr(schema.BuiltinOperator, name) == code, name
+    for code, name in backends._TFLITE_NAMES.items():
+        assert getattr(schema.BuiltinOperator, name) == code, name
+
+
+def test_the_bundled_tflite_uses_only_allowed_ops() -> None:
+    from colorize_cli.inference.colorizer import DEFAULT_MODEL_PATH
+
+    path = DEFAULT_MODEL_PATH.with_suffix(".tflite")
+    _, codes = backends.tflite_contents(path.read_bytes(), path)
+    assert codes and codes <= set(backends.TFLITE_OPS.values())
+
+
+# 11a, 11b ----------------------------------------------------------------------------------------
+
+
+def test_run_time_outputs_are_checked_against_the_input(photos: Path) -> None:
+    from onnx import helper
+
+    # a) always batch 1: the two same-size photos fail together, then each alone is fine
+    save_onnx(
+        photos / "batch1.onnx",
+        [
+            zeros_node(),
+            helper.make_node("Slice", ["z", "start", "end", "axis"], ["z1"]),
+            helper.make_node("Concat", ["z1", "z1"], ["y"], axis=3),
+        ],
+        [
+            constant("zero", [0.0]),
+            *(constant(n, [v], np.int64) for n, v in (("start", 0), ("end", 1), ("axis", 0))),
+        ],
+        ("B", "H", "W", 2),
+    )
+    Image.fromarray(gradient()).save(photos / "good3.jpg")
+    run = colorize(
+        "apply", "good.jpg", "good3.jpg", "--model", "batch1.onnx", "--out-dir", "a", cwd=photos
+    )
+    assert run.returncode == 0 and run.errors == [], run.stderr
+    assert outputs(photos / "a") == ["good.jpg", "good3.jpg"]
+
+    # b) seven channels, counted at run time (a slice of 7 as long as the width) where the file
+    # leaves the channel count free
+    save_onnx(
+        photos / "seven.onnx",
+        [
+            zeros_node(),
+            helper.make_node("Shape", ["x"], ["shape"]),
+            helper.make_node("Gather", ["shape", "two"], ["width"]),
+            helper.make_node("Slice", ["sevens", "start", "width", "three"], ["k"]),
+            helper.make_node("Mul", ["z", "k"], ["y"]),
+        ],
+        [
+            constant("zero", [0.0]),
+            constant("sevens", np.ones((1, 1, 1, 7))),
+            *(constant(n, [v], np.int64) for n, v in (("two", 2), ("start", 0), ("three", 3))),
+        ],
+        ("N", "H", "W", "C"),
+    )
+    run = colorize(
+        "apply", "good.jpg", "w40.jpg", "--model", "seven.onnx", "--out-dir", "b", cwd=photos
+    )
+    assert run.returncode == 2 and len(run.errors) == 2, run.stderr  # nothing written
+    for name, (h, w) in (("good.jpg", (48, 64)), ("w40.jpg", (30, 40))):
+        assert (
+            f"failed: {name}: the model broke the generator contract: it gave a (1, {h}, {w}, 7) "
+            f"output for a 1x{h}x{w} input, not (1, {h}, {w}, 2)"
+        ) in run.errors
+
+
+def test_each_backend_checks_its_output_shape() -> None:
+    x = np.zeros((2, 8, 16, 1), np.float32)
+    assert backends._checked_output(np.zeros((2, 8, 16, 2)), x, 2, Path("m")).dtype == np.float32
+    for shape in ((1, 8, 16, 2), (2, 8, 16, 7), (2, 16, 8, 2), (2, 8, 16)):
+        with pytest.raises(ModelError, match="broke the generator contract") as caught:
+            backends._checked_output(np.zeros(shape), x, 2, Path("m"))
+        assert "\n" not in str(caught.value)
+
+
+# 11d ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("batch", ["1", "8"])
+def test_a_model_that_fails_on_one_size_fails_those_photos_alone(photos: Path, batch: str) -> None:
+    from onnx import helper
+
+    # works only when the rendered width is 40 (a (1, 1, 40, 1) constant is added)
+    save_onnx(
+        photos / "w40only.onnx",
+        [
+            zeros_node(),
+            helper.make_node("Add", ["z", "k"], ["z3"]),
+            helper.make_node("Concat", ["z3", "z3"], ["y"], axis=3),
+        ],
+        [constant("zero", [0.0]), constant("k", np.zeros((1, 1, 40, 1)))],
+    )
+    run = colorize(
+        "apply", "w40.jpg", "good.jpg", "good2.jpg", "--model", "w40only.onnx",
+        "--out-dir", "d", "--batch-size", batch, cwd=photos,
+    )  # fmt: skip
+    assert run.returncode == 1, run.stderr
+    assert outputs(photos / "d") == ["w40.jpg"]
+    assert "\x1b[" not in run.stderr and "onnxruntime" not in run.stderr  # the runtime's own log
+    assert sorted(run.errors) == [
+        f"failed: {name}: the model failed on a {size} input: Add: Attempting to broadcast an "
+        f"axis by a dimension other than 1. 40 by {size.split('x')[1]}"
+        for name, size in (("good.jpg", "48x64"), ("good2.jpg", "40x48"))
+    ]
+
+
+# 07 ----------------------------------------------------------------------------------------------
+
+
+def test_eval_and_streams_refuse_model_paths_that_are_pipes_or_devices(photos: Path) -> None:
+    reason = "not a regular file (a named pipe, socket or device)"
+    os.mkfifo(photos / "pipe.tflite")
+    os.mkfifo(photos / "pipe.keras")
+    os.symlink("/dev/zero", photos / "zero.onnx")
+    photo = (photos / "good.jpg").read_bytes()
+    for model in ("pipe.tflite", "pipe.keras", "zero.onnx", "/dev/zero"):
+        run = colorize("eval", model, "good.jpg", cwd=photos, timeout=60)
+        assert run.returncode == 2 and run.errors == [f"error: {model}: {reason}"], run.stderr
+        run = colorize(
+            "apply", "-", "-o", "-", "--model", model, stdin=photo, cwd=photos, timeout=60
+        )
+        assert run.returncode == 2 and run.errors == [f"error: {model}: {reason}"], run.stderr
+        assert run.stdout == b""
+
+
+def test_a_savedmodel_folder_holding_a_pipe_or_device_is_refused(photos: Path) -> None:
+    folder = photos / "saved"
+    (folder / "variables").mkdir(parents=True)
+    (folder / "saved_model.pb").write_bytes(b"")
+    os.mkfifo(folder / "variables" / "variables.index")
+    run = colorize(
+        "apply", "good.jpg", "--model", "saved", "--out-dir", "out", cwd=photos, timeout=60
+    )
+    assert run.returncode == 2
+    assert run.errors == [
+        "error: saved: variables/variables.index is not a regular file (a named pipe, socket or "
+        "device)"
+    ]
+    os.unlink(folder / "variables" / "variables.index")
+    os.unlink(folder / "saved_model.pb")
+    os.symlink("/dev/zero", folder / "saved_model.pb")
+    run = colorize(
+        "apply", "good.jpg", "--model", "saved", "--out-dir", "out", cwd=photos, timeout=60
+    )
+    assert run.returncode == 2 and len(run.errors) == 1
+    assert "saved_model.pb is not a regular file" in run.errors[0]
+
+
+def test_a_model_over_the_size_bound_is_refused_unread(tmp_path: Path) -> None:
+    path = tmp_path / "big.onnx"
+    path.write_bytes(b"\0" * 4096)
+    with pytest.raises(ModelError, match="file too large"):
+        backends._read_model(path, 1024)
+
+
+# 10 ----------------------------------------------------------------------------------------------
+
+
+def write_video(path: Path, container: str, codec: str, extra: str) -> None:
+    """Six 64x48 frames in `container` (whatever `path`'s name says), with an Opus audio or an
+    ASS subtitle stream."""
+    import av
+
+    with av.open(str(path), "w", format=container) as out:
+        options = {"deadline": "realtime", "cpu-used": "8"} if codec == "libvpx-vp9" else {}
+        video = out.add_stream(codec, rate=10, options=options)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        other = out.add_stream(extra, rate=48000) if extra == "libopus" else out.add_stream(extra)
+        for i in range(6):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), i * 30, np.uint8), "rgb24")
+            out.mux(video.encode(frame))
+        out.mux(video.encode(None))
+        if extra == "libopus":
+            for i in range(10):
+                sound = av.AudioFrame.from_ndarray(np.zeros((1, 960), np.float32), "flt", "mono")
+                sound.sample_rate, sound.pts = 48000, i * 960
+                out.mux(other.encode(sound))
+            out.mux(other.encode(None))
+        else:
+            packet = av.Packet(b"0,0,Default,,0,0,0,,hello")
+            packet.stream, packet.pts, packet.dts, packet.duration = other, 0, 0, 5
+            packet.time_base = other.time_base
+            out.mux(packet)
+
+
+def test_a_stream_the_output_container_cannot_hold_is_left_out_with_a_note(photos: Path) -> None:
+    write_video(photos / "webm.avi", "webm", "libvpx-vp9", "libopus")
+    write_video(photos / "subs.mp4", "matroska", "libx264", "ass")
+    write_video(photos / "plain.mkv", "matroska", "libx264", "libopus")
+    run = colorize("apply", "webm.avi", "subs.mp4", "plain.mkv", "--out-dir", "out", cwd=photos)
+    assert run.returncode == 0 and run.errors == [], run.stderr
+    assert outputs(photos / "out") == ["plain.mkv", "subs.mp4", "webm.avi"]
+    assert "webm.avi: not copied: audio stream 1 (opus), which avi cannot hold" in run.stderr
+    assert "subs.mp4: not copied: subtitle stream 1 (ssa), which mp4 cannot hold" in run.stderr
+    assert "plain.mkv: not copied" not in run.stderr  # Matroska holds Opus: copied
