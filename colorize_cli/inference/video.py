@@ -11,14 +11,15 @@ in the input's container where H.264 fits (else Matroska), written to a temporar
 
 from __future__ import annotations
 
+import queue
 import threading
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 from PIL import Image
@@ -53,8 +54,10 @@ _LUMA_FIRST = frozenset(
     {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "yuv440p", "yuvj440p"}
     | {"yuv411p", "yuv410p", "nv12", "nv21"}
 )
-# Limited-range luma (16..235) -> the 0..255 gray the network was trained on.
+# Limited-range luma (16..235) -> the 0..255 gray the network was trained on (a PIL point table:
+# three times numpy's lookup on a 1080p plane).
 _LIMITED_TO_FULL = np.clip(np.round((np.arange(256) - 16) * 255 / 219), 0, 255).astype(np.uint8)
+_LIMITED_TO_FULL_TABLE = _LIMITED_TO_FULL.tolist()
 # Colour matrices (AVColorSpace) an output is tagged with, and their luma weights (Kr, Kb):
 # BT.709, FCC, BT.470BG, SMPTE 170M, SMPTE 240M, BT.2020 (non-constant luminance).
 _LUMA_WEIGHTS = {
@@ -67,6 +70,9 @@ _LUMA_WEIGHTS = {
 }
 _BT709, _SMPTE170M = 1, 6
 _MPEG_RANGE, _JPEG_RANGE = 1, 2
+
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -199,7 +205,7 @@ class _Transcode:
         step = _frame_step(self.video)
         last_pts: int | None = None
         written = 0
-        grays = (
+        grays = _Prefetch(
             ((frame.pts, luma, gray), np.rot90(gray, layout.quarter_turns), guide)
             for frame in chain([first], frames)
             for luma, gray in [_luma_and_gray(frame, layout)]
@@ -211,7 +217,7 @@ class _Transcode:
             self._mux(encoder.encode(encoder_frame))
 
         pending: deque[Future[None]] = deque()
-        with ThreadPoolExecutor(1) as encoding:  # one thread: frames are encoded in order
+        with grays, ThreadPoolExecutor(1) as encoding:  # one thread: frames encoded in order
             try:
                 for (pts, luma, gray), upright, ab in colorizer.chroma_many(grays):
                     if stabilizer is not None:
@@ -355,6 +361,56 @@ def _layout(first: Any) -> _Layout:
     )
 
 
+class _Prefetch(Iterator[T]):
+    """Items of an iterable made ahead on a thread of their own (decoding beside the network and
+    the colour), at most a batch or so ahead; its exception is raised where the item was due.
+    Close it (a `with` block) before what it reads is closed."""
+
+    _DEPTH = 8
+    _END = object()
+
+    def __init__(self, items: Iterable[T]) -> None:
+        self._queue: queue.Queue[Any] = queue.Queue(self._DEPTH)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._produce, args=(items,), daemon=True)
+        self._thread.start()
+
+    def _produce(self, items: Iterable[T]) -> None:
+        try:
+            for item in items:
+                if not self._put(item):
+                    return
+        except BaseException as exc:  # handed to the consumer, which raises it
+            self._put(exc)
+            return
+        self._put(self._END)
+
+    def _put(self, item: Any) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def __next__(self) -> T:
+        item = self._queue.get()
+        if item is self._END:
+            self._queue.put(item)  # later calls end too
+            raise StopIteration
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    def __enter__(self) -> _Prefetch[T]:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 def _luma_and_gray(frame: Any, layout: _Layout) -> tuple[np.ndarray, np.ndarray]:
     """A frame's 8-bit luma plane as stored, and its 0..255 gray (as stored too)."""
     if (frame.width, frame.height) != (layout.width, layout.height):  # the size changed mid-way
@@ -367,7 +423,9 @@ def _luma_and_gray(frame: Any, layout: _Layout) -> tuple[np.ndarray, np.ndarray]
             dst_color_range=_JPEG_RANGE if layout.full_range else _MPEG_RANGE,
         )
     luma = _plane(source, 0, frame.width, frame.height).copy()
-    return luma, luma if layout.full_range else _LIMITED_TO_FULL[luma]
+    if layout.full_range:
+        return luma, luma
+    return luma, np.asarray(Image.fromarray(luma).point(_LIMITED_TO_FULL_TABLE))
 
 
 def _plane(frame: Any, index: int, width: int, height: int) -> np.ndarray:
