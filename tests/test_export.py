@@ -385,3 +385,29 @@ def test_onnx_external_data_outside_the_model_folder_is_refused(tmp_path: Path) 
         with pytest.raises(ModelError, match="not a loadable ONNX model"):
             Colorizer(path)
         del model.graph.initializer[0].external_data[:]
+
+
+@pytest.mark.slow
+def test_every_op_the_exporter_writes_is_allowed(tmp_path: Path) -> None:
+    """The op allow-lists (backends.ONNX_OPS, TFLITE_OPS, SAVEDMODEL_OPS) hold every op a fresh
+    export of a hint model writes (the EfficientNet encoder, the decoder and the hint branch), in
+    each format and precision. The plain U-Net (`tiny`; `small` and `base` write the same ops) is
+    exported and run by the tests above, whose verification goes through the same checks."""
+    from colorize_cli.nets.models import build_generator, model_config
+
+    model = build_generator(model_config("lite0-hints"))
+    metadata = {"contract": 2, "stride": 32, "output": "ab", "hints": True}
+    metadata |= {"input": "L*", "output_units": "a*b*"}
+    serving = converters.serving_function(model, "ab")
+    calibration = [np.random.default_rng(0).uniform(0, 100, (64, 128)).astype(np.float32)]
+    converters.write_onnx(serving, tmp_path / "m.onnx", metadata)
+    data = (tmp_path / "m.onnx").read_bytes()
+    assert backends.onnx_refused_ops(data, tmp_path / "m.onnx") == set()
+    for precision in ("float32", "float16", "int8"):
+        path = tmp_path / f"{precision}.tflite"
+        converters.write_tflite(serving, path, metadata, precision, calibration)
+        _, codes = backends.tflite_contents(path.read_bytes(), path)
+        assert codes - set(backends.TFLITE_OPS.values()) == set(), precision
+    converters.write_savedmodel(serving, tmp_path / "saved", metadata)
+    data = (tmp_path / "saved" / "saved_model.pb").read_bytes()
+    assert backends.savedmodel_refused_ops(data, tmp_path / "saved") == set()
