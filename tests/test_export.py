@@ -391,7 +391,7 @@ def test_onnx_external_data_outside_the_model_folder_is_refused(tmp_path: Path) 
 def test_every_op_the_exporter_writes_is_allowed(tmp_path: Path) -> None:
     """The op allow-lists (backends.ONNX_OPS, TFLITE_OPS, SAVEDMODEL_OPS) hold every op a fresh
     export of a hint model writes (the EfficientNet encoder, the decoder and the hint branch), in
-    each format and precision. The plain U-Net (`tiny`; `small` and `base` write the same ops) is
+    each format and precision. The plain U-Net (`tiny`; `small` writes the same ops) is
     exported and run by the tests above, whose verification goes through the same checks."""
     from colorize_cli.nets.models import build_generator, model_config
 
