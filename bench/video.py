@@ -256,6 +256,7 @@ def speed_child(path: Path, render_size: int, crf: int) -> dict:
         "code": str(Path(video.__file__).parents[2]),
         "frames": report.frames,
         "fps": report.frames / seconds,
+        "outside_ms": 1000 * (seconds - colorizer.network_seconds) / report.frames,
         "network_share": colorizer.network_seconds / seconds,
         "peak_rss_mb": rss_mb("VmHWM"),
     }
@@ -291,8 +292,11 @@ def child(*args: str, tree: Path | None = None) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def speed(sizes: list[str], lengths: list[int], render_size: int, before: str | None) -> list[dict]:
-    """Per clip: the bare transcode, then colorize (the code at `before`, then this tree's)."""
+def speed(
+    sizes: list[str], lengths: list[int], render_size: int, before: str | None, rounds: int
+) -> list[dict]:
+    """Per clip, `rounds` times: the bare transcode, then colorize (the code at `before`, then
+    this tree's); each keeps its fastest round, the usual estimate on a machine others load."""
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         trees: dict[str, Path | None] = {"after": None}
@@ -302,14 +306,25 @@ def speed(sizes: list[str], lengths: list[int], render_size: int, before: str | 
             for frames in lengths:
                 path = Path(tmp) / f"{size}-{frames}.mp4"
                 make_clip(path, size, frames)
-                bare = child("transcode", str(path))
-                for name, tree in trees.items():
-                    row = child("speed", str(path), str(render_size), "18", tree=tree)
-                    assert row["code"] == str(tree or ROOT), row["code"]
-                    row = {"code": name, "size": size, **row, "bare_fps": bare["fps"]}
-                    row["over_bare"] = bare["fps"] / row["fps"]
+                best: dict[str, dict] = {}
+                for _ in range(rounds):
+                    runs = {"bare": child("transcode", str(path))}
+                    for name, tree in trees.items():
+                        runs[name] = child("speed", str(path), str(render_size), "18", tree=tree)
+                        assert runs[name]["code"] == str(tree or ROOT), runs[name]["code"]
+                    print(runs, file=sys.stderr)
+                    for name, run in runs.items():
+                        if name not in best or run["fps"] > best[name]["fps"]:
+                            best[name] = run
+                for name in trees:
+                    row = {
+                        "code": name,
+                        "size": size,
+                        **best[name],
+                        "bare_fps": best["bare"]["fps"],
+                    }
+                    row["over_bare"] = row["bare_fps"] / row["fps"]
                     rows.append(row)
-                    print(rows[-1], file=sys.stderr)
     return rows
 
 
@@ -381,6 +396,7 @@ def main() -> None:
     parser.add_argument("--lengths", nargs="+", type=int, default=[50, 150])
     parser.add_argument("--render-size", type=int, default=160)
     parser.add_argument("--before", metavar="REV", help="speed: time the code at git REV too")
+    parser.add_argument("--rounds", type=int, default=1, help="speed: best of this many runs")
     args = parser.parse_args()
     if args.part == "agreement":
         row = agreement(args.revision, args.clips, args.frames, args.render_size)
@@ -412,17 +428,17 @@ def main() -> None:
                 f"| {'yes' if r['audio_same'] else 'NO'} |"
             )
     if args.part in ("all", "speed"):
-        rows = speed(args.sizes, args.lengths, args.render_size, args.before)
+        rows = speed(args.sizes, args.lengths, args.render_size, args.before, args.rounds)
         print(
             "\n| code | size | frames | bare transcode fps | colorize fps | colorize time / bare "
-            "| network share | peak RSS (MB) |"
+            "| outside network ms/frame | network share | peak RSS (MB) |"
         )
-        print("|---|---|---|---|---|---|---|---|")
+        print("|---|---|---|---|---|---|---|---|---|")
         for r in rows:
             print(
                 f"| {r['code']} | {r['size']} | {r['frames']} | {r['bare_fps']:.2f} "
-                f"| {r['fps']:.2f} | {r['over_bare']:.2f} | {r['network_share']:.0%} "
-                f"| {r['peak_rss_mb']:.0f} |"
+                f"| {r['fps']:.2f} | {r['over_bare']:.2f} | {r['outside_ms']:.0f} "
+                f"| {r['network_share']:.0%} | {r['peak_rss_mb']:.0f} |"
             )
 
 
