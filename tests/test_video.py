@@ -331,13 +331,11 @@ def test_an_interrupted_video_leaves_no_output_and_no_temporary(
     source = copy(library, "clip.mp4", tmp_path)
     calls = []
 
-    def interrupted(
-        gray: np.ndarray, ab: np.ndarray, shape: tuple[int, int]
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def interrupted(gray: np.ndarray, ab: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         calls.append(1)
         if len(calls) == 5:
             raise KeyboardInterrupt
-        return colorizer.chroma_grid(gray, ab, shape)
+        return colorizer.chroma_grid(gray, ab)
 
     monkeypatch.setattr(video, "chroma_grid", interrupted)
     with pytest.raises(KeyboardInterrupt):

@@ -9,7 +9,6 @@ TensorFlow is imported when a Keras model is loaded, never at import time, and n
 
 from __future__ import annotations
 
-import math
 import os
 import re
 import time
@@ -351,74 +350,46 @@ class Colorizer:
         return prediction.astype(np.float32)
 
 
-def chroma_grid(
-    gray: np.ndarray, ab: np.ndarray, shape: tuple[int, int], rows: tuple[int, int] | None = None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A photo's colour on a coarser (h, w) grid: each cell's mean gray level (uint8), and the
-    Cb, Cr (`color.lab_chroma`) of that level's L* with the a*b* `ab` (any size) resampled
-    bilinearly to the cell. `rows` (start, stop) makes only those rows of the grid, equal to the
-    same rows of the whole grid."""
-    start, stop = rows or (0, shape[0])
-    scale = gray.shape[0] / shape[0]
-    first = max(0, math.floor(start * scale) - 1)
-    last = min(gray.shape[0], math.ceil(stop * scale) + 1)
+def chroma_grid(gray: np.ndarray, ab: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A photo's colour on the grid of its a*b* (the render size): each cell's mean gray level
+    (uint8) and the Cb, Cr (`color.lab_chroma`) of that level's L* with the cell's a*b*."""
+    height, width = ab.shape[:2]
     # The mean level rounded to a whole step: its L* then comes from the exact table.
-    level = _resized_rows(gray[first:last], first, gray.shape[0], shape, (start, stop), _BOX)
-    ab_grid = np.stack(
-        [
-            _resized_rows(ab[..., i], 0, ab.shape[0], shape, (start, stop), _BILINEAR)
-            for i in (0, 1)
-        ],
-        axis=-1,
-    )
-    return (level, *color.lab_chroma(level, ab_grid))
+    level = resized(gray, (height, width), Image.Resampling.BOX)
+    return (level, *color.lab_chroma(level, ab))
 
 
-_BOX, _BILINEAR = Image.Resampling.BOX, Image.Resampling.BILINEAR
-
-
-def _resized_rows(
-    source: np.ndarray,
-    offset: int,
-    height: int,
+def resized(
+    plane: np.ndarray,
     shape: tuple[int, int],
-    rows: tuple[int, int],
-    method: Image.Resampling,
+    method: Image.Resampling = Image.Resampling.BILINEAR,
+    rows: slice | None = None,
 ) -> np.ndarray:
-    """Rows `rows` of a plane `height` rows high resized to `shape` (PIL's filters, half-pixel
-    centres), uint8 or float32 as `source` is, from `source`: the plane's rows from `offset` on,
-    enough of them to hold every tap of those rows (so the rows equal the whole's)."""
-    start, stop = rows
-    scale = height / shape[0]
-    if source.dtype != np.uint8:
-        source = source.astype(np.float32, copy=False)
-    image = Image.fromarray(np.ascontiguousarray(source))
-    box = (0.0, start * scale - offset, float(source.shape[1]), stop * scale - offset)
-    return np.asarray(image.resize((shape[1], stop - start), method, box=box))
+    """A uint8 or float32 plane resized to `shape` (h, w) by PIL's `method` (half-pixel centres);
+    with `rows`, only those rows of the result (equal to the whole's, to float rounding)."""
+    rows = rows or slice(0, shape[0])
+    scale = plane.shape[0] / shape[0]
+    box = (0.0, rows.start * scale, float(plane.shape[1]), rows.stop * scale)
+    image = Image.fromarray(np.ascontiguousarray(plane))
+    return np.asarray(image.resize((shape[1], rows.stop - rows.start), method, box=box))
 
 
 def recombine(gray: np.ndarray, ab: np.ndarray) -> np.ndarray:
     """Full-resolution photo from its uint8 gray (H, W) and a low-resolution a*b* (h, w, 2).
 
-    The colour is worked out once at half resolution, where JPEG and 4:2:0 video keep it: on a
-    grid of 2x2 cells, each cell's mean gray gives the L* and the a*b* are resampled bilinearly
-    (`chroma_grid`); that Cb, Cr is resampled bilinearly to full size and put on the photo's own
-    gray (`color.recolor`), so `grayscale(output) == gray` exactly. All of it runs in row bands,
-    so the memory beyond the output is a few float32 bands, whatever the photo's size.
+    The colour is worked out once, at the a*b*'s own size (`chroma_grid`: the L* of each cell's
+    mean gray, turned into Cb, Cr), resampled bilinearly to full size and put on the photo's own
+    gray (`color.recolor`, which scales a pixel's chroma down only where its own level needs), so
+    `grayscale(output) == gray` exactly. The full-size work runs in row bands, so the memory
+    beyond the output is a few float32 bands, whatever the photo's size.
     """
     height, width = gray.shape
-    grid = ((height + 1) // 2, (width + 1) // 2)
-    scale = grid[0] / height
+    _, cb, cr = chroma_grid(gray, ab)
     out = np.empty((height, width, 3), np.uint8)
 
     def fill(rows: slice) -> None:
-        # The grid rows the band's bilinear taps reach, and one more on each side.
-        first = max(0, math.floor((rows.start + 0.5) * scale - 0.5) - 1)
-        last = min(grid[0], math.floor((rows.stop - 0.5) * scale - 0.5) + 3)
-        _, cb, cr = chroma_grid(gray, ab, grid, (first, last))
-        band = (rows.start, rows.stop)
-        cb, cr = (_resized_rows(x, first, grid[0], gray.shape, band, _BILINEAR) for x in (cb, cr))
-        out[rows] = color.recolor(gray[rows], cb, cr)
+        chroma = (resized(x, gray.shape, rows=rows) for x in (cb, cr))
+        out[rows] = color.recolor(gray[rows], *chroma)
 
     band = max(1, _BAND_PIXELS // width)
     bands = [slice(top, min(top + band, height)) for top in range(0, height, band)]

@@ -29,7 +29,7 @@ from colorize_cli.config import VIDEO_CRF
 from colorize_cli.errors import ImageError
 from colorize_cli.imaging import color
 from colorize_cli.imaging.hints import Guide
-from colorize_cli.inference.colorizer import Colorizer, chroma_grid
+from colorize_cli.inference.colorizer import Colorizer, chroma_grid, resized
 from colorize_cli.inference.temporal import Stabilizer
 from colorize_cli.progress import NullProgress, ProgressSink
 
@@ -221,7 +221,7 @@ class _Transcode:
             try:
                 for (pts, luma, gray), upright, ab in colorizer.chroma_many(grays):
                     if stabilizer is not None:
-                        ab = stabilizer(_resized(upright, ab.shape[:2]), ab)
+                        ab = stabilizer(resized(upright, ab.shape[:2], _BOX), ab)
                     if pts is None or (last_pts is not None and pts <= last_pts):
                         pts = 0 if last_pts is None else last_pts + step
                     last_pts = pts
@@ -438,20 +438,13 @@ def _stored(upright: np.ndarray, layout: _Layout) -> np.ndarray:
     return np.ascontiguousarray(np.rot90(upright, -layout.quarter_turns))
 
 
-def _resized(gray: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """The gray at the render shape, for the stabiliser's cut and motion tests."""
-    if gray.shape == shape:
-        return gray
-    image = Image.fromarray(np.ascontiguousarray(gray))
-    return np.asarray(image.resize((shape[1], shape[0]), Image.Resampling.BOX))
-
-
 def _output_frame(
     luma: np.ndarray, gray: np.ndarray, ab: np.ndarray, layout: _Layout
 ) -> av.VideoFrame:
     """The colorized frame in the output's YUV layout: the input's own luma plane, and chroma
-    planes made at their own resolution (half of each side in 4:2:0) from the render-size a*b*,
-    each sample's colour fitted around the mean gray it covers; no full-resolution RGB."""
+    planes made at their own resolution (half of each side in 4:2:0): the render-size a*b* turned
+    into Cb, Cr once (`chroma_grid`), resampled to the planes and fitted around the mean gray each
+    sample covers, in the output's own matrix; no full-resolution RGB."""
     import av
 
     frame = av.VideoFrame(layout.width, layout.height, layout.pix_fmt)
@@ -459,7 +452,9 @@ def _output_frame(
     frame.color_range = _JPEG_RANGE if layout.full_range else _MPEG_RANGE
     _plane(frame, 0, layout.width, layout.height)[:] = luma
     height, width = _chroma_shape(layout)
-    level, cb, cr = chroma_grid(gray, ab, (height, width))
+    _, cb, cr = chroma_grid(gray, ab)
+    cb, cr = (resized(x, (height, width)) for x in (cb, cr))
+    level = gray if gray.shape == (height, width) else resized(gray, (height, width), _BOX)
     cb, cr = color.fit_chroma(level, cb, cr)
     steps = 255 if layout.full_range else 224  # the chroma's excursion in code values
     matrix = color.ycbcr_matrix_chroma(*_LUMA_WEIGHTS[layout.colorspace]) * (steps / 255)
@@ -469,6 +464,9 @@ def _output_frame(
         values += 128
         _plane(frame, index, width, height)[:] = np.clip(np.rint(values, out=values), 0, 255)
     return frame
+
+
+_BOX = Image.Resampling.BOX
 
 
 def _chroma_shape(layout: _Layout) -> tuple[int, int]:
