@@ -270,3 +270,63 @@ def test_colorfulness_is_zero_for_gray_and_positive_for_real_photos() -> None:
         direct = np.hypot(rg.std(), yb.std()) + 0.3 * np.hypot(rg.mean(), yb.mean())
         assert color.colorfulness(photo) == pytest.approx(direct, rel=1e-9)
         assert direct > 1
+
+
+# --- chroma: Cb, Cr with grayscale's weights ----------------------------------------------------
+
+
+def _ycbcr_601(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    x = rgb.astype(np.float64)
+    luma = x @ (np.array(color.LUMA_WEIGHTS_2_16) / 65536.0)
+    return (x[..., 2] - luma) / color.CB_RANGE, (x[..., 0] - luma) / color.CR_RANGE
+
+
+def test_lab_chroma_is_the_chroma_of_the_lab_colour_in_srgb() -> None:
+    rng = np.random.default_rng(9)
+    gray = _random_u8((200, 300), seed=10)
+    ab = rng.normal(0, 40, (200, 300, 2)).astype(np.float32)
+    lab = np.concatenate([color.gray_to_lightness(gray)[..., None], ab], axis=-1)
+    want_cb, want_cr = _ycbcr_601(color.lab_to_srgb(lab) * 255)
+    cb, cr = color.lab_chroma(gray, ab)
+    assert cb.dtype == cr.dtype == np.float32 and cb.shape == gray.shape
+    np.testing.assert_allclose(cb, want_cb, atol=1e-3)
+    np.testing.assert_allclose(cr, want_cr, atol=1e-3)
+    with pytest.raises(ValueError):
+        color.lab_chroma(gray.astype(np.float32), ab)
+
+
+def test_recolor_keeps_the_gray_exactly_and_the_chroma_where_it_fits() -> None:
+    gray = _random_u8((300, 300), seed=11)
+    rng = np.random.default_rng(12)
+    cb, cr = (rng.normal(0, 30, gray.shape).astype(np.float32) for _ in range(2))
+    out = color.recolor(gray, cb, cr)
+    np.testing.assert_array_equal(color.grayscale(out), gray)
+    # Where nothing was clipped the chroma is the one asked for, to the rounding of 8 bits.
+    fitted = color.fit_chroma(gray, cb, cr)
+    got_cb, got_cr = _ycbcr_601(out)
+    assert np.abs(got_cb - fitted[0]).mean() < 0.3 and np.abs(got_cr - fitted[1]).mean() < 0.3
+    untouched = fitted[0] == cb
+    assert untouched.mean() > 0.3 and np.abs(got_cb - cb)[untouched].max() < 1.5
+
+
+def test_keep_luminance_is_recolor_with_the_photo_chroma() -> None:
+    photo, other = _photos(2)
+    gray = color.grayscale(other[: photo.shape[0], : photo.shape[1]])
+    photo = photo[: gray.shape[0], : gray.shape[1]]
+    cb, cr = (x.astype(np.float32) for x in _ycbcr_601(photo))
+    diff = np.abs(color.keep_luminance(photo, gray).astype(int) - color.recolor(gray, cb, cr))
+    assert diff.max() <= 1
+
+
+def test_ycbcr_matrix_chroma_converts_to_another_matrix() -> None:
+    np.testing.assert_allclose(
+        color.ycbcr_matrix_chroma(*(w / 65536 for w in color.LUMA_WEIGHTS_2_16[::2])),
+        np.eye(2),
+        atol=1e-9,
+    )
+    rgb = _random_u8((1000, 3), seed=13).astype(np.float64)
+    kr, kb = 0.2126, 0.0722  # BT.709
+    luma = rgb @ np.array([kr, 1 - kr - kb, kb])
+    want = np.stack([(rgb[:, 2] - luma) / (2 * (1 - kb)), (rgb[:, 0] - luma) / (2 * (1 - kr))])
+    got = color.ycbcr_matrix_chroma(kr, kb) @ np.stack(_ycbcr_601(rgb))
+    np.testing.assert_allclose(got, want, atol=1e-9)
