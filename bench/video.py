@@ -318,9 +318,9 @@ def speed(
                             best[name] = run
                 for name in trees:
                     row = {
+                        **best[name],
                         "code": name,
                         "size": size,
-                        **best[name],
                         "bare_fps": best["bare"]["fps"],
                     }
                     row["over_bare"] = row["bare_fps"] / row["fps"]
