@@ -381,8 +381,7 @@ def test_cli_choices_are_what_the_library_accepts() -> None:
 
     assert constants.BACKENDS == backends.BACKENDS
     assert constants.SHEET_COUNT == evaluate.DEFAULT_SHEET_COUNT
-    assert constants.EXPORT_FORMATS == export.FORMATS
-    assert constants.QUANTIZATIONS == export.QUANTIZATIONS
+    assert export.FORMATS is constants.EXPORT_FORMATS  # one tuple, not a copy
     rgb = np.zeros((4, 6, 3), np.uint8)
     rgb[..., 0] = 200
     for format in constants.PHOTO_FORMATS:

@@ -171,9 +171,10 @@ def test_bad_options_are_usage_errors(
     quantize: str | None,
     message: str,
 ) -> None:
-    options = export.ExportOptions(colored_model, tmp_path / out, format=format, quantize=quantize)
     with pytest.raises(UsageError, match=message):
-        export.export(options)
+        export.export(
+            export.ExportOptions(colored_model, tmp_path / out, format=format, quantize=quantize)
+        )
 
 
 def _damaged(exported: dict[str, export.ExportReport], tmp_path: Path) -> list[Path]:

@@ -13,39 +13,25 @@ import os
 import shutil
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from colorize_cli import __version__, fsutil
-from colorize_cli.config import MAX_PIXELS, RENDER_SIZE
+from colorize_cli.config import EXPORT_FORMATS, MAX_PIXELS, ExportOptions
 from colorize_cli.errors import ColorizeError, ImageError, ModelError, UsageError, one_line
 from colorize_cli.inference import backends, converters
 from colorize_cli.progress import NullProgress, ProgressSink
 
-FORMATS = ("onnx", "tflite", "savedmodel")
+FORMATS = EXPORT_FORMATS
 SUFFIXES = {".onnx": "onnx", ".tflite": "tflite"}  # a SavedModel is a folder: --format savedmodel
-QUANTIZATIONS = ("float16", "int8")  # TFLite only
 # The most an export may differ from Keras in a*b* (Lab units) on the check photos, at render size:
 # (max, mean) |difference|. float32 exports differ by float rounding only (docs/export.md has the
 # measured figures); quantised ones by more, and `colorize eval` reports what that costs.
 TOLERANCE = {"float32": (0.5, 0.05), "float16": (4.0, 0.5), "int8": (64.0, 6.0)}
 CHECK_PHOTOS = 16  # photos used to verify an export (and to calibrate int8), at most
-
-
-@dataclass(frozen=True)
-class ExportOptions:
-    """What `colorize export` takes; `model` None is the bundled model."""
-
-    model: str | Path | None
-    out: str | Path
-    format: str | None = None  # None: from OUT's suffix
-    quantize: str | None = None
-    photos: Sequence[str] = field(default_factory=tuple)  # check/calibration photos or folders
-    render_size: int = RENDER_SIZE
-    overwrite: bool = False
 
 
 @dataclass(frozen=True)
@@ -79,8 +65,6 @@ def resolve_format(out: Path, format: str | None, quantize: str | None) -> str:
         raise UsageError(f"--format must be one of {', '.join(FORMATS)}, not {format}")
     if by_suffix is not None and by_suffix != format:
         raise UsageError(f"--format {format} does not match the name {out.name}")
-    if quantize is not None and quantize not in QUANTIZATIONS:
-        raise UsageError(f"--quantize must be one of {', '.join(QUANTIZATIONS)}, not {quantize}")
     if quantize is not None and format != "tflite":
         raise UsageError("--quantize applies to TFLite exports only")
     return format
@@ -95,14 +79,10 @@ def export(options: ExportOptions, progress: ProgressSink | None = None) -> Expo
     out = Path(options.out)
     format = resolve_format(out, options.format, options.quantize)
     precision = options.quantize or "float32"
-    if options.render_size < 1:
-        raise UsageError("--render-size must be at least 1")
     if out.exists() and not options.overwrite:
         raise UsageError("OUT exists: pass --overwrite to replace it", out)
     if out.is_dir() != (format == "savedmodel") and out.exists():
         raise UsageError(f"OUT is a {'folder' if out.is_dir() else 'file'}: not a {format}", out)
-    if precision == "int8" and not options.photos:
-        raise UsageError("--quantize int8 needs --photos: photos to calibrate it on")
     _require_exporters(format)
     photos, synthetic = _check_photos(options.photos)
     reference = Colorizer(options.model, options.render_size, backend="tf")
