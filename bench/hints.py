@@ -131,7 +131,7 @@ def main() -> None:
 
     paths, _ = expand_inputs(args.photos)
     photos = sorted(str(p) for p in paths)
-    model = Colorizer(args.model, args.render_size, backend="tf")
+    model = Colorizer(args.model, args.render_size)
     blend = Colorizer(None, args.render_size, backend=model.backend, hint_mode="blend")
     lines = [
         f"{len(photos)} photos, render size {args.render_size}, seed {args.seed}; each cell: "
@@ -143,7 +143,7 @@ def main() -> None:
         row("automatic + hand-made blend of the same points", blend, photos, args.seed, False),
     ]
     if args.old_model:
-        old = Colorizer(args.old_model, args.render_size, backend="tf")
+        old = Colorizer(args.old_model, args.render_size)
         result = evaluate(None, photos, colorizer=old)
         ciede, psnr, ratio, gray_ciede = scores(result)
         cells = [f"{ciede:.2f} / {psnr:.2f} / {ratio:.2f}"] + ["-"] * len(POINTS)
