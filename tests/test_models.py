@@ -22,6 +22,10 @@ from colorize_cli.nets.models import (
     count_flops,
     model_config,
 )
+from colorize_cli.tf_setup import import_tf
+from colorize_cli.training.gan import generator_input
+
+tf = import_tf()
 
 DEV_DIR = Path(__file__).resolve().parents[2] / "shared/data/dev"
 TINY = PRESETS["tiny"]
@@ -52,8 +56,13 @@ def test_every_preset_keeps_the_input_size(preset: str) -> None:
     config = PRESETS[preset]
     generator = build_generator(config)
     lightness = _lightness(config.stride, 2 * config.stride)
-    assert generator.input.shape == (None, None, None, 1)
-    assert generator.input.name == "lightness"
+    inputs = generator.input
+    if config.hints:  # the hint inputs beside it, by name (docs/hints.md)
+        assert set(inputs) == {"lightness", "hints", "palette"}
+        inputs = inputs["lightness"]
+        lightness = generator_input(generator, {"lightness": tf.constant(lightness)})
+    assert inputs.shape == (None, None, None, 1)
+    assert inputs.name == "lightness"
     assert generator(lightness).shape == (1, config.stride, 2 * config.stride, 2)
 
 

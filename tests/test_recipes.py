@@ -34,7 +34,7 @@ def _logits(value: float, shape: tuple[int, ...] = (2, 4, 4, 1)) -> tf.Tensor:
 def test_default_recipe_is_nogan_and_unknown_names_list_the_valid_ones() -> None:
     # The measured winner on the dev split (docs/model-card.md), with the lite0 preset.
     assert DEFAULT_RECIPE == "nogan" and get_recipe(DEFAULT_RECIPE) is RECIPES["nogan"]
-    with pytest.raises(UsageError, match="pix2pix, l1-warmup, rebalanced, nogan, paper"):
+    with pytest.raises(UsageError, match="pix2pix, l1-warmup, rebalanced, nogan, hints, paper"):
         get_recipe("cyclegan")
 
 
