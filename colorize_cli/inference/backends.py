@@ -105,6 +105,18 @@ class Backend(Protocol):
     ) -> np.ndarray: ...
 
 
+def model_feeds(
+    takes_hints: bool,
+    lightness: np.ndarray,
+    hints: np.ndarray | None,
+    palette: np.ndarray | None,
+) -> dict[str, np.ndarray]:
+    """A model's inputs by name: L* alone, or a hint model's three (`hint_inputs`)."""
+    if takes_hints:
+        return hint_inputs(lightness, hints, palette)
+    return {"lightness": np.ascontiguousarray(lightness, np.float32)}
+
+
 def hint_inputs(
     lightness: np.ndarray, hints: np.ndarray | None, palette: np.ndarray | None
 ) -> dict[str, np.ndarray]:
@@ -433,9 +445,7 @@ class OnnxBackend:
         hints: np.ndarray | None = None,
         palette: np.ndarray | None = None,
     ) -> np.ndarray:
-        feeds = {"lightness": lightness}
-        if self.takes_hints:
-            feeds = hint_inputs(lightness, hints, palette)
+        feeds = model_feeds(self.takes_hints, lightness, hints, palette)
         try:
             (y,) = self._session.run(
                 [self._output],
@@ -577,9 +587,7 @@ class LiteBackend:
         hints: np.ndarray | None = None,
         palette: np.ndarray | None = None,
     ) -> np.ndarray:
-        feeds = {"lightness": np.ascontiguousarray(lightness, np.float32)}
-        if self.takes_hints:
-            feeds = hint_inputs(lightness, hints, palette)
+        feeds = model_feeds(self.takes_hints, lightness, hints, palette)
         try:
             shapes = {key: value.shape for key, value in feeds.items()}
             if shapes != self._shapes:
@@ -726,9 +734,7 @@ class SavedModelBackend:
         hints: np.ndarray | None = None,
         palette: np.ndarray | None = None,
     ) -> np.ndarray:
-        feeds = {"lightness": lightness}
-        if self.takes_hints:
-            feeds = hint_inputs(lightness, hints, palette)
+        feeds = model_feeds(self.takes_hints, lightness, hints, palette)
         try:
             arguments = {self._inputs[k]: self._tf.constant(v) for k, v in feeds.items()}
             y = self._signature(**arguments)[self._output].numpy()
