@@ -197,6 +197,32 @@ def test_recombine_in_bands_on_threads_equals_one_pass(monkeypatch: pytest.Monke
         assert diff.max() <= 1 and (diff == 0).all(-1).mean() > 0.999
 
 
+def test_tiles_cover_any_shape_once_and_stay_bounded() -> None:
+    for height, width, pixels in [(7, 5, 12), (1, 50, 8), (3, 30, 8), (100, 1, 8), (1, 1, 8)]:
+        covered = np.zeros((height, width), int)
+        for rows, cols in colorizer.tiles(height, width, pixels):
+            covered[rows, cols] += 1
+            assert (rows.stop - rows.start) * (cols.stop - cols.start) <= max(pixels, width)
+            assert (cols.stop - cols.start) <= pixels
+        assert (covered == 1).all()
+
+
+def test_a_strip_wider_than_a_band_is_recombined_in_pieces(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One row longer than a band (the 50,000,000 x 1 strip, scaled down) is cut into columns:
+    the result equals the one-pass recombination, and the image form equals the array form."""
+    gray = (np.arange(2 * 6000) % 251).astype(np.uint8).reshape(2, 6000)
+    ab = np.random.default_rng(2).normal(0, 40, (1, 640, 2)).astype(np.float32)
+    monkeypatch.setattr(colorizer, "_BAND_PIXELS", gray.size)
+    whole = colorizer.recombine(gray, ab)
+    monkeypatch.setattr(colorizer, "_BAND_PIXELS", 1000)
+    assert len(colorizer.tiles(*gray.shape, 1000)) == 12
+    pieces = colorizer.recombine(gray, ab)
+    np.testing.assert_array_equal(color.grayscale(pieces), gray)
+    diff = np.abs(pieces.astype(int) - whole)
+    assert diff.max() <= 1 and (diff == 0).all(-1).mean() > 0.999
+    np.testing.assert_array_equal(np.asarray(colorizer.recombine_image(gray, ab)), pieces)
+
+
 def _recombine_per_pixel(gray: np.ndarray, ab: np.ndarray) -> np.ndarray:
     """The full-resolution path before issue 22, the reference `recombine` is held to: a*b*
     upsampled to every pixel, Lab -> sRGB there, rounded, and the gray put back."""

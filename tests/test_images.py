@@ -368,3 +368,60 @@ def test_failed_write_leaves_old_file_and_no_temp(
     assert excinfo.value.path == str(target) and reason(excinfo) == "cannot write: disk full"
     assert target.read_bytes() == b"old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.png"]
+
+
+def test_read_gray_equals_the_grayscale_of_the_photo_whatever_its_mode(tmp_path: Path) -> None:
+    """`read_gray_with_info` (apply reads photos this way, tile by tile) gives exactly
+    `grayscale(read_image(...))`: real photos, alpha, 16-bit, CMYK, a profile, an orientation, a
+    strip longer than a tile."""
+    from colorize_cli.imaging import color
+
+    stored = Image.new("RGB", (40, 20), "red")
+    stored.paste(Image.new("RGB", (20, 20), "blue"), (20, 0))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    strip = np.arange(3_000_000, dtype=np.uint32).reshape(1, -1) % 251
+    paths = [*sorted(DEV.glob("*.jpg"))[:3]]
+    paths += [
+        save(tmp_path, "rgba.png", Image.new("RGBA", (5, 3), (255, 0, 0, 128))),
+        save(tmp_path, "cmyk.jpg", Image.new("CMYK", (16, 16), (255, 0, 90, 0)), quality=95),
+        save(
+            tmp_path,
+            "lin.png",
+            Image.new("RGB", (4, 4), (200, 60, 9)),
+            icc_profile=icc_profile(1.0),
+        ),
+        save(tmp_path, "deep.png", Image.fromarray(np.full((3, 4), 40000, np.uint16))),
+        save(tmp_path, "turned.jpg", stored, exif=exif.tobytes(), quality=95),
+        save(tmp_path, "strip.png", Image.fromarray(strip.astype(np.uint8))),
+    ]
+    for path in paths:
+        rgb, info = read_image_with_info(path)
+        gray, gray_info = images.read_gray_with_info(path)
+        np.testing.assert_array_equal(gray, color.grayscale(rgb), err_msg=path.name)
+        assert gray_info == info
+        assert images.read_gray_with_info(path.read_bytes(), name="-")[0].shape == gray.shape
+
+
+def test_photos_too_large_for_their_format_are_refused_by_size(tmp_path: Path) -> None:
+    images.check_writable((65500, 10), "jpg")
+    images.check_writable((16383, 3), "webp")
+    with pytest.raises(ImageError, match="at most 65,500 pixels a side: choose --format png"):
+        images.check_writable((10, 65501), "jpg")
+    with pytest.raises(ImageError, match="16,383 pixels a side"):
+        images.check_writable((16384, 3, 3), "WEBP")
+    with pytest.raises(ImageError, match="rows of at most 89,478,478 pixels"):
+        images.check_writable((1, 100_000_000), "png")
+    with pytest.raises(ImageError, match="65,500 pixels a side"):
+        encode_image(np.zeros((1, 65501, 3), np.uint8), "jpg")
+
+
+def test_write_takes_a_pil_image_and_encodes_straight_into_the_file(tmp_path: Path) -> None:
+    pixels = np.random.default_rng(0).integers(0, 256, (9, 13, 3), np.uint8)
+    for name in ("a.png", "a.tif", "a.bmp"):
+        write_image(tmp_path / name, Image.fromarray(pixels))
+        np.testing.assert_array_equal(read_image(tmp_path / name), pixels)
+    assert encode_image(Image.fromarray(pixels), "png") == encode_image(pixels, "png")
+    with pytest.raises(ValueError, match="'RGB' image"):
+        encode_image(Image.fromarray(pixels[..., 0]), "png")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.bmp", "a.png", "a.tif"]

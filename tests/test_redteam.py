@@ -319,7 +319,7 @@ def test_a_photo_that_runs_out_of_memory_fails_alone(tmp_path: Path) -> None:
         takes_hints = False
         model_path = None
 
-        def colorize_many(self, items):  # noqa: ANN001, ANN202 - batches of 3, like the real one
+        def chroma_many(self, items):  # noqa: ANN001, ANN202 - batches of 3, like the real one
             batch = []
             for item in items:
                 batch.append(item)
@@ -332,7 +332,7 @@ def test_a_photo_that_runs_out_of_memory_fails_alone(tmp_path: Path) -> None:
             if any(gray.shape[1] == 400 for _, gray, *_ in batch):
                 raise MemoryError
             for tag, gray, *_ in batch:
-                yield tag, np.repeat(gray[..., None], 3, axis=-1)
+                yield tag, gray, np.zeros((*gray.shape, 2), np.float32)
 
     options = ApplyOptions(sources=[str(tmp_path / n) for n in names], out_dir=tmp_path / "out")
     outcomes = {Path(o.source).name: o for o in applying.apply(options, colorizer=Colorizer())}

@@ -37,6 +37,7 @@ from PIL import Image, ImageCms, UnidentifiedImageError
 from colorize_cli import fsutil
 from colorize_cli.constants import MAX_PIXELS, PHOTO_QUALITY
 from colorize_cli.errors import ImageError, UsageError
+from colorize_cli.imaging import color
 
 # Our per-call `max_pixels` replaces PIL's global limit, which warns at 89 MP and refuses at 179 MP,
 # below our 200 MP default.
@@ -66,9 +67,9 @@ _ORIENTATIONS: dict[int, Callable[[np.ndarray], np.ndarray]] = {
     2: lambda a: a[:, ::-1],
     3: lambda a: a[::-1, ::-1],
     4: lambda a: a[::-1],
-    5: lambda a: a.transpose(1, 0, 2),
+    5: lambda a: a.swapaxes(0, 1),
     6: lambda a: np.rot90(a, -1),
-    7: lambda a: a[::-1, ::-1].transpose(1, 0, 2),
+    7: lambda a: a[::-1, ::-1].swapaxes(0, 1),
     8: lambda a: np.rot90(a, 1),
 }
 # A progressive JPEG has about 10 scans (libjpeg's default script); thousands are a bomb. Start of
@@ -79,6 +80,11 @@ _SOS = b"\xff\xda"
 # of the canvas: a WebP may have a quarter of --max-pixels, so that it takes as much memory.
 WEBP_COPIES = 4
 _WEBP_LIMIT = "the {} megapixel limit for WebP, a quarter of the limit for other formats"
+# The largest photos Pillow 13 writes (measured): JPEG and WebP sides (libjpeg's
+# JPEG_MAX_DIMENSION, WebP's 14-bit sizes), and an RGB row of any format (its encoders size a
+# row's buffer in a C int).
+_MAX_SIDE = {"JPEG": 65500, "WEBP": 16383}
+_MAX_ROW_PIXELS = 89_478_478
 # Decoded pixels become sRGB in tiles of this many pixels at most.
 _TILE_PIXELS = 1 << 20
 _NO_MEMORY = "not enough memory to decode this photo"
@@ -127,8 +133,29 @@ def read_image_with_info(
     transform: Transform | None = None,
 ) -> tuple[np.ndarray, ImageInfo]:
     """Read a photo from a path or from encoded bytes (named `name` in errors) with its metadata."""
+    return _read(source, max_pixels, name, transform, gray=False)
+
+
+def read_gray_with_info(
+    source: str | os.PathLike[str] | bytes | bytearray,
+    max_pixels: int | None = MAX_PIXELS,
+    name: str = "-",
+) -> tuple[np.ndarray, ImageInfo]:
+    """A photo's (H, W) uint8 gray, equal to `color.grayscale(read_image(...))`, with its
+    metadata; made tile by tile, so the photo is never held as a whole RGB array (what `apply`
+    needs: the output keeps the gray alone)."""
+    return _read(source, max_pixels, name, None, gray=True)
+
+
+def _read(
+    source: str | os.PathLike[str] | bytes | bytearray,
+    max_pixels: int | None,
+    name: str,
+    transform: Transform | None,
+    gray: bool,
+) -> tuple[np.ndarray, ImageInfo]:
     if isinstance(source, bytes | bytearray):
-        return _decode(io.BytesIO(source), name, len(source), max_pixels, transform)
+        return _decode(io.BytesIO(source), name, len(source), max_pixels, transform, gray)
     path = os.fspath(source)
     try:
         # Only a regular file: a named pipe would block forever, /dev/zero never ends.
@@ -136,21 +163,31 @@ def read_image_with_info(
     except OSError as exc:
         raise ImageError(fsutil.os_reason(exc), path) from exc
     with fp:
-        return _decode(fp, path, os.fstat(fp.fileno()).st_size, max_pixels, transform)
+        return _decode(fp, path, os.fstat(fp.fileno()).st_size, max_pixels, transform, gray)
 
 
 def _decode(
-    fp: BinaryIO, name: str, size: int, max_pixels: int | None, transform: Transform | None
+    fp: BinaryIO,
+    name: str,
+    size: int,
+    max_pixels: int | None,
+    transform: Transform | None,
+    gray: bool,
 ) -> tuple[np.ndarray, ImageInfo]:
     # Pillow warns, on stderr, about damaged metadata it skips (seen when fuzzing); the
     # outcome, a photo or an ImageError, is what the caller reports.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return _decode_quietly(fp, name, size, max_pixels, transform)
+        return _decode_quietly(fp, name, size, max_pixels, transform, gray)
 
 
 def _decode_quietly(
-    fp: BinaryIO, name: str, size: int, max_pixels: int | None, transform: Transform | None
+    fp: BinaryIO,
+    name: str,
+    size: int,
+    max_pixels: int | None,
+    transform: Transform | None,
+    gray: bool,
 ) -> tuple[np.ndarray, ImageInfo]:
     if size == 0:
         raise ImageError("file is empty", name)
@@ -178,7 +215,7 @@ def _decode_quietly(
             im.load()
             exif = _exif_bytes(im)
             orientation = im.getexif().get(_ORIENTATION, 1)
-            pixels, icc_converted, icc_error = _srgb_pixels(im, im.info.get("icc_profile"))
+            pixels, icc_converted, icc_error = _srgb_pixels(im, im.info.get("icc_profile"), gray)
         except _DECODE_ERRORS as exc:
             raise ImageError(_corrupt_reason(exc), name) from exc
         except MemoryError:
@@ -222,12 +259,15 @@ def _webp_canvas(head: bytes) -> tuple[int, int] | None:
     return None
 
 
-def _srgb_pixels(im: Image.Image, icc: bytes | None) -> tuple[np.ndarray, bool, str | None]:
-    """The decoded photo as an (H, W, 3) uint8 sRGB array, whether a profile was applied, and why
-    not; converted tile by tile, so what it takes beyond the decoded photo and the array is a
-    tile's worth, whatever the mode (16-bit, float, alpha) or the shape (a 1-pixel-high strip)."""
+def _srgb_pixels(
+    im: Image.Image, icc: bytes | None, gray: bool = False
+) -> tuple[np.ndarray, bool, str | None]:
+    """The decoded photo as an (H, W, 3) uint8 sRGB array (`gray`: its (H, W) grayscale), whether
+    a profile was applied, and why not; converted tile by tile, so what it takes beyond the
+    decoded photo and the array is a tile's worth, whatever the mode (16-bit, float, alpha) or the
+    shape (a 1-pixel-high strip)."""
     width, height = im.size
-    pixels = np.empty((height, width, 3), np.uint8)
+    pixels = np.empty((height, width) if gray else (height, width, 3), np.uint8)
     tile_width = min(width, _TILE_PIXELS)
     tile_height = max(1, _TILE_PIXELS // tile_width)
     converted, error = False, None
@@ -239,7 +279,8 @@ def _srgb_pixels(im: Image.Image, icc: bytes | None) -> tuple[np.ndarray, bool, 
             rgb, converted, tile_error = _to_srgb(tile, icc)
             if tile_error:
                 icc, error = None, tile_error  # the same for every tile: tried once
-            pixels[top:bottom, left:right] = np.asarray(rgb)
+            tile_pixels = np.asarray(rgb)
+            pixels[top:bottom, left:right] = color.grayscale(tile_pixels) if gray else tile_pixels
     return pixels, converted, error
 
 
@@ -400,6 +441,25 @@ def output_format(path: str | os.PathLike[str], format: str | None = None) -> st
         raise ImageError(exc.reason, path) from None
 
 
+def check_writable(shape: tuple[int, ...], format: str) -> None:
+    """ImageError unless a photo of `shape` (height, width, ...) can be encoded as `format`:
+    JPEG and WebP cap each side, and Pillow's encoders cap a row's bytes (a 100,000,000 x 1
+    strip is refused before any work rather than failing, or running out of memory, at the end)."""
+    pil_format = _write_format(format)
+    height, width = shape[:2]
+    side = _MAX_SIDE.get(pil_format)
+    if side is not None and max(height, width) > side:
+        raise ImageError(
+            f"{width}x{height} is too large to write as {pil_format}, which allows at most "
+            f"{side:,} pixels a side: choose --format png or tiff"
+        )
+    if width > _MAX_ROW_PIXELS:
+        raise ImageError(
+            f"{width}x{height} is too wide to write: Pillow's encoders take rows of at most "
+            f"{_MAX_ROW_PIXELS:,} pixels"
+        )
+
+
 def _write_format(name: str) -> str:
     key = name.lower().lstrip(".")
     if key not in _WRITE_FORMATS:
@@ -410,22 +470,45 @@ def _write_format(name: str) -> str:
 
 
 def encode_image(
-    rgb: np.ndarray,
+    rgb: np.ndarray | Image.Image,
     format: str,
     quality: int = PHOTO_QUALITY,
     exif: bytes | None = None,
     srgb_profile: bool = False,
 ) -> bytes:
-    """Encode an (H, W, 3) uint8 sRGB array as `format` ("png", "jpg", "JPEG", ...).
+    """Encode an (H, W, 3) uint8 sRGB array or an 'RGB' PIL image as `format` ("png", "jpg",
+    "JPEG", ...).
 
     JPEG keeps full chroma resolution (4:4:4) at quality >= 90: colour edges are what we make.
     `srgb_profile` embeds an sRGB ICC profile: the pixels are sRGB, so a photo that came with a
     profile (converted to sRGB when read) leaves tagged with the profile that now describes it.
     """
-    pil_format = _write_format(format)
+    buffer = io.BytesIO()
+    _save(rgb, buffer, _write_format(format), quality, exif, srgb_profile)
+    return buffer.getvalue()
+
+
+def _save(
+    rgb: np.ndarray | Image.Image,
+    fp: BinaryIO,
+    pil_format: str,
+    quality: int,
+    exif: bytes | None,
+    srgb_profile: bool,
+) -> None:
+    """Encode into `fp` (encode_image's rules); an OSError carrying an errno is the file's."""
     if not 1 <= quality <= 100:
         raise UsageError(f"quality must be between 1 and 100, not {quality}")
-    if not isinstance(rgb, np.ndarray) or rgb.dtype != np.uint8 or rgb.shape[2:] != (3,):
+    check_writable(
+        (rgb.size[1], rgb.size[0]) if isinstance(rgb, Image.Image) else rgb.shape, pil_format
+    )
+    if isinstance(rgb, Image.Image):
+        if rgb.mode != "RGB":
+            raise ValueError(f"expected an 'RGB' image, got mode {rgb.mode}")
+        image = rgb
+    elif isinstance(rgb, np.ndarray) and rgb.dtype == np.uint8 and rgb.shape[2:] == (3,):
+        image = Image.fromarray(np.ascontiguousarray(rgb))
+    else:
         shape = getattr(rgb, "shape", type(rgb).__name__)
         raise ValueError(f"expected an (H, W, 3) uint8 array, got {shape}")
     options: dict[str, object] = {}
@@ -439,12 +522,12 @@ def encode_image(
         options["exif"] = exif
     if srgb_profile and pil_format != "BMP":
         options["icc_profile"] = _srgb_profile_bytes()
-    buffer = io.BytesIO()
     try:
-        Image.fromarray(np.ascontiguousarray(rgb)).save(buffer, format=pil_format, **options)
+        image.save(fp, format=pil_format, **options)
     except (OSError, ValueError) as exc:
+        if isinstance(exc, OSError) and exc.errno is not None:
+            raise
         raise ImageError(f"cannot encode {pil_format}: {exc}") from exc
-    return buffer.getvalue()
 
 
 @functools.cache
@@ -454,20 +537,20 @@ def _srgb_profile_bytes() -> bytes:
 
 def write_image(
     path: str | os.PathLike[str],
-    rgb: np.ndarray,
+    rgb: np.ndarray | Image.Image,
     format: str | None = None,
     quality: int = PHOTO_QUALITY,
     exif: bytes | None = None,
     srgb_profile: bool = False,
 ) -> None:
-    """Encode and write a photo atomically: readers see the old file or the whole new one."""
+    """Encode and write a photo atomically: readers see the old file or the whole new one. It is
+    encoded straight into the file (a large photo's encoded bytes are not held in memory)."""
     pil_format = output_format(path, format)
     try:
-        data = encode_image(rgb, pil_format, quality, exif, srgb_profile)
+        with fsutil.atomic_path(path) as temporary, open(temporary, "wb") as fp:
+            _save(rgb, fp, pil_format, quality, exif, srgb_profile)
     except ImageError as exc:
         raise ImageError(exc.reason, path) from exc
-    try:
-        fsutil.write_bytes(path, data)
     except OSError as exc:
         raise ImageError(
             f"cannot write: {fsutil.os_reason(exc, missing='no such directory')}", path

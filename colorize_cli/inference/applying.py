@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import os
 import stat
+from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, TextIO
@@ -22,17 +24,21 @@ import numpy as np
 from colorize_cli import fsutil
 from colorize_cli.config import MAX_PIXELS, PHOTO_QUALITY, ApplyOptions
 from colorize_cli.errors import ColorizeError, ImageError, ModelError, UsageError, one_line
-from colorize_cli.imaging import color, hints, images
+from colorize_cli.imaging import hints, images
 from colorize_cli.imaging.hints import Guide
 from colorize_cli.imaging.inputs import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, expand_inputs, is_video
 from colorize_cli.inference import video
-from colorize_cli.inference.colorizer import Colorizer
+from colorize_cli.inference.colorizer import BATCH_PIXEL_BUDGET, Colorizer, recombine_image
 from colorize_cli.inference.guides import Guides
 from colorize_cli.progress import NullProgress, ProgressSink
 
 OUTPUT_SUFFIX = ".color"
 # Used when a photo's own format cannot be written (GIF, PPM, AVIF...).
 FALLBACK_FORMAT = "png"
+# At most this many pixels are being finished (full-size colour, encoding) beside the next
+# batch's reading and network run; a larger photo is finished before the next one is read, so
+# only one is ever held at full size.
+FINISHING_PIXELS = BATCH_PIXEL_BUDGET
 
 
 @dataclass(frozen=True)
@@ -237,26 +243,46 @@ def _colorize_photos(
     failures: list[Outcome] = []
     taken: list[Job] = []  # jobs the reader has taken, read or not
     started: list[Job] = []  # read and handed to the colorizer, not yet written
-    photos = _read_photos(jobs, options.max_pixels, failures, taken, started, guides)
-    try:
-        for (job, info), rgb in colorizer.colorize_many(photos):
+    photos = _read_photos(jobs, options, failures, taken, started, guides)
+    # Photos handed to the finishing thread (full-size colour, encoding, writing), which works
+    # while the network runs on the next batch: (job, pixels, its outcome to come).
+    finishing: deque[tuple[Job, int, Future[Outcome]]] = deque()
+
+    def settle(in_flight: int) -> Iterator[Outcome]:
+        """Outcomes of the finished photos, in order, waiting while more than `in_flight`
+        pixels are being finished (a large photo is written before the next is read)."""
+        while finishing and (
+            finishing[0][2].done() or sum(pixels for _, pixels, _ in finishing) > in_flight
+        ):
+            job, _, future = finishing.popleft()
             started.remove(job)
             yield from _drain(failures, progress)
-            outcome = _write(job, rgb, info, options)
+            outcome = future.result()
             progress.advance(1)
             yield outcome
-    except (MemoryError, ColorizeError) as exc:
-        yield from _drain(failures, progress)
-        rest = jobs[len(taken) :]
-        if len(started) == 1:
-            progress.advance(1)
-            yield Outcome(str(started[0].source), started[0].output, "failed", _reason(exc))
-        else:
-            for job in started:
-                yield from _colorize_photos([job], options, colorizer, progress, guides)
-        yield from _colorize_photos(rest, options, colorizer, progress, guides)
-        return
+
+    failure: MemoryError | ColorizeError | None = None
+    with ThreadPoolExecutor(1) as finisher:
+        try:
+            for (job, info), gray, ab in colorizer.chroma_many(photos):
+                future = finisher.submit(_finish, job, gray, ab, info, options)
+                finishing.append((job, gray.size, future))
+                yield from settle(FINISHING_PIXELS)
+        except (MemoryError, ColorizeError) as exc:
+            failure = exc
+        # The photos already coloured are written whatever happened to the batch after them.
+        yield from settle(-1)
     yield from _drain(failures, progress)
+    if failure is None:
+        return
+    rest = jobs[len(taken) :]
+    if len(started) == 1:
+        progress.advance(1)
+        yield Outcome(str(started[0].source), started[0].output, "failed", _reason(failure))
+    else:
+        for job in started:
+            yield from _colorize_photos([job], options, colorizer, progress, guides)
+    yield from _colorize_photos(rest, options, colorizer, progress, guides)
 
 
 def _reason(exc: BaseException) -> str:
@@ -289,20 +315,20 @@ def _apply_video(
 
 def _read_photos(
     jobs: Iterable[Job],
-    max_pixels: int | None,
+    options: ApplyOptions,
     failures: list[Outcome],
     taken: list[Job],
     started: list[Job],
     guides: Guides,
 ) -> Iterator[tuple[tuple[Job, images.ImageInfo], np.ndarray, Guide]]:
-    """(job, info) tagged grays for `colorize_many` (the output keeps the gray alone, so the
-    colour photo is freed at once: a large one is not held while its output is made); each job
-    lands in `taken`, and then in `failures` if unreadable, else in `started` until written."""
+    """(job, info) tagged grays for `chroma_many` (the output keeps the gray alone, so the photo
+    is read as its gray, never held as a whole RGB array); each job lands in `taken`, and then in
+    `failures` if unreadable or too large to write, else in `started` until written."""
     for job in jobs:
         taken.append(job)
         try:
-            rgb, info = images.read_image_with_info(job.source, max_pixels)
-            gray = color.grayscale(rgb)
+            gray, info = images.read_gray_with_info(job.source, options.max_pixels)
+            images.check_writable(gray.shape, images.output_format(job.output, options.format))
             guide = guides.for_photo(job.source, gray.shape)
         except ColorizeError as exc:
             failures.append(Outcome(str(job.source), job.output, "failed", exc.reason))
@@ -311,7 +337,6 @@ def _read_photos(
             reason = "not enough memory to read this photo"
             failures.append(Outcome(str(job.source), job.output, "failed", reason))
             continue
-        del rgb
         started.append(job)
         yield (job, info), gray, guide
 
@@ -322,9 +347,13 @@ def _drain(failures: list[Outcome], progress: ProgressSink) -> Iterator[Outcome]
         yield failures.pop(0)
 
 
-def _write(job: Job, rgb: np.ndarray, info: images.ImageInfo, options: ApplyOptions) -> Outcome:
+def _finish(
+    job: Job, gray: np.ndarray, ab: np.ndarray, info: images.ImageInfo, options: ApplyOptions
+) -> Outcome:
+    """A photo's full-size colour from its gray and render-size a*b*, encoded and written."""
     try:
         job.output.parent.mkdir(parents=True, exist_ok=True)
+        rgb = recombine_image(gray, ab)
         images.write_image(
             job.output, rgb, options.format, options.quality, info.exif, info.icc_converted
         )
@@ -335,7 +364,7 @@ def _write(job: Job, rgb: np.ndarray, info: images.ImageInfo, options: ApplyOpti
     except ColorizeError as exc:
         return Outcome(str(job.source), job.output, "failed", exc.reason)
     except MemoryError:
-        return Outcome(str(job.source), job.output, "failed", "not enough memory to encode")
+        return Outcome(str(job.source), job.output, "failed", "not enough memory to finish")
     return Outcome(str(job.source), job.output, "written")
 
 
@@ -355,19 +384,21 @@ def colorize_bytes(
     ColorizeError named `name`, with exit code 2: the call's one input failed, nothing was done.
     """
     try:
-        rgb, info = images.read_image_with_info(data, max_pixels, name=name)
+        gray, info = images.read_gray_with_info(data, max_pixels, name=name)
         if format is None:
             try:
                 format = images.output_format(name, info.format)
             except ImageError:
                 format = FALLBACK_FORMAT
+        images.check_writable(gray.shape, format)
         if guide is not None and guide.points:
             try:
-                hints.check_inside(list(guide.points), *rgb.shape[:2])
+                hints.check_inside(list(guide.points), *gray.shape)
             except hints.HintError as exc:
                 raise ColorizeError(f"hints: {exc}", name) from None
+        gray, ab = colorizer.chroma(gray, guide)
         return images.encode_image(
-            colorizer.colorize(rgb, guide), format, quality, info.exif, info.icc_converted
+            recombine_image(gray, ab), format, quality, info.exif, info.icc_converted
         )
     except ImageError as exc:
         raise ColorizeError(exc.reason, exc.path or name) from exc

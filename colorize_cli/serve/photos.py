@@ -80,14 +80,17 @@ class Entry:
 
 class _LockedColorizer:
     """A Colorizer that runs one photo at a time: a backend holds one interpreter's buffers, and
-    two tabs must never share them. `colorize_bytes` decodes and encodes outside the lock."""
+    two tabs must never share them. `colorize_bytes` decodes, finishes the full-size colour and
+    encodes outside the lock."""
 
     def __init__(self, colorizer: Colorizer, lock: threading.Lock) -> None:
         self.colorizer, self.lock = colorizer, lock
 
-    def colorize(self, image: np.ndarray, guide: Guide | None = None) -> np.ndarray:
+    def chroma(
+        self, image: np.ndarray, guide: Guide | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         with self.lock:
-            return self.colorizer.colorize(image, guide)
+            return self.colorizer.chroma(image, guide)
 
 
 class Studio:
