@@ -99,6 +99,13 @@ async function upload(files) {
     form.append("photo", file, file.name);
     try {
       const info = await (await api("/api/photos", { method: "POST", body: form })).json();
+      const listed = state.photos.find((p) => p.id === info.id);
+      if (listed) {
+        // The page's first listing of the server's photos already brought this one in.
+        state.photos.splice(state.photos.indexOf(photo), 1);
+        renderList();
+        continue;
+      }
       photo.id = info.id;
       takeInfo(photo, info);
       renderList();
@@ -532,7 +539,10 @@ async function start() {
       `${state.health.model.split("/").pop()} on ${state.health.backend}, ` +
       `render size ${state.health.render_size}, ${hinting}`;
     const listed = await (await api("/api/photos")).json();
-    for (const info of listed.photos) addEntry(info);
+    // A photo dropped while this list was on its way is on the page already.
+    for (const info of listed.photos) {
+      if (!state.photos.some((p) => p.id === info.id)) addEntry(info);
+    }
     const first = state.photos.find((p) => !p.error);
     if (first) await choose(first);
   } catch (error) {
