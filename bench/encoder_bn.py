@@ -16,7 +16,7 @@ import argparse
 
 import numpy as np
 
-from colorize_cli.inference.colorizer import load_generator
+from colorize_cli.nets.saved import load_generator
 from colorize_cli.tf_setup import import_tf
 from colorize_cli.training.dataset import load_images, make_dataset
 

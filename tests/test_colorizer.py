@@ -13,6 +13,7 @@ from PIL import Image
 from colorize_cli.errors import ModelError
 from colorize_cli.imaging import color
 from colorize_cli.inference import colorizer
+from colorize_cli.nets import saved
 
 
 def _save(model: keras.Model, path: Path) -> Path:
@@ -74,9 +75,9 @@ def _odd_sizes() -> list[np.ndarray]:
 
 
 def test_loads_a_generator_and_reads_its_stride(models_dir: Path) -> None:
-    model = colorizer.load_generator(models_dir / "tiny.keras")
-    assert colorizer.model_stride(model) == 8
-    assert colorizer.model_stride(colorizer.load_generator(models_dir / "wild.keras")) == 4
+    model = saved.load_generator(models_dir / "tiny.keras")
+    assert saved.model_stride(model) == 8
+    assert saved.model_stride(saved.load_generator(models_dir / "wild.keras")) == 4
 
 
 def test_refuses_a_model_with_a_lambda_layer(tmp_path: Path) -> None:
@@ -84,7 +85,7 @@ def test_refuses_a_model_with_a_lambda_layer(tmp_path: Path) -> None:
     ab = keras.layers.Lambda(lambda x: keras.ops.concatenate([x, x], axis=-1))(lightness)
     path = _save(keras.Model(lightness, ab), tmp_path / "lambda.keras")
     with pytest.raises(ModelError, match="Lambda") as caught:
-        colorizer.load_generator(path)
+        saved.load_generator(path)
     assert caught.value.path == str(path)
 
 
@@ -97,21 +98,21 @@ def test_refuses_the_wrong_input_or_output(
     x = keras.Input(inputs)
     path = _save(keras.Model(x, keras.layers.Conv2D(channels, 1)(x)), tmp_path / "m.keras")
     with pytest.raises(ModelError, match="not a colorize generator"):
-        colorizer.load_generator(path)
+        saved.load_generator(path)
 
 
 def test_missing_damaged_and_default_models_say_what_to_do(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with pytest.raises(ModelError, match="not found"):
-        colorizer.load_generator(tmp_path / "nope.keras")
+        saved.load_generator(tmp_path / "nope.keras")
     junk = tmp_path / "junk.keras"
     junk.write_bytes(b"not a zip")
     with pytest.raises(ModelError, match="not a loadable Keras model"):
-        colorizer.load_generator(junk)
-    monkeypatch.setattr(colorizer, "DEFAULT_MODEL_PATH", tmp_path / "weights" / "default.keras")
+        saved.load_generator(junk)
+    monkeypatch.setattr(saved, "DEFAULT_MODEL_PATH", tmp_path / "weights" / "default.keras")
     with pytest.raises(ModelError, match="colorize train.*--model"):
-        colorizer.load_generator(None)
+        saved.load_generator(None)
 
 
 def test_render_shape_sets_the_short_side_and_bounds_the_long_one() -> None:

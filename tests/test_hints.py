@@ -171,8 +171,8 @@ def test_the_training_sampler_follows_zhang_with_more_hint_free_photos() -> None
 def hint_twin():
     """The bundled default's automatic base (a lite0 of its own layers' weights) and a freshly
     built lite0-hints generator started from it."""
-    from colorize_cli.inference.colorizer import DEFAULT_MODEL_PATH, load_generator
     from colorize_cli.nets.models import build_generator, model_config, transfer_weights
+    from colorize_cli.nets.saved import DEFAULT_MODEL_PATH, load_generator
 
     source = {layer.name: layer for layer in load_generator(DEFAULT_MODEL_PATH).layers}
     automatic = build_generator(model_config("lite0"))

@@ -33,8 +33,6 @@ LAZY_EXCEPTIONS = {
     # TrainConfig checks a run's model, recipe and crop against nets/ when one is made.
     ("colorize_cli.config", "colorize_cli.nets.models"),
     ("colorize_cli.config", "colorize_cli.nets.recipes"),
-    # Fine-tuning starts from a trained generator, loaded by the one safe loader.
-    ("colorize_cli.training.gan", "colorize_cli.inference.colorizer"),
 }
 
 

@@ -12,10 +12,10 @@ import pytest
 from conftest import DEV_DIR, REPO
 
 from colorize_cli.errors import ModelError
-from colorize_cli.inference.colorizer import load_generator, model_stride
 from colorize_cli.inference.model_info import describe_model
 from colorize_cli.nets import pretrained
 from colorize_cli.nets.models import build_generator, model_config
+from colorize_cli.nets.saved import load_generator, model_stride
 
 CLASSES_FILE = REPO.parent / "shared" / "data" / "imagenet-classes.txt"
 # The reference network (PyPI efficientnet-lite-pytorch with these weights) on all 864 dev

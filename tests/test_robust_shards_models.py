@@ -19,7 +19,8 @@ from test_robust_corpus import encode, small_photo
 from colorize_cli.data import shards
 from colorize_cli.errors import ModelError, ShardError
 from colorize_cli.imaging import color
-from colorize_cli.inference import colorizer, evaluate
+from colorize_cli.inference import evaluate
+from colorize_cli.nets import saved
 
 keras = pytest.importorskip("keras")
 
@@ -280,7 +281,7 @@ def test_unsafe_or_misshapen_models_are_refused_in_one_line(
     monkeypatch.syspath_prepend(str(tmp_path))
     path, words = hostile_models[name]
     with pytest.raises(ModelError) as caught:
-        colorizer.load_generator(path)
+        saved.load_generator(path)
     message = str(caught.value)
     assert "\n" not in message and message.startswith(f"{path}: ") and words in message
     assert not marker.exists() and "robust_marker" not in sys.modules

@@ -109,8 +109,8 @@ def build_gan(
 def _load_init(generator: Any, path: Path, model_config: ModelConfig, recipe: Any) -> None:
     """Start from the weights of a trained generator of the same preset and recipe, or from an
     automatic generator into its hint twin (the hint branches keep their zero start)."""
-    from colorize_cli.inference.colorizer import load_generator
     from colorize_cli.nets.models import takes_hints, transfer_weights
+    from colorize_cli.nets.saved import load_generator
 
     trained = load_generator(path)
     try:
