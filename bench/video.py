@@ -252,12 +252,20 @@ def speed_child(path: Path, render_size: int, crf: int) -> dict:
     started = time.perf_counter()
     report = video.colorize_video(path, out, colorizer, crf=crf)
     seconds = time.perf_counter() - started
+    # The network alone on batches of the same shape, nothing beside it: the floor of a frame.
+    x = np.repeat(colorizer.network_input(first)[None, ..., None], colorizer.batch_size, 0)
+    colorizer.backend.run(x)
+    alone_started = time.perf_counter()
+    for _ in range(2):
+        colorizer.backend.run(x)
+    alone = (time.perf_counter() - alone_started) / (2 * colorizer.batch_size)
     return {
         "code": str(Path(video.__file__).parents[2]),
         "frames": report.frames,
         "fps": report.frames / seconds,
         "outside_ms": 1000 * (seconds - colorizer.network_seconds) / report.frames,
         "network_share": colorizer.network_seconds / seconds,
+        "network_alone_ms": 1000 * alone,
         "peak_rss_mb": rss_mb("VmHWM"),
     }
 
@@ -431,13 +439,15 @@ def main() -> None:
         rows = speed(args.sizes, args.lengths, args.render_size, args.before, args.rounds)
         print(
             "\n| code | size | frames | bare transcode fps | colorize fps | colorize time / bare "
+            "| network alone ms/frame | colorize time / network alone "
             "| outside network ms/frame | network share | peak RSS (MB) |"
         )
-        print("|---|---|---|---|---|---|---|---|---|")
+        print("|---|---|---|---|---|---|---|---|---|---|---|")
         for r in rows:
             print(
                 f"| {r['code']} | {r['size']} | {r['frames']} | {r['bare_fps']:.2f} "
-                f"| {r['fps']:.2f} | {r['over_bare']:.2f} | {r['outside_ms']:.0f} "
+                f"| {r['fps']:.2f} | {r['over_bare']:.2f} | {r['network_alone_ms']:.0f} "
+                f"| {1000 / r['fps'] / r['network_alone_ms']:.2f} | {r['outside_ms']:.0f} "
                 f"| {r['network_share']:.0%} | {r['peak_rss_mb']:.0f} |"
             )
 
