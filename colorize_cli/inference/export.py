@@ -165,8 +165,9 @@ def _metadata(
         "render_size": card.get("render_size", render_size),
         "preset": card.get("preset", training.get("model")),
         "recipe": card.get("recipe", training.get("recipe")),
-        "recombine": "upsample the output bilinearly to the photo's size, join it to the photo's "
-        "own L*, convert to sRGB and keep the gray (docs/export.md)",
+        "recombine": "turn the output into Cb, Cr at its own size (L* of each cell's mean gray), "
+        "upsample them bilinearly to the photo's size and put them on each pixel's own gray, "
+        "scaled into [0, 255] (docs/export.md)",
         "format": format,
         "precision": precision,
         "source": source.name,
