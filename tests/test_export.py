@@ -15,7 +15,7 @@ from colorize_cli import fsutil
 from colorize_cli.cli import app
 from colorize_cli.errors import ModelError, UsageError
 from colorize_cli.imaging import color
-from colorize_cli.inference import backends, converters, export
+from colorize_cli.inference import backends, converters, export, model_checks
 from colorize_cli.inference.colorizer import Colorizer
 
 pytest.importorskip("onnxruntime")
@@ -390,10 +390,11 @@ def test_onnx_external_data_outside_the_model_folder_is_refused(tmp_path: Path) 
 
 @pytest.mark.slow
 def test_every_op_the_exporter_writes_is_allowed(tmp_path: Path) -> None:
-    """The op allow-lists (backends.ONNX_OPS, TFLITE_OPS, SAVEDMODEL_OPS) hold every op a fresh
-    export of a hint model writes (the EfficientNet encoder, the decoder and the hint branch), in
-    each format and precision. The plain U-Net (`tiny`; `small` writes the same ops) is
-    exported and run by the tests above, whose verification goes through the same checks."""
+    """The op allow-lists (model_checks.ONNX_OPS, TFLITE_OPS, SAVEDMODEL_OPS) hold every op a
+    fresh export of a hint model writes (the EfficientNet encoder, the decoder and the hint
+    branch), in each format and precision, and its resizes are within the size bounds
+    (model_sizes.py). The plain U-Net (`tiny`; `small` writes the same ops) is exported and run
+    by the tests above, whose verification goes through the same checks."""
     from colorize_cli.nets.models import build_generator, model_config
 
     model = build_generator(model_config("lite0-hints"))
@@ -403,12 +404,11 @@ def test_every_op_the_exporter_writes_is_allowed(tmp_path: Path) -> None:
     calibration = [np.random.default_rng(0).uniform(0, 100, (64, 128)).astype(np.float32)]
     converters.write_onnx(serving, tmp_path / "m.onnx", metadata)
     data = (tmp_path / "m.onnx").read_bytes()
-    assert backends.onnx_refused_ops(data, tmp_path / "m.onnx") == set()
+    model_checks.check_onnx(data, tmp_path / "m.onnx")
     for precision in ("float32", "float16", "int8"):
         path = tmp_path / f"{precision}.tflite"
         converters.write_tflite(serving, path, metadata, precision, calibration)
-        _, codes = backends.tflite_contents(path.read_bytes(), path)
-        assert codes - set(backends.TFLITE_OPS.values()) == set(), precision
+        model_checks.check_tflite(path.read_bytes(), path)
     converters.write_savedmodel(serving, tmp_path / "saved", metadata)
     data = (tmp_path / "saved" / "saved_model.pb").read_bytes()
-    assert backends.savedmodel_refused_ops(data, tmp_path / "saved") == set()
+    assert model_checks.savedmodel_refused_ops(data, tmp_path / "saved") == set()

@@ -1,7 +1,8 @@
-"""Hostile model files and videos from the red team (issue 19, items 07, 10, 11 and 12), each
-through the real CLI: the exit code, a one-line reason naming the file, no traceback, and the
-good inputs of the call done. Models are forged small here (the scripts in ../shared/redteam/
-show the originals); docs/robustness.md has the table, docs/export.md the op allow-lists.
+"""Hostile model files and videos from the red team (issue 19, items 07, 10, 11 and 12, and
+models asking for huge tensors), each through the real CLI: the exit code, a one-line reason
+naming the file, no traceback, and the good inputs of the call done. Models are forged small
+here (the scripts in ../shared/redteam/ show the originals); docs/robustness.md has the table,
+docs/export.md the op allow-lists and size bounds.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from PIL import Image
 from test_redteam import colorize, gradient, outputs
 
 from colorize_cli.errors import ModelError
-from colorize_cli.inference import backends
+from colorize_cli.inference import backends, model_checks
 
 pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
@@ -128,7 +129,7 @@ def test_savedmodel_checkpoint_ops_are_allowed_only_in_the_savers_functions(tmp_
     for body, refused in ((saver, {"SaveV2"}), (plain, set())):
         folder = export_savedmodel(tmp_path / body.__name__, body)
         data = (folder / "saved_model.pb").read_bytes()
-        assert backends.savedmodel_refused_ops(data, folder) == refused
+        assert model_checks.savedmodel_refused_ops(data, folder) == refused
 
 
 # 11c ---------------------------------------------------------------------------------------------
@@ -169,6 +170,18 @@ def test_an_onnx_loop_is_refused_before_it_runs(photos: Path) -> None:
     ]
 
 
+def test_a_refused_op_is_named_on_one_line(tmp_path: Path) -> None:
+    from onnx import helper
+
+    path = save_onnx(
+        tmp_path / "m.onnx", [helper.make_node("Evil\nOp" + "x" * 99, ["x"], ["y"])], []
+    )
+    with pytest.raises(ModelError) as caught:
+        model_checks.check_onnx(path.read_bytes(), path)
+    assert f"{REFUSED} (Evil\\nOp{'x' * 29}...);" in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
 @pytest.mark.slow
 def test_a_tflite_while_is_refused_before_it_runs(photos: Path) -> None:
     from colorize_cli.inference import converters
@@ -197,18 +210,239 @@ def test_a_tflite_while_is_refused_before_it_runs(photos: Path) -> None:
 def test_tflite_op_codes_are_the_schemas() -> None:
     from ai_edge_litert import schema_py_generated as schema
 
-    for name, code in backends.TFLITE_OPS.items():
+    for name, code in model_checks.TFLITE_OPS.items():
         assert getattr(schema.BuiltinOperator, name) == code, name
-    for code, name in backends._TFLITE_NAMES.items():
+    for code, name in model_checks._TFLITE_NAMES.items():
         assert getattr(schema.BuiltinOperator, name) == code, name
 
 
-def test_the_bundled_tflite_uses_only_allowed_ops() -> None:
+def test_the_bundled_tflite_uses_only_allowed_ops_and_bounded_sizes() -> None:
     from colorize_cli.inference.colorizer import DEFAULT_MODEL_PATH
 
     path = DEFAULT_MODEL_PATH.with_suffix(".tflite")
-    _, codes = backends.tflite_contents(path.read_bytes(), path)
-    assert codes and codes <= set(backends.TFLITE_OPS.values())
+    codes = model_checks.tflite_op_codes(path.read_bytes(), path)
+    assert codes and codes <= set(model_checks.TFLITE_OPS.values())
+    model_checks.check_tflite(path.read_bytes(), path)
+
+
+# sizes -------------------------------------------------------------------------------------------
+
+SIZES = "(a model's sizes are bounded: docs/export.md)"
+
+
+def reduced(nodes: list) -> list:
+    """`nodes` making `big`, then y = x * mean(big), twice: big is made, then forgotten."""
+    from onnx import helper
+
+    return [
+        *nodes,
+        helper.make_node("ReduceMean", ["big"], ["mean"], axes=[1, 2, 3], keepdims=1),
+        helper.make_node("Mul", ["x", "mean"], ["z"]),
+        helper.make_node("Concat", ["z", "z"], ["y"], axis=3),
+    ]
+
+
+def resize_to_own_shape(factors: list[int], axes: tuple = (0, 1, 2, 3)) -> tuple[list, list]:
+    """A Resize of x to Shape(x)[axes] * factors: tied to the input as the exporter's are."""
+    from onnx import helper
+
+    nodes = [
+        helper.make_node("Shape", ["x"], ["shape"]),
+        helper.make_node("Gather", ["shape", "axes"], ["sides"]),
+        helper.make_node("Mul", ["sides", "factors"], ["sizes"]),
+        helper.make_node("Resize", ["x", "", "", "sizes"], ["big"], mode="nearest"),
+    ]
+    return nodes, [constant("axes", list(axes), np.int64), constant("factors", factors, np.int64)]
+
+
+def hostile_onnx(case: str) -> tuple[list, list]:
+    """(nodes making `big`, initializers) of a model that asks for a huge tensor."""
+    from onnx import helper
+
+    def node(*args: object, **kwargs: object) -> object:
+        return helper.make_node(*args, **kwargs)
+
+    if case == "constant size":
+        return [node("Resize", ["x", "", "", "sizes"], ["big"], mode="nearest")], [
+            constant("sizes", [1, 100_000, 100_000, 1], np.int64)
+        ]
+    if case == "own size x 100000":
+        return resize_to_own_shape([1, 100_000, 100_000, 1])
+    if case == "pad":
+        return [node("Pad", ["x", "pads"], ["big"])], [
+            constant("pads", [0, 0, 0, 0, 0, 10**9, 0, 0], np.int64)
+        ]
+    if case == "scales":
+        return [node("Resize", ["x", "", "scales"], ["big"], mode="nearest")], [
+            constant("scales", [1, 10_000, 10_000, 1])
+        ]
+    if case == "width for height":  # side 1 asked as side 2: a 1 x 10^6 strip becomes 10^12
+        return resize_to_own_shape([1, 1, 1, 1], axes=(0, 2, 2, 3))
+    if case == "side times side":
+        nodes, initializers = resize_to_own_shape([1, 1, 1, 1])
+        nodes[2] = node("Mul", ["sides", "sides"], ["sizes"])
+        return nodes, initializers
+    if case == "computed scales":
+        return [
+            node("Shape", ["x"], ["shape"]),
+            node("Cast", ["shape"], ["scales"], to=1),
+            node("Resize", ["x", "", "scales"], ["big"], mode="nearest"),
+        ], []
+    if case == "computed pads":
+        return [
+            node("Shape", ["x"], ["shape"]),
+            node("Concat", ["shape", "shape"], ["pads"], axis=0),
+            node("Pad", ["x", "pads"], ["big"]),
+        ], []
+    if case == "ConstantOfShape":
+        return [node("ConstantOfShape", ["sizes"], ["big"])], [
+            constant("sizes", [1, 100_000, 100_000, 1], np.int64)
+        ]
+    if case == "Expand":
+        return [node("Expand", ["x", "sizes"], ["big"])], [
+            constant("sizes", [1, 100_000, 100_000, 1], np.int64)
+        ]
+    assert case == "Tile", case
+    return [node("Tile", ["x", "repeats"], ["big"])], [
+        constant("repeats", [1, 10_000, 10_000, 1], np.int64)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("case", "reason"),
+    [
+        ("constant size", "Resize to a constant size (1x100000x100000x1): a resize may only "
+         "scale its own input, by at most 8 a side"),
+        ("own size x 100000", "Resize by 100000 on a side (1e+10 in all), over the bound of 8 a "
+         "side and 64 in all"),
+        ("pad", "Pad of 1000000000 on a side, over the bound of 32"),
+    ],
+)  # fmt: skip
+def test_an_onnx_model_asking_for_a_huge_tensor_is_refused_when_opened(
+    photos: Path, case: str, reason: str
+) -> None:
+    save_onnx(photos / "big.onnx", reduced(hostile_onnx(case)[0]), hostile_onnx(case)[1])
+    run = colorize(
+        "apply", "good.jpg", "good2.jpg", "--model", "big.onnx", "--out-dir", "out",
+        cwd=photos, timeout=60,
+    )  # fmt: skip
+    assert run.returncode == 2, run.stderr
+    assert run.errors == [f"error: big.onnx: refused: {reason} {SIZES}"]
+    assert not (photos / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("case", "reason"),
+    [
+        ("scales", "Resize by 10000 on a side (1e+08 in all)"),
+        ("width for height", "Resize to a size computed from something other than its input's"),
+        ("side times side", "Resize to a size computed from something other than its input's"),
+        ("computed scales", "Resize by scales that are not constants in the file"),
+        ("computed pads", "Pad by pads that are not constant integers in the file"),
+        ("ConstantOfShape", REFUSED),
+        ("Expand", REFUSED),
+        ("Tile", REFUSED),
+    ],
+)
+def test_every_way_to_a_huge_onnx_tensor_is_refused(tmp_path: Path, case: str, reason: str) -> None:
+    nodes, initializers = hostile_onnx(case)
+    path = save_onnx(tmp_path / "big.onnx", reduced(nodes), initializers)
+    with pytest.raises(ModelError) as caught:
+        model_checks.check_onnx(path.read_bytes(), path)
+    if reason == REFUSED:  # the allow-list keeps out the ops that make tensors of any size
+        assert caught.value.reason.startswith(f"{REFUSED} ({case})"), caught.value.reason
+    else:
+        assert caught.value.reason.startswith(f"refused: {reason}"), caught.value.reason
+
+
+@pytest.mark.parametrize(
+    ("factors", "refused"),
+    [([1, 2, 2, 1], False), ([1, 8, 8, 1], False), ([1, 9, 1, 1], True), ([2, 8, 8, 1], True)],
+)
+def test_a_resize_of_its_own_size_is_bounded_by_side_and_in_all(
+    tmp_path: Path, factors: list[int], refused: bool
+) -> None:
+    path = save_onnx(tmp_path / "m.onnx", reduced(resize_to_own_shape(factors)[0]),
+                     resize_to_own_shape(factors)[1])  # fmt: skip
+    if refused:
+        with pytest.raises(ModelError, match=r"refused: Resize by \d+ on a side"):
+            model_checks.check_onnx(path.read_bytes(), path)
+    else:
+        model_checks.check_onnx(path.read_bytes(), path)
+
+
+def test_a_resize_the_way_the_exporter_writes_it_runs(photos: Path) -> None:
+    """Shape(x)[1:3] * 2 through Slice, Squeeze, Mul, Unsqueeze and Concat, as tf2onnx writes
+    it (on NCHW there; x is NHWC here)."""
+    from onnx import helper
+
+    save_onnx(
+        photos / "twice.onnx",
+        reduced([
+            helper.make_node("Shape", ["x"], ["shape"]),
+            *(helper.make_node("Slice", ["shape", f"s{i}", f"e{i}", "zero"], [f"side{i}"])
+              for i in range(4)),
+            *(helper.make_node("Squeeze", [f"side{i}", "zero"], [f"scalar{i}"]) for i in (1, 2)),
+            *(helper.make_node("Mul", [f"scalar{i}", "double"], [f"twice{i}"]) for i in (1, 2)),
+            *(helper.make_node("Unsqueeze", [f"twice{i}", "zero"], [f"new{i}"]) for i in (1, 2)),
+            helper.make_node("Concat", ["side0", "new1", "new2", "side3"], ["sizes"], axis=0),
+            helper.make_node("Resize", ["x", "", "", "sizes"], ["big"], mode="nearest"),
+        ]),
+        [
+            constant("zero", [0], np.int64),
+            *(constant(f"s{i}", [i], np.int64) for i in range(4)),
+            *(constant(f"e{i}", [i + 1], np.int64) for i in range(4)),
+            constant("double", 2, np.int64),
+        ],
+    )  # fmt: skip
+    run = colorize(
+        "apply", "good.jpg", "--model", "twice.onnx", "--out-dir", "out", cwd=photos, timeout=60
+    )
+    assert run.returncode == 0 and run.errors == [], run.stderr
+    assert outputs(photos / "out") == ["good.jpg"]
+
+
+@pytest.mark.slow
+def test_a_tflite_model_asking_for_a_huge_tensor_is_refused_when_opened(photos: Path) -> None:
+    from colorize_cli.inference import converters
+    from colorize_cli.tf_setup import import_tf
+
+    tf = import_tf()
+    spec = tf.TensorSpec([None, None, None, 1], tf.float32)
+    cases = {
+        "constant.tflite": (
+            lambda x: tf.image.resize(x, [100_000, 100_000]),
+            "RESIZE_BILINEAR to a constant size (100000x100000): a resize may only scale its "
+            "own input, by at most 8 a side",
+        ),
+        "times.tflite": (
+            lambda x: tf.image.resize(x, [tf.shape(x)[1] * 1000, tf.shape(x)[2] * 1000]),
+            "RESIZE_BILINEAR by 1000 on a side (1e+06 in all), over the bound of 8 a side and "
+            "64 in all",
+        ),
+        "pad.tflite": (
+            lambda x: tf.pad(x, [[0, 0], [0, 10**6], [0, 0], [0, 0]]),
+            "PAD of 1000000 on a side, over the bound of 32",
+        ),
+    }
+    for name, (make_big, reason) in cases.items():
+
+        @tf.function(input_signature=[spec])
+        def hostile(x, make_big=make_big):  # noqa: ANN001, ANN202
+            mean = tf.reduce_mean(make_big(x), axis=[1, 2, 3], keepdims=True)
+            return tf.concat([x * mean, x * mean], -1)
+
+        converter = tf.lite.TFLiteConverter.from_concrete_functions(
+            [hostile.get_concrete_function()]
+        )
+        flat = converters._with_tflite_metadata(converter.convert(), json.dumps(CONTRACT).encode())
+        (photos / name).write_bytes(flat)
+        run = colorize(
+            "apply", "good.jpg", "--model", name, "--out-dir", "out", cwd=photos, timeout=60
+        )
+        assert run.returncode == 2, run.stderr
+        assert run.errors == [f"error: {name}: refused: {reason} {SIZES}"]
+        assert not (photos / "out").exists()
 
 
 # 11a, 11b ----------------------------------------------------------------------------------------
@@ -353,7 +587,7 @@ def test_a_model_over_the_size_bound_is_refused_unread(tmp_path: Path) -> None:
     path = tmp_path / "big.onnx"
     path.write_bytes(b"\0" * 4096)
     with pytest.raises(ModelError, match="file too large"):
-        backends._read_model(path, 1024)
+        model_checks.read_model(path, 1024)
 
 
 # 10 ----------------------------------------------------------------------------------------------

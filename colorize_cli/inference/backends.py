@@ -4,7 +4,8 @@ Keras on TensorFlow (`.keras`, the reference), ONNX Runtime (`.onnx`), LiteRT (`
 TensorFlow SavedModel folders. A runtime is imported only when a model of its kind is opened, and a
 missing one is a UsageError naming the extra that installs it. Exported files carry the generator
 contract as JSON metadata (`colorize export` writes it, docs/export.md); a file without it, or whose
-tensors break the contract, is a ModelError. Files are data: no format here runs Python code.
+tensors break the contract, is a ModelError. Files are data: model_checks.py reads each one's ops
+and sizes before its runtime sees it, and no format here runs Python code.
 """
 
 from __future__ import annotations
@@ -22,12 +23,11 @@ import numpy as np
 from colorize_cli.errors import ModelError, UsageError, one_line
 from colorize_cli.fsutil import (
     NOT_REGULAR,
-    UnsafeFileError,
-    open_regular,
     os_reason,
     read_regular_file,
 )
 from colorize_cli.imaging.hints import HINT_CHANNELS, PALETTE_SIZE
+from colorize_cli.inference import model_checks
 from colorize_cli.tf_setup import parked_stderr
 
 # `--backend`: which runtime runs the model ("auto": the one its file format needs).
@@ -41,44 +41,6 @@ CONTRACT_VERSION = 2
 CONTRACT_VERSIONS = (1, 2)
 INPUT_NAMES = ("lightness", "hints", "palette")
 OUTPUTS = {"ab": 2, "rgb": 3}  # metadata "output" -> channels
-# The ops a model may use, per format: those `colorize export` writes for every preset, automatic
-# and hint, float32, float16 and int8 (docs/export.md; tests/test_redteam_models.py checks the
-# list against fresh exports), plus a few plain arithmetic siblings. Anything else is refused
-# before the runtime sees the graph: file I/O (tf.io, tf.data, tf.print to a file), Python calls,
-# control flow (an ONNX Loop of 2**62 iterations, a TFLite WHILE that never ends), custom ops.
-ONNX_OPS = frozenset(
-    {"Add", "AveragePool", "Cast", "Clip", "Concat", "Conv", "Div", "Gather", "Identity"}
-    | {"LeakyRelu", "Max", "Min", "Mul", "Neg", "Pad", "Reciprocal", "ReduceMean", "Relu"}
-    | {"Reshape", "Resize", "Shape", "Sigmoid", "Slice", "Sqrt", "Squeeze", "Sub", "Tanh"}
-    | {"Transpose", "Unsqueeze"}
-)
-# TFLite builtin operator codes (schema.fbs BuiltinOperator) by name.
-TFLITE_OPS = {
-    "ADD": 0, "AVERAGE_POOL_2D": 1, "CONCATENATION": 2, "CONV_2D": 3, "DEPTHWISE_CONV_2D": 4,
-    "DEQUANTIZE": 6, "LOGISTIC": 14, "MUL": 18, "RELU": 19, "RELU6": 21, "RESHAPE": 22,
-    "RESIZE_BILINEAR": 23, "TANH": 28, "PAD": 34, "MEAN": 40, "SUB": 41, "DIV": 42,
-    "STRIDED_SLICE": 45, "MAXIMUM": 55, "MINIMUM": 57, "NEG": 59, "RSQRT": 76, "SHAPE": 77,
-    "PACK": 83, "SQUARE": 92, "LEAKY_RELU": 98, "QUANTIZE": 114,
-}  # fmt: skip
-SAVEDMODEL_OPS = frozenset(
-    {"AddV2", "AvgPool", "BiasAdd", "ConcatV2", "Const", "Conv2D", "DepthwiseConv2dNative"}
-    | {"Identity", "LeakyRelu", "Maximum", "Mean", "Minimum", "Mul", "Neg", "NoOp", "Pack", "Pad"}
-    | {"RealDiv", "Relu", "Relu6", "Reshape", "ResizeBilinear", "Rsqrt", "Shape", "Sigmoid"}
-    | {"Sqrt", "SquaredDifference", "Squeeze", "StopGradient", "StridedSlice", "Sub", "Tanh"}
-    # the function calls and variables of a TF2 SavedModel
-    | {"Placeholder", "PartitionedCall", "StatefulPartitionedCall", "VarHandleOp"}
-    | {"ReadVariableOp", "AssignVariableOp", "VarIsInitializedOp"}
-)
-# Only in the checkpoint functions the saver_def names (`_traced_save` / `_traced_restore`), which
-# TensorFlow 2's loader never runs (it restores the variables with its own ops).
-CHECKPOINT_OPS = frozenset(
-    {"SaveV2", "RestoreV2", "MergeV2Checkpoints", "ShardedFilename", "StringJoin"}
-    | {"StaticRegexFullMatch", "Select", "DisableCopyOnRead"}
-)
-# Names for the refusal message of codes outside TFLITE_OPS that a hostile file would use.
-_TFLITE_NAMES = {31: "CALL", 32: "CUSTOM", 118: "IF", 119: "WHILE", 129: "CALL_ONCE"}
-# A flatbuffer or protobuf addresses at most 2 GiB: anything larger is not read into memory.
-MAX_MODEL_BYTES = 2**31
 # A SavedModel's metadata (assets.extra/colorize.json) is a small JSON record.
 MAX_METADATA_BYTES = 2**20
 _EXTRAS = {"onnx": ("onnxruntime", "onnx"), "lite": ("ai_edge_litert", "lite")}
@@ -214,6 +176,11 @@ def parse_metadata(text: str | bytes, path: Path) -> dict[str, Any]:
     return facts
 
 
+def tflite_metadata(data: bytes, path: Path) -> bytes:
+    """The contract entry of a .tflite flatbuffer (b"" if none), read without an interpreter."""
+    return model_checks.tflite_metadata(data, path, METADATA_KEY)
+
+
 def _input_order(names: list[str]) -> list[str] | None:
     """Which of INPUT_NAMES each runtime input name is (runtimes decorate the names, e.g.
     "serving_default_hints:0"); None if they are not one each of a hint model's three."""
@@ -325,35 +292,6 @@ def _checked_output(y: Any, x: np.ndarray, channels: int, path: Path) -> np.ndar
     return y.astype(np.float32, copy=False)
 
 
-def _read_model(path: Path, limit: int = MAX_MODEL_BYTES) -> bytes:
-    """An untrusted model file's bytes: a regular file of at most `limit` bytes. Read as its
-    size says, then one byte more for a file that grew: `read(limit + 1)` costs 10 ms more on a
-    20 MB model (a buffer of the limit's size), a tenth of a one-photo apply's model loading."""
-    try:
-        with open_regular(path) as file:
-            size = os.fstat(file.fileno()).st_size
-            data = file.read(size) if size <= limit else b""
-            if size > limit or file.read(1):
-                raise UnsafeFileError(f"file too large (over the limit of {limit} bytes)")
-            return data
-    except FileNotFoundError:
-        raise ModelError("model file not found", path) from None
-    except UnsafeFileError as exc:
-        raise ModelError(str(exc), path) from None
-    except OSError as exc:
-        raise ModelError(f"cannot read the model: {os_reason(exc)}", path) from None
-
-
-def _refuse_ops(refused: set[str], path: Path) -> None:
-    if refused:
-        names = ", ".join(sorted(refused)[:6]) + (", ..." if len(refused) > 6 else "")
-        raise ModelError(
-            f"refused: the model uses ops that `colorize export` never writes ({names}); "
-            "file access, control flow and custom ops are not run (docs/export.md)",
-            path,
-        )
-
-
 class KerasBackend:
     """A loaded `.keras` generator on TensorFlow (colorizer.load_generator loads and checks it)."""
 
@@ -411,8 +349,8 @@ class OnnxBackend:
 
     def __init__(self, path: Path) -> None:
         ort = _import_runtime("onnx")
-        data = _read_model(path)
-        _refuse_ops(onnx_refused_ops(data, path), path)
+        data = model_checks.read_model(path)
+        model_checks.check_onnx(data, path)
         # ONNX Runtime logs a failed run in colour on stderr; the failure is reported once, ours.
         ort.set_default_logger_severity(4)
         options = ort.SessionOptions()
@@ -457,92 +395,6 @@ class OnnxBackend:
         return _checked_output(y, lightness, self.channels, self.path)
 
 
-def onnx_refused_ops(data: bytes, path: Path) -> set[str]:
-    """The ops of an ONNX model outside ONNX_OPS (domain-qualified when not the standard one),
-    read with the `onnx` package before any session exists; ModelError for a file that does not
-    parse, that defines its own functions, or keeps weights in another file."""
-    try:
-        from onnx import ModelProto, TensorProto
-    except ImportError:
-        raise UsageError(
-            "running .onnx models needs onnx: pip install 'colorize-cli[onnx]'"
-        ) from None
-    model = ModelProto()
-    try:
-        model.ParseFromString(data)
-    except Exception as exc:  # a damaged protobuf fails in many ways
-        raise ModelError(f"not a loadable ONNX model: {_reason(exc)}", path) from None
-    if model.functions:
-        return {f"{f.domain}:{f.name}" for f in model.functions}
-    for tensor in model.graph.initializer:
-        if tensor.data_location == TensorProto.EXTERNAL:
-            raise ModelError(
-                "not a loadable ONNX model: its weights are kept in another file (external "
-                "data); colorize reads only the model file",
-                path,
-            )
-    return {
-        node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}:{node.op_type}"
-        for node in model.graph.node
-        if node.domain not in ("", "ai.onnx") or node.op_type not in ONNX_OPS
-    }
-
-
-def tflite_metadata(data: bytes, path: Path) -> bytes:
-    """The METADATA_KEY entry of a .tflite flatbuffer, read without building an interpreter."""
-    return tflite_contents(data, path)[0]
-
-
-def tflite_contents(data: bytes, path: Path) -> tuple[bytes, set[int]]:
-    """The METADATA_KEY entry of a .tflite flatbuffer (b"" if none) and the builtin operator
-    codes it lists (a custom op is CUSTOM, 32), read without building an interpreter.
-
-    Read by hand (the schema's Model.operator_codes is field 1, Model.buffers field 4,
-    Model.metadata field 6; OperatorCode.deprecated_builtin_code and .builtin_code fields 0 and
-    3, the larger being the op; Metadata.name and .buffer fields 0 and 1, Buffer.data field 0):
-    the generated schema module takes longer to import than the rest of a one-photo apply's
-    model loading.
-    """
-    from flatbuffers import number_types, table
-
-    def field(tab: table.Table, index: int) -> int:
-        return tab.Offset(4 + 2 * index)
-
-    def vector_tables(tab: table.Table, index: int) -> list[table.Table]:
-        offset = field(tab, index)
-        if not offset:
-            return []
-        start, length = tab.Vector(offset), tab.VectorLen(offset)
-        if start + 4 * length > len(data):  # a forged length would loop for ever
-            raise ValueError("a table vector runs past the end of the file")
-        return [table.Table(data, tab.Indirect(start + 4 * i)) for i in range(length)]
-
-    metadata = b""
-    try:
-        if len(data) < 8 or data[4:8] != b"TFL3":
-            raise ValueError("no TFL3 identifier")
-        model = table.Table(data, int.from_bytes(data[:4], "little"))
-        codes = {
-            max(
-                code.GetSlot(4, 0, number_types.Int8Flags),
-                code.GetSlot(10, 0, number_types.Int32Flags),
-            )
-            for code in vector_tables(model, 1)
-        }
-        for entry in vector_tables(model, 6):
-            name = field(entry, 0)
-            if name and entry.String(name + entry.Pos) == METADATA_KEY.encode():
-                index = entry.Get(number_types.Uint32Flags, field(entry, 1) + entry.Pos)
-                buffer = vector_tables(model, 4)[index]
-                offset = field(buffer, 0)
-                start = buffer.Vector(offset)
-                metadata = bytes(data[start : start + buffer.VectorLen(offset)])
-                break
-    except Exception:  # offsets from a damaged file point anywhere
-        raise ModelError("not a loadable TFLite model: damaged or truncated", path) from None
-    return metadata, codes
-
-
 class LiteBackend:
     """An exported `.tflite` generator on LiteRT (XNNPACK on CPU)."""
 
@@ -550,11 +402,9 @@ class LiteBackend:
 
     def __init__(self, path: Path) -> None:
         interpreter = _import_runtime("lite")
-        data = _read_model(path)
-        metadata, codes = tflite_contents(data, path)
-        facts = parse_metadata(metadata, path)
-        refused = codes - set(TFLITE_OPS.values())
-        _refuse_ops({_TFLITE_NAMES.get(code, f"builtin op {code}") for code in refused}, path)
+        data = model_checks.read_model(path)
+        facts = parse_metadata(tflite_metadata(data, path), path)
+        model_checks.check_tflite(data, path)
         self.path, self.stride, self.channels = path, facts["stride"], OUTPUTS[facts["output"]]
         try:
             with parked_stderr():
@@ -606,86 +456,6 @@ class LiteBackend:
         return _checked_output(y, lightness, self.channels, self.path)
 
 
-def savedmodel_refused_ops(data: bytes, path: Path) -> set[str]:
-    """The ops of a SavedModel (its saved_model.pb bytes) outside SAVEDMODEL_OPS, in the graph
-    and in every function; the checkpoint functions that only the saver_def reaches may also use
-    CHECKPOINT_OPS. ModelError unless it is a TensorFlow 2 SavedModel (one meta graph with an
-    object graph): a TensorFlow 1 one is loaded by running its graph's restore and init ops."""
-    from tensorflow.core.protobuf import saved_model_pb2
-
-    saved = saved_model_pb2.SavedModel()
-    try:
-        saved.ParseFromString(data)
-    except Exception as exc:
-        raise ModelError(f"not a loadable SavedModel: {_reason(exc)}", path) from None
-    if len(saved.meta_graphs) != 1 or not saved.meta_graphs[0].HasField("object_graph_def"):
-        raise ModelError(
-            "not a TensorFlow 2 SavedModel (one meta graph with its object graph): export the "
-            "model with `colorize export`",
-            path,
-        )
-    meta_graph = saved.meta_graphs[0]
-    graph = meta_graph.graph_def
-    functions = {function.signature.name: function for function in graph.library.function}
-
-    def called(nodes: Any) -> set[str]:
-        names: set[str] = set()
-
-        def visit(value: Any) -> None:
-            if value.HasField("func"):
-                names.add(value.func.name)
-                for inner in value.func.attr.values():
-                    visit(inner)
-            for function in value.list.func:
-                names.add(function.name)
-
-        for node in nodes:
-            for value in node.attr.values():
-                visit(value)
-        return names
-
-    def reached(roots: set[str]) -> set[str]:
-        seen, todo = set(), list(roots)
-        while todo:
-            name = todo.pop()
-            if name in seen or name not in functions:
-                continue
-            seen.add(name)
-            todo.extend(called(functions[name].node_def))
-        return seen
-
-    saver = meta_graph.saver_def
-    saver_nodes = {saver.save_tensor_name.split(":")[0], saver.restore_op_name.split(":")[0]}
-    checkpoint = reached(called(node for node in graph.node if node.name in saver_nodes))
-    others = called(node for node in graph.node if node.name not in saver_nodes)
-    strict = reached(others | (set(functions) - checkpoint))
-    refused = {node.op for node in graph.node} - SAVEDMODEL_OPS
-    for name, function in functions.items():
-        allowed = SAVEDMODEL_OPS if name in strict else SAVEDMODEL_OPS | CHECKPOINT_OPS
-        refused |= {node.op for node in function.node_def} - allowed
-    return refused
-
-
-def _check_savedmodel_files(path: Path) -> None:
-    """ModelError unless every file in the SavedModel folder (links followed) is a regular file:
-    TensorFlow reads its variables and assets itself, and a named pipe would block it."""
-    seen: set[str] = set()
-    for folder, dirs, files in os.walk(path, followlinks=True):
-        real = os.path.realpath(folder)
-        if real in seen or len(seen) > 10_000:
-            dirs.clear()
-            continue
-        seen.add(real)
-        for name in files:
-            try:
-                regular = stat.S_ISREG(os.stat(os.path.join(folder, name)).st_mode)
-            except OSError as exc:
-                raise ModelError(f"cannot read the model: {os_reason(exc)}", path) from None
-            if not regular:
-                inside = Path(folder, name).relative_to(path)
-                raise ModelError(f"{inside} is {NOT_REGULAR}", path)
-
-
 class SavedModelBackend:
     """An exported SavedModel folder on TensorFlow (its `serving_default` signature)."""
 
@@ -696,8 +466,8 @@ class SavedModelBackend:
 
         if not (path / "saved_model.pb").exists():
             raise ModelError("not a SavedModel folder: it has no saved_model.pb", path)
-        _check_savedmodel_files(path)
-        data = _read_model(path / "saved_model.pb")
+        model_checks.check_savedmodel_files(path)
+        data = model_checks.read_model(path / "saved_model.pb")
         try:
             text = read_regular_file(
                 path / "assets.extra" / f"{METADATA_KEY}.json", MAX_METADATA_BYTES
@@ -707,7 +477,7 @@ class SavedModelBackend:
         facts = parse_metadata(text, path)
         self.path, self.stride, self.channels = path, facts["stride"], OUTPUTS[facts["output"]]
         tf = import_tf()
-        _refuse_ops(savedmodel_refused_ops(data, path), path)
+        model_checks.check_savedmodel(data, path)
         try:
             self._loaded = tf.saved_model.load(str(path))
             self._signature = self._loaded.signatures["serving_default"]
