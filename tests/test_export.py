@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 from typer.testing import CliRunner
 
 from colorize_cli import fsutil
@@ -401,7 +402,9 @@ def test_every_op_the_exporter_writes_is_allowed(tmp_path: Path) -> None:
     metadata = {"contract": 2, "stride": 32, "output": "ab", "hints": True}
     metadata |= {"input": "L*", "output_units": "a*b*"}
     serving = converters.serving_function(model, "ab")
-    calibration = [np.random.default_rng(0).uniform(0, 100, (64, 128)).astype(np.float32)]
+    # Photos of both orientations, as `colorize export --photos` calibrates on.
+    rng = np.random.default_rng(0)
+    calibration = [rng.uniform(0, 100, s).astype(np.float32) for s in [(64, 128), (128, 64)]]
     converters.write_onnx(serving, tmp_path / "m.onnx", metadata)
     data = (tmp_path / "m.onnx").read_bytes()
     model_checks.check_onnx(data, tmp_path / "m.onnx")
@@ -412,3 +415,17 @@ def test_every_op_the_exporter_writes_is_allowed(tmp_path: Path) -> None:
     converters.write_savedmodel(serving, tmp_path / "saved", metadata)
     data = (tmp_path / "saved" / "saved_model.pb").read_bytes()
     assert model_checks.savedmodel_refused_ops(data, tmp_path / "saved") == set()
+
+
+def test_int8_of_a_hint_model_is_refused_before_converting(tmp_path: Path) -> None:
+    """LiteRT's XNNPACK aborts the process on a hint model's int8 graph (a double free): the
+    export says so instead of writing a file that crashes whoever runs it."""
+    photo = tmp_path / "photos" / "p.png"
+    photo.parent.mkdir()
+    Image.fromarray(_photos()[0]).save(photo)
+    options = export.ExportOptions(
+        None, tmp_path / "m.tflite", quantize="int8", photos=[str(photo.parent)]
+    )
+    with pytest.raises(UsageError, match="not available for a hint model.*float16"):
+        export.export(options)
+    assert list(tmp_path.iterdir()) == [photo.parent]

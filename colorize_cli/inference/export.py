@@ -87,6 +87,15 @@ def export(options: ExportOptions, progress: ProgressSink | None = None) -> Expo
     photos, synthetic = _check_photos(options.photos)
     reference = Colorizer(options.model, options.render_size, backend="tf")
     source, model = reference.model_path, reference.backend.model
+    if precision == "int8" and reference.takes_hints:
+        # Measured with ai-edge-litert 2.3: the int8 graph of a hint model aborts the process
+        # under XNNPACK (a double free); the builtin kernels run it 4x slower than float32.
+        raise UsageError(
+            "--quantize int8 is not available for a hint model: LiteRT's XNNPACK crashes "
+            "running it and its other kernels are 4x slower than float32; use --quantize "
+            "float16 (half the size)",
+            source,
+        )
     metadata = _metadata(source, reference, options.render_size, format, precision)
     progress.log(f"exporting {source.name} to {format} ({precision})")
     try:
