@@ -17,6 +17,7 @@ import contextlib
 import errno
 import glob
 import os
+import shutil
 import signal
 import stat
 from collections.abc import Callable, Iterator
@@ -182,6 +183,19 @@ def atomic_path(target: str | os.PathLike[str], keep_suffix: bool = False) -> It
     finally:
         with contextlib.suppress(OSError):
             temporary.unlink(missing_ok=True)
+
+
+def replace_folder(finished: Path, target: str | os.PathLike[str]) -> None:
+    """Swap a finished folder in for `target` (a folder or nothing): the old one is moved aside
+    under a temporary name first and removed only once the new one is in place."""
+    target = Path(target)
+    old = temp_path(target) if target.exists() else None
+    if old is not None:
+        os.replace(target, old)
+    os.replace(finished, target)
+    fsync_directory(target.parent)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def write_bytes(target: str | os.PathLike[str], data: bytes) -> None:

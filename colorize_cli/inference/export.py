@@ -9,7 +9,6 @@ removed. The formats themselves are written by converters.py; TensorFlow and tf2
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 import time
 from collections.abc import Sequence
@@ -243,13 +242,7 @@ def _export_folder(
     try:
         converters.write_savedmodel(serving, temporary, metadata)
         agreement = _verify(temporary, reference, photos, precision, progress)
-        old = fsutil.temp_path(out) if out.exists() else None
-        if old is not None:
-            os.replace(out, old)
-        os.replace(temporary, out)
-        fsutil.fsync_directory(out.parent)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        fsutil.replace_folder(temporary, out)
         return agreement
     finally:
         shutil.rmtree(temporary, ignore_errors=True)
