@@ -3,6 +3,7 @@ speed and peak memory of `colorize apply clip.mp4` at 480p and 1080p.
 
     .venv/bin/python bench/video.py                       # both parts, bundled model
     .venv/bin/python bench/video.py quality --clips 4     # flicker / CIEDE2000 only
+    .venv/bin/python bench/video.py every --clips 3       # the network on every N-th frame
     .venv/bin/python bench/video.py luma                  # output luma vs input luma
     .venv/bin/python bench/video.py speed --sizes 480p    # fps and peak RSS only
     .venv/bin/python bench/video.py speed --before 04996df  # the code at a git revision too
@@ -19,6 +20,11 @@ frames of a shot, at full resolution, against the truth's own; CIEDE2000 is per 
 colour truth, averaged; "error change" is the flicker of (output - truth): how much the output's
 colour moves in ways the truth's does not. Cuts are the stabiliser's own detections; the true
 ones are reported.
+
+every: the same clips with the network on every N-th frame of a shot only (`--network-every`,
+default 1 2 3 4; `video._network_groups` picks the frames, as `colorize_video` does), the default
+stabiliser carrying the colour to the frames between: the share of frames through the network,
+flicker, error change and CIEDE2000 per shot kind.
 
 luma: one such clip with a 16 kHz tone through `video.colorize_video` at --crf 0, 18 and 28:
 the output's decoded Y planes against the input's, and whether the audio packets are identical.
@@ -60,6 +66,7 @@ sys.path.insert(0, os.environ.get("COLORIZE_TREE", str(ROOT)))
 
 from apply import child_env, tree_at  # noqa: E402
 
+from colorize_cli.constants import VIDEO_NETWORK_EVERY  # noqa: E402
 from colorize_cli.inference import temporal  # noqa: E402
 
 DEV = ROOT.parent / "shared" / "data" / "dev"
@@ -175,6 +182,67 @@ def quality(clips_count: int, frames: int, render_size: int) -> list[dict]:
     return rows
 
 
+def every(clips_count: int, frames: int, render_size: int, values: list[int]) -> list[dict]:
+    """Flicker and CIEDE2000 (as `quality`) when the network runs on every N-th frame of a shot
+    (`video._network_groups` chooses the frames, as `colorize_video` does), the default
+    stabiliser carrying the colour to the frames between."""
+    import clips
+
+    from colorize_cli.imaging import color, metrics
+    from colorize_cli.inference import video
+    from colorize_cli.inference.colorizer import Colorizer, recombine
+
+    colorizer = Colorizer(None, render_size=render_size)
+    count = len(SHOTS)
+    photos = [
+        np.asarray(Image.open(p).convert("RGB")) for p in validation_photos(count * clips_count)
+    ]
+    totals: dict[tuple[int, str], list[float]] = {}
+    for c in range(clips_count):
+        truth, cuts = clips.clip(photos[count * c : count * (c + 1)], 640, 480, frames)
+        grays = clips.gray_frames(truth)
+        truth_lab = [color.srgb_to_lab(frame) for frame in truth]
+        shot = [SHOTS[i // frames] for i in range(len(truth))]
+        for n in values:
+            groups = video._network_groups(((i, g, None) for i, g in enumerate(grays)), n)
+            held: list[np.ndarray] = [np.empty(0)] * len(grays)
+            runs = 0
+            for (first, followers), _, ab in colorizer.chroma_many(groups):
+                runs += 1
+                for index in [first, *(tag for tag, _ in followers)]:
+                    held[index] = ab
+            stabilizer = temporal.Stabilizer()
+            small = [
+                np.asarray(Image.fromarray(g).resize(ab.shape[1::-1], Image.Resampling.BOX))
+                for g, ab in zip(grays, held, strict=True)
+            ]
+            abs_ = [stabilizer(g, ab) for g, ab in zip(small, held, strict=True)]
+            labs = [color.srgb_to_lab(recombine(g, ab)) for g, ab in zip(grays, abs_, strict=True)]
+            for kind in SHOTS:
+                index = [i for i in range(len(truth)) if shot[i] == kind]
+                out_ab = [labs[i][..., 1:] for i in index]
+                true_ab = [truth_lab[i][..., 1:] for i in index]
+                flags = [cuts[i] for i in index]
+                errors = [o - t for o, t in zip(out_ab, true_ab, strict=True)]
+                row = totals.setdefault((n, kind), [0.0, 0.0, 0.0, 0.0, 0.0])
+                row[0] += temporal.flicker(out_ab, flags)
+                row[1] += temporal.flicker(errors, flags)
+                row[2] += np.mean([metrics.mean_ciede2000(labs[i], truth_lab[i]) for i in index])
+                row[3] += 1
+                row[4] += runs / len(grays)
+    return [
+        {
+            "every": n,
+            "shot": kind,
+            "flicker": flick / k,
+            "error_change": error / k,
+            "de": de / k,
+            "network_share": share / k,
+        }
+        for (n, kind), (flick, error, de, k, share) in sorted(totals.items())
+    ]
+
+
 def luma(frames: int, render_size: int) -> list[dict]:
     """Output luma against input luma (decoded Y planes) at a few --crf values, 640x480."""
     import av
@@ -235,8 +303,9 @@ def make_clip(path: Path, size: str, frames: int) -> None:
     clips.write_video(path, gray, rate=25, audio=True, options={"crf": "18", "preset": "fast"})
 
 
-def speed_child(path: Path, render_size: int, crf: int) -> dict:
-    """One run in this (fresh) process: warm the model on a frame, then time the whole video."""
+def speed_child(path: Path, render_size: int, crf: int, network_every: int | None = None) -> dict:
+    """One run in this (fresh) process: warm the model on a frame, then time the whole video
+    (`network_every` None: the code's own default, for code that predates the option)."""
     import clips
 
     from colorize_cli.inference import video
@@ -250,7 +319,8 @@ def speed_child(path: Path, render_size: int, crf: int) -> dict:
     colorizer.network_seconds = 0.0
     out = path.with_name(path.stem + ".color.mp4")
     started = time.perf_counter()
-    report = video.colorize_video(path, out, colorizer, crf=crf)
+    options = {} if network_every is None else {"network_every": network_every}
+    report = video.colorize_video(path, out, colorizer, crf=crf, **options)
     seconds = time.perf_counter() - started
     # The network alone on batches of the same shape, nothing beside it: the floor of a frame.
     x = np.repeat(colorizer.network_input(first)[None, ..., None], colorizer.batch_size, 0)
@@ -301,15 +371,23 @@ def child(*args: str, tree: Path | None = None) -> dict:
 
 
 def speed(
-    sizes: list[str], lengths: list[int], render_size: int, before: str | None, rounds: int
+    sizes: list[str],
+    lengths: list[int],
+    render_size: int,
+    before: str | None,
+    rounds: int,
+    network_every: list[int],
 ) -> list[dict]:
     """Per clip, `rounds` times: the bare transcode, then colorize (the code at `before`, then
-    this tree's); each keeps its fastest round, the usual estimate on a machine others load."""
+    this tree's with each `network_every`); each keeps its fastest round, the usual estimate on
+    a machine others load."""
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        trees: dict[str, Path | None] = {"after": None}
+        trees: dict[str, tuple[Path | None, list[str]]] = {
+            f"after, network every {n}": (None, [str(n)]) for n in network_every
+        }
         if before:
-            trees = {f"before ({before})": tree_at(before, Path(tmp)), **trees}
+            trees = {f"before ({before})": (tree_at(before, Path(tmp)), []), **trees}
         for size in sizes:
             for frames in lengths:
                 path = Path(tmp) / f"{size}-{frames}.mp4"
@@ -317,8 +395,9 @@ def speed(
                 best: dict[str, dict] = {}
                 for _ in range(rounds):
                     runs = {"bare": child("transcode", str(path))}
-                    for name, tree in trees.items():
-                        runs[name] = child("speed", str(path), str(render_size), "18", tree=tree)
+                    for name, (tree, extra) in trees.items():
+                        arguments = ["speed", str(path), str(render_size), "18", *extra]
+                        runs[name] = child(*arguments, tree=tree)
                         assert runs[name]["code"] == str(tree or ROOT), runs[name]["code"]
                     print(runs, file=sys.stderr)
                     for name, run in runs.items():
@@ -395,7 +474,7 @@ def main() -> None:
         "part",
         nargs="?",
         default="all",
-        choices=["all", "quality", "luma", "speed", "profile", "agreement"],
+        choices=["all", "quality", "every", "luma", "speed", "profile", "agreement"],
     )
     parser.add_argument("revision", nargs="?", help="agreement: the git revision to compare")
     parser.add_argument("--clips", type=int, default=3)
@@ -405,12 +484,33 @@ def main() -> None:
     parser.add_argument("--render-size", type=int, default=160)
     parser.add_argument("--before", metavar="REV", help="speed: time the code at git REV too")
     parser.add_argument("--rounds", type=int, default=1, help="speed: best of this many runs")
+    parser.add_argument(
+        "--network-every",
+        type=int,
+        nargs="+",
+        default=None,
+        help="the network on every N-th frame: the values to compare (every: 1 2 3 4; speed: "
+        "the default of colorize_video)",
+    )
     args = parser.parse_args()
     if args.part == "agreement":
         row = agreement(args.revision, args.clips, args.frames, args.render_size)
         print("| frames | mean CIEDE2000, new vs old | largest frame mean |")
         print("|---|---|---|")
         print(f"| {row['frames']} | {row['mean']:.3f} | {row['largest']:.3f} |")
+        return
+    if args.part == "every":
+        rows = every(args.clips, args.frames, args.render_size, args.network_every or [1, 2, 3, 4])
+        print(
+            "| network every | shot | frames through the network | flicker | error change "
+            "| CIEDE2000 |"
+        )
+        print("|---|---|---|---|---|---|")
+        for r in rows:
+            print(
+                f"| {r['every']} | {r['shot']} | {r['network_share']:.0%} | {r['flicker']:.2f} "
+                f"| {r['error_change']:.2f} | {r['de']:.3f} |"
+            )
         return
     if args.part == "profile":
         profile(args.sizes[-1], args.lengths[0], args.render_size)
@@ -436,7 +536,14 @@ def main() -> None:
                 f"| {'yes' if r['audio_same'] else 'NO'} |"
             )
     if args.part in ("all", "speed"):
-        rows = speed(args.sizes, args.lengths, args.render_size, args.before, args.rounds)
+        rows = speed(
+            args.sizes,
+            args.lengths,
+            args.render_size,
+            args.before,
+            args.rounds,
+            args.network_every or [VIDEO_NETWORK_EVERY],
+        )
         print(
             "\n| code | size | frames | bare transcode fps | colorize fps | colorize time / bare "
             "| network alone ms/frame | colorize time / network alone "
@@ -456,6 +563,7 @@ if __name__ == "__main__":
     if sys.argv[1:3] == ["_child", "transcode"]:
         print(json.dumps(transcode_child(Path(sys.argv[3]))))
     elif sys.argv[1:3] == ["_child", "speed"]:
-        print(json.dumps(speed_child(Path(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]))))
+        every = int(sys.argv[6]) if len(sys.argv) > 6 else None
+        print(json.dumps(speed_child(Path(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), every)))
     else:
         main()

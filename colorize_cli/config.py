@@ -34,6 +34,7 @@ from colorize_cli.constants import (
     SERVE_PORT,
     SHEET_COUNT,
     VIDEO_CRF,
+    VIDEO_NETWORK_EVERY,
 )
 from colorize_cli.errors import UsageError
 
@@ -184,6 +185,7 @@ class ApplyOptions:
     null_separated: bool = False  # `-` gives NUL-separated paths (find -print0)
     crf: int = VIDEO_CRF  # videos: H.264 quality, 0 (lossless) to 51
     stabilize: bool = True  # videos: smooth the colour over time within shots
+    network_every: int = VIDEO_NETWORK_EVERY  # videos: the network on every N-th frame of a shot
     backend: str = "auto"  # constants.BACKENDS
     hints: str | Path | None = None  # a hints JSON file (one photo) or a folder of <stem>.json
     reference: str | Path | None = None  # a photo whose palette every input takes
@@ -209,6 +211,10 @@ class ApplyOptions:
                     f"--quality must be between 1 and 100, got {self.quality}",
                 ),
                 (0 <= self.crf <= 51, f"--crf must be between 0 and 51, got {self.crf}"),
+                (
+                    1 <= self.network_every <= 25,
+                    f"--network-every must be between 1 and 25, got {self.network_every}",
+                ),
                 (self.max_pixels is None or self.max_pixels > 0, "--max-pixels must be positive"),
                 *_model_checks(self.render_size, self.batch_size, self.backend),
             ]

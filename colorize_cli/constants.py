@@ -11,6 +11,8 @@ APPLY_BATCH_SIZE = 8
 # JPEG/WebP quality of written photos, and the H.264 constant rate factor of written videos.
 PHOTO_QUALITY = 95
 VIDEO_CRF = 18
+# Videos: the network runs on every this-many-th frame of a shot (docs/video.md chose 2).
+VIDEO_NETWORK_EVERY = 2
 # Photos on `colorize eval`'s contact sheet.
 SHEET_COUNT = 8
 

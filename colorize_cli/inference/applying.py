@@ -298,7 +298,14 @@ def _apply_video(
         guide = guides.for_video(job.source)
         job.output.parent.mkdir(parents=True, exist_ok=True)
         report = video.colorize_video(
-            job.source, job.output, colorizer, options.crf, options.stabilize, progress, guide
+            job.source,
+            job.output,
+            colorizer,
+            options.crf,
+            options.stabilize,
+            progress,
+            guide,
+            options.network_every,
         )
     except OSError as exc:
         progress.finish()

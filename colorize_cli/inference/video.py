@@ -25,12 +25,12 @@ import numpy as np
 from PIL import Image
 
 from colorize_cli import fsutil
-from colorize_cli.config import VIDEO_CRF
+from colorize_cli.config import VIDEO_CRF, VIDEO_NETWORK_EVERY
 from colorize_cli.errors import ImageError
 from colorize_cli.imaging import color
 from colorize_cli.imaging.hints import Guide
 from colorize_cli.inference.colorizer import Colorizer, chroma_grid, resized
-from colorize_cli.inference.temporal import Stabilizer
+from colorize_cli.inference.temporal import Stabilizer, is_cut
 from colorize_cli.progress import NullProgress, ProgressSink
 
 if TYPE_CHECKING:
@@ -111,9 +111,12 @@ def colorize_video(
     stabilize: bool = True,
     progress: ProgressSink | None = None,
     guide: Guide | None = None,
+    network_every: int = VIDEO_NETWORK_EVERY,
 ) -> VideoReport:
     """Colorize video `source` into `output` (atomically); ImageError names `source` on failure.
-    `guide` (its reference palette) applies to every frame.
+    `guide` (its reference palette) applies to every frame. The network runs on every
+    `network_every`-th frame of a shot and on the first after each cut; a frame between keeps the
+    colour of the one before it, which the stabiliser then fits to its own gray.
 
     Frames, timestamps, resolution and rotation are the input's; so is each frame's luma (up to
     H.264's error at `crf`). Memory is bounded by the colorizer's batch, whatever the length.
@@ -138,7 +141,7 @@ def colorize_video(
                 stabilizer = Stabilizer() if stabilize else None
                 transcode = _Transcode(container, video, out, source)
                 frames, copied, left_out = transcode.run(
-                    colorizer, crf, stabilizer, progress, guide
+                    colorizer, crf, stabilizer, progress, guide, network_every
                 )
         except av.error.FFmpegError as exc:
             raise ImageError(f"cannot write the video ({_reason(exc)})", source) from None
@@ -186,6 +189,7 @@ class _Transcode:
         stabilizer: Stabilizer | None,
         progress: ProgressSink,
         guide: Guide | None = None,
+        network_every: int = 1,
     ) -> tuple[int, int, tuple[str, ...]]:
         self.video.thread_type = "AUTO"
         frames = self._frames()
@@ -219,18 +223,26 @@ class _Transcode:
         pending: deque[Future[None]] = deque()
         with grays, ThreadPoolExecutor(1) as encoding:  # one thread: frames encoded in order
             try:
-                for (pts, luma, gray), upright, ab in colorizer.chroma_many(grays):
-                    if stabilizer is not None:
-                        ab = stabilizer(resized(upright, ab.shape[:2], _BOX), ab)
-                    if pts is None or (last_pts is not None and pts <= last_pts):
-                        pts = 0 if last_pts is None else last_pts + step
-                    last_pts = pts
-                    pending.append(encoding.submit(encode, pts, luma, gray, _stored(ab, layout)))
-                    # At most a batch waits: the encoding thread works while the network runs.
-                    while len(pending) > colorizer.batch_size or (pending and pending[0].done()):
-                        pending.popleft().result()  # re-raises the encoding's exception here
-                        written += 1
-                        progress.advance(1)
+                groups = _network_groups(grays, network_every)
+                for (first, followers), seen, predicted in colorizer.chroma_many(groups):
+                    # The network's frame, then the frames that keep its colour, in order.
+                    for (pts, luma, gray), upright in [(first, seen), *followers]:
+                        ab = predicted
+                        if stabilizer is not None:
+                            ab = stabilizer(resized(upright, ab.shape[:2], _BOX), ab)
+                        if pts is None or (last_pts is not None and pts <= last_pts):
+                            pts = 0 if last_pts is None else last_pts + step
+                        last_pts = pts
+                        pending.append(
+                            encoding.submit(encode, pts, luma, gray, _stored(ab, layout))
+                        )
+                        # At most a batch waits: the encoding thread works while the network runs.
+                        while len(pending) > colorizer.batch_size or (
+                            pending and pending[0].done()
+                        ):
+                            pending.popleft().result()  # re-raises the encoding's exception here
+                            written += 1
+                            progress.advance(1)
                 while pending:
                     pending.popleft().result()
                     written += 1
@@ -409,6 +421,36 @@ class _Prefetch(Iterator[T]):
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
+
+
+def _network_groups(
+    frames: Iterable[tuple[T, np.ndarray, Guide | None]], every: int
+) -> Iterator[tuple[tuple[T, list[tuple[T, np.ndarray]]], np.ndarray, Guide | None]]:
+    """(tag, upright gray, guide) frames -> the network's items: every `every`-th frame of a
+    shot, and the first after each cut, tagged with the (tag, upright) frames that follow it up
+    to the next one (they keep its colour). Reads `every` frames ahead at most."""
+    group: tuple[T, list[tuple[T, np.ndarray]], np.ndarray, Guide | None] | None = None
+    previous: np.ndarray | None = None
+    for tag, upright, guide in frames:
+        glance = _glance(upright)
+        cut = previous is None or is_cut(previous, glance)
+        previous = glance
+        if group is not None and not cut and len(group[1]) < every - 1:
+            group[1].append((tag, upright))
+            continue
+        if group is not None:
+            yield (group[0], group[1]), group[2], group[3]
+        group = (tag, [], upright, guide)
+    if group is not None:
+        yield (group[0], group[1]), group[2], group[3]
+
+
+def _glance(upright: np.ndarray) -> np.ndarray:
+    """A frame small enough to tell shots apart cheaply (`temporal.is_cut`): a box reduction to
+    a short side of about 64."""
+    factor = max(1, min(upright.shape) // 64)
+    image = Image.fromarray(np.ascontiguousarray(upright))
+    return np.asarray(image.reduce(factor)) if factor > 1 else upright
 
 
 def _luma_and_gray(frame: Any, layout: _Layout) -> tuple[np.ndarray, np.ndarray]:
