@@ -1,6 +1,7 @@
-"""Hostile model files and videos from the red team (issue 19, items 07, 10, 11 and 12, and
-models asking for huge tensors), each through the real CLI: the exit code, a one-line reason
-naming the file, no traceback, and the good inputs of the call done. Models are forged small
+"""Hostile model files and videos from the red team (issue 19, items 07, 10, 11 and 12, models
+asking for huge tensors, and models whose allowed ops grow a tensor together), each through the
+real CLI: the exit code, a one-line reason naming the file, no traceback, and the good inputs of
+the call done. Models are forged small
 here (the scripts in ../shared/redteam/ show the originals); docs/robustness.md has the table,
 docs/export.md the op allow-lists and size bounds.
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +19,7 @@ from PIL import Image
 from test_redteam import colorize, gradient, outputs
 
 from colorize_cli.errors import ModelError
-from colorize_cli.inference import backends, model_checks
+from colorize_cli.inference import backends, model_checks, model_sizes
 
 pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
@@ -443,6 +445,149 @@ def test_a_tflite_model_asking_for_a_huge_tensor_is_refused_when_opened(photos: 
         assert run.returncode == 2, run.stderr
         assert run.errors == [f"error: {name}: refused: {reason} {SIZES}"]
         assert not (photos / "out").exists()
+
+
+# memory ------------------------------------------------------------------------------------------
+
+MEMORY = (
+    r"the model would need [\d.]+ [MG]iB of tensors for a 48x64 input{}, over the bound of 1 GiB "
+    r"\(docs/export\.md\)"
+)
+# /usr/bin/time -f prints the command's peak resident memory after it ends.
+TIME = ("/usr/bin/time", "-f", "peak-rss-kb %M") if os.path.exists("/usr/bin/time") else ()
+
+
+def growing_onnx(case: str) -> tuple[list, list]:
+    """(nodes making `big`, initializers) of a model whose allowed ops, each within its own
+    bounds, grow the photo together."""
+    from onnx import helper
+
+    if case == "resizes":  # ten resizes of 8 a side in a row: 64^10 times the photo
+        nodes, initializers = [], [constant("axes", [0, 1, 2, 3], np.int64),
+                                   constant("factors", [1, 8, 8, 1], np.int64)]  # fmt: skip
+        for i in range(10):
+            into, out = f"r{i - 1}" if i else "x", "big" if i == 9 else f"r{i}"
+            nodes += [
+                helper.make_node("Shape", [into], [f"shape{i}"]),
+                helper.make_node("Gather", [f"shape{i}", "axes"], [f"sides{i}"]),
+                helper.make_node("Mul", [f"sides{i}", "factors"], [f"sizes{i}"]),
+                helper.make_node("Resize", [into, "", "", f"sizes{i}"], [out], mode="nearest"),
+            ]
+        return nodes, initializers
+    if case == "concats":  # a Concat of a tensor with itself, 30 times: 2^30 times the photo
+        names = ["x", *(f"c{i}" for i in range(29)), "big"]
+        return [
+            helper.make_node("Concat", [a, a], [b], axis=2)
+            for a, b in zip(names[:-1], names[1:], strict=True)
+        ], []
+    if case == "Mul":  # broadcast by a (1, 1, 1, 100000) constant
+        return [helper.make_node("Mul", ["x", "k"], ["big"])], [
+            constant("k", np.ones((1, 1, 1, 10**5)))
+        ]
+    if case == "Gather":  # 100,000 indices
+        return [helper.make_node("Gather", ["x", "at"], ["big"], axis=3)], [
+            constant("at", np.zeros(10**5), np.int32)
+        ]
+    assert case == "Conv", case  # 100,000 output channels
+    return [
+        helper.make_node("Transpose", ["x"], ["nchw"], perm=[0, 3, 1, 2]),
+        helper.make_node("Conv", ["nchw", "w"], ["big"]),
+    ], [constant("w", np.ones((10**5, 1, 1, 1)))]
+
+
+@pytest.mark.parametrize(
+    ("case", "op", "code"), [("resizes", "Resize", 2), ("concats", "Concat", 2), ("Mul", "Mul", 1)]
+)
+def test_a_model_growing_a_tensor_op_by_op_fails_within_the_memory_bound(
+    photos: Path, case: str, op: str, code: int
+) -> None:
+    """Each op passes its own bounds; the arena ONNX Runtime allocates from stops the run at 1
+    GiB. Every photo fails alone: a 4x4 one needs 6 MiB for the Mul, which it gets (exit 1),
+    and over the bound for the resizes and concats (exit 2, nothing written)."""
+    save_onnx(photos / "grow.onnx", reduced(growing_onnx(case)[0]), growing_onnx(case)[1])
+    Image.fromarray(gradient(4, 4)).save(photos / "tiny.png")
+    run = colorize(
+        "apply", "good.jpg", "tiny.png", "--model", "grow.onnx", "--out-dir", "out",
+        cwd=photos, timeout=60, prefix=TIME,
+    )  # fmt: skip
+    assert run.returncode == code, run.stderr
+    assert re.fullmatch(
+        "failed: good.jpg: " + MEMORY.format(rf" \({op} asked for [\d.]+ [MG]iB\)"), run.errors[0]
+    ), run.errors
+    assert outputs(photos / "out") == (["tiny.png"] if code == 1 else [])
+    assert len(run.errors) == (1 if code == 1 else 2)
+    if TIME:
+        peak = int(re.findall(r"peak-rss-kb (\d+)", run.stderr)[-1]) * 1024
+        assert peak < 1.5e9, peak  # 0.9 GB measured for the concats, 0.15 GB for the resizes
+
+
+@pytest.mark.parametrize("case", ["Gather", "Conv"])
+def test_a_hundred_thousand_channels_fail_the_run_not_the_process(
+    tmp_path: Path, case: str
+) -> None:
+    path = save_onnx(tmp_path / "wide.onnx", reduced(growing_onnx(case)[0]), growing_onnx(case)[1])
+    backend = backends.OnnxBackend(path)
+    with pytest.raises(ModelError) as caught:
+        backend.run(np.zeros((1, 48, 64, 1), np.float32))
+    assert re.fullmatch(MEMORY.format(rf" \({case} asked for 1\.14 GiB\)"), caught.value.reason)
+    assert backend.run(np.zeros((1, 4, 4, 1), np.float32)).shape == (1, 4, 4, 2)
+
+
+@pytest.mark.slow
+def test_a_tflite_model_growing_a_tensor_is_refused_before_it_runs(photos: Path) -> None:
+    """Shapes known once the input's size is set are summed before LiteRT runs the model: a Mul
+    by a (1, 1, 1, 100000) constant fails the 48x64 photo and not the 4x4 one (exit 1); 30
+    self-Concats fail both (exit 2)."""
+    from colorize_cli.inference import converters
+    from colorize_cli.tf_setup import import_tf
+
+    tf = import_tf()
+    spec = tf.TensorSpec([None, None, None, 1], tf.float32)
+    Image.fromarray(gradient(4, 4)).save(photos / "tiny.png")
+
+    def concats(x):  # noqa: ANN001, ANN202
+        for _ in range(30):
+            x = tf.concat([x, x], 2)
+        return x
+
+    for name, grow, code in (
+        ("mul.tflite", lambda x: x * tf.ones([1, 1, 1, 10**5]), 1),
+        ("concat.tflite", concats, 2),
+    ):
+
+        @tf.function(input_signature=[spec])
+        def hostile(x, grow=grow):  # noqa: ANN001, ANN202
+            mean = tf.reduce_mean(grow(x), axis=[1, 2, 3], keepdims=True)
+            return tf.concat([x * mean, x * mean], -1)
+
+        converter = tf.lite.TFLiteConverter.from_concrete_functions(
+            [hostile.get_concrete_function()]
+        )
+        flat = converters._with_tflite_metadata(converter.convert(), json.dumps(CONTRACT).encode())
+        (photos / name).write_bytes(flat)
+        run = colorize(
+            "apply", "good.jpg", "tiny.png", "--model", name, "--out-dir", f"out-{name}",
+            cwd=photos, timeout=60, prefix=TIME,
+        )  # fmt: skip
+        assert run.returncode == code, run.stderr
+        assert re.fullmatch("failed: good.jpg: " + MEMORY.format(""), run.errors[0]), run.errors
+        assert outputs(photos / f"out-{name}") == (["tiny.png"] if code == 1 else [])
+        if TIME:
+            assert int(re.findall(r"peak-rss-kb (\d+)", run.stderr)[-1]) < 500_000
+
+
+def test_the_bundled_model_s_widest_default_batch_is_within_the_memory_bound() -> None:
+    from colorize_cli.inference.colorizer import DEFAULT_MODEL_PATH
+
+    backend = backends.LiteBackend(DEFAULT_MODEL_PATH.with_suffix(".tflite"))
+    x = np.zeros((8, 160, 640, 1), np.float32)  # 8 photos of aspect 4 at render size 160
+    feeds = backends.model_feeds(backend.takes_hints, x, None, None)
+    backend._check_memory({key: value.shape for key, value in feeds.items()}, x)
+
+
+def test_the_peak_counts_the_tensors_alive_together() -> None:
+    lives = [(0, 0, 1), (1, 1, 2), (2, 2, 3), (3, 3, 3)]  # (tensor, first op, last op)
+    assert model_sizes.peak_bytes(lives, {0: 10, 1: 20, 2: 30, 3: 40}.__getitem__) == 70
 
 
 # 11a, 11b ----------------------------------------------------------------------------------------

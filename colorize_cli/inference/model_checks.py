@@ -306,6 +306,29 @@ def check_tflite(data: bytes, path: Path) -> None:
     _refuse_size(problem, path)
 
 
+def tflite_lives(data: bytes, path: Path) -> list[tuple[int, int, int]]:
+    """(tensor, first op, last op) of every tensor of a .tflite's main subgraph that is not a
+    constant of the file: an input from the first op, an op's output from that op to the last op
+    that reads it (the subgraph's outputs to the end). Operators run in the file's order."""
+    try:
+        file = _Flatbuffer(data)
+        graph = file.tables(file.model, 2)[0]
+        ops = [
+            (file.vector(op, 1, "<i4").tolist(), file.vector(op, 2, "<i4").tolist())
+            for op in file.tables(graph, 3)
+        ]
+        first = dict.fromkeys(file.vector(graph, 1, "<i4").tolist(), 0)
+        last = dict.fromkeys(file.vector(graph, 2, "<i4").tolist(), len(ops))
+    except Exception:
+        raise ModelError("not a loadable TFLite model: damaged or truncated", path) from None
+    for index, (inputs, outputs) in enumerate(ops):
+        for tensor in outputs:
+            first.setdefault(tensor, index)
+        for tensor in inputs:
+            last[tensor] = max(last.get(tensor, index), index)
+    return [(tensor, start, max(start, last.get(tensor, start))) for tensor, start in first.items()]
+
+
 # SavedModel -------------------------------------------------------------------------------------
 
 
