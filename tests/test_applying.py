@@ -190,3 +190,45 @@ def test_outputs_of_profiled_photos_are_tagged_srgb(tmp_path: Path, loaded: Colo
         assert "sRGB" in ImageCms.getProfileDescription(profile)
     with Image.open(written[plain.name]) as untagged:
         assert "icc_profile" not in untagged.info
+
+
+class _Interrupting:
+    """Wraps a real Colorizer: Ctrl-C (KeyboardInterrupt) arrives while its `stop_at`-th batch
+    runs, after earlier photos were handed to the finishing thread."""
+
+    def __init__(self, loaded: Colorizer, stop_at: int) -> None:
+        self.loaded, self.stop_at, self.batches = loaded, stop_at, 0
+        self.takes_hints, self.model_path = loaded.takes_hints, loaded.model_path
+        self.batch_size = loaded.batch_size
+
+    def chroma_many(self, items):  # noqa: ANN001, ANN201 - the Colorizer method's shape
+        for out in self.loaded.chroma_many(items):
+            yield out
+            self.batches += 1
+            if self.batches == self.stop_at:
+                raise KeyboardInterrupt
+
+
+def test_an_interrupted_run_writes_only_what_it_reports(photos: Path, loaded: Colorizer) -> None:
+    """Photos handed to the finishing thread and not yet reported when Ctrl-C comes are not
+    written at all, and no temporary file is left: what is on disk is what stdout listed."""
+    for k in range(6):
+        shutil.copy(photos / "a.jpg", photos / f"copy{k}.jpg")
+    out = photos.parent / "out"
+    options = ApplyOptions([str(photos)], out_dir=out)
+    reported = []
+    with pytest.raises(KeyboardInterrupt):
+        for outcome in applying.apply(options, colorizer=_Interrupting(loaded, 3)):
+            reported.append(outcome.output.name)
+    on_disk = sorted(p.name for p in out.rglob("*") if p.is_file())
+    assert on_disk == sorted(reported) and len(reported) < 9
+
+
+def test_outcomes_come_in_the_order_of_the_inputs(photos: Path, loaded: Colorizer) -> None:
+    (photos / "b-broken.jpg").write_bytes(b"not a photo")
+    (photos / "d-broken.jpg").write_bytes(b"")
+    options = ApplyOptions([str(photos)], out_dir=photos.parent / "out")
+    outcomes = run(options, loaded)
+    names = [Path(o.source).relative_to(photos).as_posix() for o in outcomes]
+    assert names == ["a.jpg", "b-broken.jpg", "c.jpg", "d-broken.jpg", "sub/b.jpg"]
+    assert [o.status for o in outcomes] == ["written", "failed", "written", "failed", "written"]

@@ -219,8 +219,8 @@ def test_a_strip_wider_than_a_band_is_recombined_in_pieces(monkeypatch: pytest.M
     assert len(colorizer.tiles(*gray.shape, 1000)) == 12
     pieces = colorizer.recombine(gray, ab)
     np.testing.assert_array_equal(color.grayscale(pieces), gray)
-    diff = np.abs(pieces.astype(int) - whole)
-    assert diff.max() <= 1 and (diff == 0).all(-1).mean() > 0.999
+    diff = np.abs(pieces.astype(int) - whole)  # a piece's weights differ in the last digit
+    assert diff.max() <= 1 and (diff == 0).all(-1).mean() > 0.998
     np.testing.assert_array_equal(np.asarray(colorizer.recombine_image(gray, ab)), pieces)
 
 

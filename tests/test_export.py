@@ -402,9 +402,9 @@ def test_every_op_the_exporter_writes_is_allowed(tmp_path: Path) -> None:
     metadata = {"contract": 2, "stride": 32, "output": "ab", "hints": True}
     metadata |= {"input": "L*", "output_units": "a*b*"}
     serving = converters.serving_function(model, "ab")
-    # Photos of both orientations, as `colorize export --photos` calibrates on.
-    rng = np.random.default_rng(0)
-    calibration = [rng.uniform(0, 100, s).astype(np.float32) for s in [(64, 128), (128, 64)]]
+    # One shape: TFLite's calibrator cannot prepare a several-input model again for another
+    # (`colorize export` refuses int8 for hint models anyway: docs/export.md).
+    calibration = [np.random.default_rng(0).uniform(0, 100, (64, 128)).astype(np.float32)]
     converters.write_onnx(serving, tmp_path / "m.onnx", metadata)
     data = (tmp_path / "m.onnx").read_bytes()
     model_checks.check_onnx(data, tmp_path / "m.onnx")

@@ -425,3 +425,45 @@ def test_write_takes_a_pil_image_and_encodes_straight_into_the_file(tmp_path: Pa
     with pytest.raises(ValueError, match="'RGB' image"):
         encode_image(Image.fromarray(pixels[..., 0]), "png")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.bmp", "a.png", "a.tif"]
+
+
+def test_a_full_disk_while_encoding_is_a_write_error_in_every_format(tmp_path: Path) -> None:
+    """The file size limit (as a full disk) hits while Pillow encodes: each format says "cannot
+    write" with the system's reason, never an encoder's number, and leaves nothing behind."""
+    import subprocess
+    import sys
+
+    code = (
+        "import resource, signal, sys, numpy as np\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))\n"
+        "from colorize_cli.errors import ImageError\n"
+        "from colorize_cli.imaging import images\n"
+        "rgb = np.random.default_rng(0).integers(0, 256, (300, 400, 3), dtype=np.uint8)\n"
+        "for ext in ('png', 'jpg', 'webp', 'tif', 'bmp'):\n"
+        "    try:\n"
+        "        images.write_image(f'{sys.argv[1]}/x.{ext}', rgb)\n"
+        "        print(ext, 'written')\n"
+        "    except ImageError as exc:\n"
+        "        print(ext, exc.reason)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines == [
+        f"{ext} cannot write: file too large (over the file size limit)"
+        for ext in ("png", "jpg", "webp", "tif", "bmp")
+    ]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_stopped_write_leaves_nothing(tmp_path: Path) -> None:
+    import threading
+
+    stop = threading.Event()
+    stop.set()
+    with pytest.raises(ImageError, match="interrupted"):
+        write_image(tmp_path / "x.jpg", np.zeros((64, 64, 3), np.uint8), stop=stop)
+    assert list(tmp_path.iterdir()) == []

@@ -24,6 +24,7 @@ import functools
 import io
 import os
 import struct
+import threading
 import warnings
 import zlib
 from collections.abc import Callable
@@ -490,7 +491,7 @@ def encode_image(
 
 def _save(
     rgb: np.ndarray | Image.Image,
-    fp: BinaryIO,
+    fp: BinaryIO | _Output,
     pil_format: str,
     quality: int,
     exif: bytes | None,
@@ -499,14 +500,15 @@ def _save(
     """Encode into `fp` (encode_image's rules); an OSError carrying an errno is the file's."""
     if not 1 <= quality <= 100:
         raise UsageError(f"quality must be between 1 and 100, not {quality}")
-    check_writable(
-        (rgb.size[1], rgb.size[0]) if isinstance(rgb, Image.Image) else rgb.shape, pil_format
-    )
     if isinstance(rgb, Image.Image):
         if rgb.mode != "RGB":
             raise ValueError(f"expected an 'RGB' image, got mode {rgb.mode}")
+        check_writable((rgb.height, rgb.width), pil_format)
         image = rgb
-    elif isinstance(rgb, np.ndarray) and rgb.dtype == np.uint8 and rgb.shape[2:] == (3,):
+    elif isinstance(rgb, np.ndarray) and rgb.dtype == np.uint8 and rgb.ndim == 3:
+        if rgb.shape[2] != 3:
+            raise ValueError(f"expected an (H, W, 3) uint8 array, got {rgb.shape}")
+        check_writable(rgb.shape, pil_format)
         image = Image.fromarray(np.ascontiguousarray(rgb))
     else:
         shape = getattr(rgb, "shape", type(rgb).__name__)
@@ -530,6 +532,26 @@ def _save(
         raise ImageError(f"cannot encode {pil_format}: {exc}") from exc
 
 
+class _Output:
+    """The file Pillow encodes into, written through Python: its encoders would otherwise write
+    to the descriptor themselves, where libtiff turns a full disk into "encoder error -2" (the
+    errno lost) and nothing could stop a long write."""
+
+    def __init__(self, fp: BinaryIO, stop: threading.Event | None) -> None:
+        self._fp, self._stop = fp, stop
+
+    def fileno(self) -> int:
+        raise io.UnsupportedOperation("fileno")
+
+    def write(self, data: bytes) -> int:
+        if self._stop is not None and self._stop.is_set():
+            raise ImageError("interrupted")
+        return self._fp.write(data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._fp, name)
+
+
 @functools.cache
 def _srgb_profile_bytes() -> bytes:
     return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
@@ -542,13 +564,15 @@ def write_image(
     quality: int = PHOTO_QUALITY,
     exif: bytes | None = None,
     srgb_profile: bool = False,
+    stop: threading.Event | None = None,
 ) -> None:
     """Encode and write a photo atomically: readers see the old file or the whole new one. It is
-    encoded straight into the file (a large photo's encoded bytes are not held in memory)."""
+    encoded straight into the file (a large photo's encoded bytes are not held in memory); once
+    `stop` is set, the write ends with ImageError "interrupted" and leaves nothing behind."""
     pil_format = output_format(path, format)
     try:
         with fsutil.atomic_path(path) as temporary, open(temporary, "wb") as fp:
-            _save(rgb, fp, pil_format, quality, exif, srgb_profile)
+            _save(rgb, _Output(fp, stop), pil_format, quality, exif, srgb_profile)
     except ImageError as exc:
         raise ImageError(exc.reason, path) from exc
     except OSError as exc:

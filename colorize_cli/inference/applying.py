@@ -10,8 +10,10 @@ serves `colorize apply - -o -`: one encoded photo in, one encoded photo out (std
 
 from __future__ import annotations
 
+import functools
 import os
 import stat
+import threading
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -237,41 +239,51 @@ def _colorize_photos(
     progress: ProgressSink,
     guides: Guides,
 ) -> Iterator[Outcome]:
-    """One outcome per job. A batch that fails as a whole (out of memory, a model that cannot
-    take one photo's shape) is retried photo by photo, so only the photo at fault fails, and the
-    photos after it are still done."""
-    failures: list[Outcome] = []
+    """One outcome per job, in the jobs' order. A batch that fails as a whole (out of memory, a
+    model that cannot take one photo's shape) is retried photo by photo, so only the photo at
+    fault fails, and the photos after it are still done."""
+    failures: list[tuple[int, Outcome]] = []  # (index in jobs, outcome) of unreadable photos
     taken: list[Job] = []  # jobs the reader has taken, read or not
-    started: list[Job] = []  # read and handed to the colorizer, not yet written
+    started: list[Job] = []  # read and handed to the colorizer, not yet reported
     photos = _read_photos(jobs, options, failures, taken, started, guides)
     # Photos handed to the finishing thread (full-size colour, encoding, writing), which works
-    # while the network runs on the next batch: (job, pixels, its outcome to come).
-    finishing: deque[tuple[Job, int, Future[Outcome]]] = deque()
+    # while the network runs on the next batch: (index, job, pixels, its outcome to come).
+    finishing: deque[tuple[int, Job, int, Future[Outcome]]] = deque()
+    abandon = threading.Event()  # set when the run stops early: queued photos are not written
 
     def settle(in_flight: int) -> Iterator[Outcome]:
         """Outcomes of the finished photos, in order, waiting while more than `in_flight`
         pixels are being finished (a large photo is written before the next is read)."""
         while finishing and (
-            finishing[0][2].done() or sum(pixels for _, pixels, _ in finishing) > in_flight
+            finishing[0][3].done() or sum(item[2] for item in finishing) > in_flight
         ):
-            job, _, future = finishing.popleft()
+            index, job, _, future = finishing.popleft()
             started.remove(job)
-            yield from _drain(failures, progress)
+            yield from _drain(failures, progress, before=index)
             outcome = future.result()
             progress.advance(1)
             yield outcome
 
     failure: MemoryError | ColorizeError | None = None
-    with ThreadPoolExecutor(1) as finisher:
+    finisher = ThreadPoolExecutor(1)
+    try:
         try:
-            for (job, info), gray, ab in colorizer.chroma_many(photos):
-                future = finisher.submit(_finish, job, gray, ab, info, options)
-                finishing.append((job, gray.size, future))
+            for (index, job, info), gray, ab in colorizer.chroma_many(photos):
+                future = finisher.submit(_finish, job, gray, ab, info, options, abandon)
+                finishing.append((index, job, gray.size, future))
+                del gray, ab  # held by the finishing thread alone from here
                 yield from settle(FINISHING_PIXELS)
         except (MemoryError, ColorizeError) as exc:
             failure = exc
         # The photos already coloured are written whatever happened to the batch after them.
         yield from settle(-1)
+    except BaseException:
+        # Interrupted (Ctrl-C, SIGTERM), closed early, or a bug: what was not written yet is
+        # not written at all, rather than written and never reported.
+        abandon.set()
+        raise
+    finally:
+        finisher.shutdown(wait=True, cancel_futures=True)
     yield from _drain(failures, progress)
     if failure is None:
         return
@@ -323,55 +335,75 @@ def _apply_video(
 def _read_photos(
     jobs: Iterable[Job],
     options: ApplyOptions,
-    failures: list[Outcome],
+    failures: list[tuple[int, Outcome]],
     taken: list[Job],
     started: list[Job],
     guides: Guides,
-) -> Iterator[tuple[tuple[Job, images.ImageInfo], np.ndarray, Guide]]:
-    """(job, info) tagged grays for `chroma_many` (the output keeps the gray alone, so the photo
-    is read as its gray, never held as a whole RGB array); each job lands in `taken`, and then in
-    `failures` if unreadable or too large to write, else in `started` until written."""
-    for job in jobs:
+) -> Iterator[tuple[tuple[int, Job, images.ImageInfo], np.ndarray, Guide]]:
+    """(index, job, info) tagged grays for `chroma_many` (the output keeps the gray alone, so the
+    photo is read as its gray, never held as a whole RGB array); each job lands in `taken`, and
+    then in `failures` if unreadable or too large to write, else in `started` until reported."""
+    for index, job in enumerate(jobs):
         taken.append(job)
         try:
             gray, info = images.read_gray_with_info(job.source, options.max_pixels)
             images.check_writable(gray.shape, images.output_format(job.output, options.format))
             guide = guides.for_photo(job.source, gray.shape)
         except ColorizeError as exc:
-            failures.append(Outcome(str(job.source), job.output, "failed", exc.reason))
+            failures.append((index, Outcome(str(job.source), job.output, "failed", exc.reason)))
             continue
         except MemoryError:
             reason = "not enough memory to read this photo"
-            failures.append(Outcome(str(job.source), job.output, "failed", reason))
+            failures.append((index, Outcome(str(job.source), job.output, "failed", reason)))
             continue
         started.append(job)
-        yield (job, info), gray, guide
+        yield (index, job, info), gray, guide
+        del gray  # not held while the next photo is read
 
 
-def _drain(failures: list[Outcome], progress: ProgressSink) -> Iterator[Outcome]:
-    while failures:
+def _drain(
+    failures: list[tuple[int, Outcome]], progress: ProgressSink, before: int | None = None
+) -> Iterator[Outcome]:
+    """The unreadable photos' outcomes (those before job `before`, or all), in order."""
+    while failures and (before is None or failures[0][0] < before):
         progress.advance(1)
-        yield failures.pop(0)
+        yield failures.pop(0)[1]
 
 
 def _finish(
-    job: Job, gray: np.ndarray, ab: np.ndarray, info: images.ImageInfo, options: ApplyOptions
+    job: Job,
+    gray: np.ndarray,
+    ab: np.ndarray,
+    info: images.ImageInfo,
+    options: ApplyOptions,
+    abandon: threading.Event,
 ) -> Outcome:
-    """A photo's full-size colour from its gray and render-size a*b*, encoded and written."""
+    """A photo's full-size colour from its gray and render-size a*b*, encoded and written; not
+    started, or stopped with nothing left behind, once `abandon` is set."""
+    failed = functools.partial(Outcome, str(job.source), job.output, "failed")
+    if abandon.is_set():
+        return failed("interrupted")
     try:
         job.output.parent.mkdir(parents=True, exist_ok=True)
-        rgb = recombine_image(gray, ab)
+        image = recombine_image(gray, ab)
+        del gray, ab
         images.write_image(
-            job.output, rgb, options.format, options.quality, info.exif, info.icc_converted
+            job.output,
+            image,
+            options.format,
+            options.quality,
+            info.exif,
+            info.icc_converted,
+            stop=abandon,
         )
     except OSError as exc:
-        return Outcome(
-            str(job.source), job.output, "failed", f"cannot write: {fsutil.os_reason(exc)}"
-        )
+        return failed(f"cannot write: {fsutil.os_reason(exc)}")
     except ColorizeError as exc:
-        return Outcome(str(job.source), job.output, "failed", exc.reason)
+        return failed(exc.reason)
     except MemoryError:
-        return Outcome(str(job.source), job.output, "failed", "not enough memory to finish")
+        return failed("not enough memory to finish")
+    except Exception as exc:  # noqa: BLE001 - one photo's failure, never a traceback
+        return failed(one_line(exc))
     return Outcome(str(job.source), job.output, "written")
 
 

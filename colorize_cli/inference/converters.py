@@ -146,13 +146,6 @@ def write_tflite(
         if precision == "float16":
             converter.target_spec.supported_types = [tf.float16]
         if precision == "int8":
-            if metadata.get("hints"):
-                # TFLite's calibrator fails to prepare a model of several inputs again when the
-                # sample's shape changes (a CONCATENATION shape mismatch): the samples share one
-                # shape, each cropped to the smallest height and width among them.
-                height = min(lightness.shape[0] for lightness in calibration)
-                width = min(lightness.shape[1] for lightness in calibration)
-                calibration = [lightness[:height, :width] for lightness in calibration]
 
             def representative() -> Iterator[list[np.ndarray]]:
                 for lightness in calibration:

@@ -107,9 +107,10 @@ async function upload(files) {
         continue;
       }
       photo.id = info.id;
+      photo.error = null; // chosen before its id came (a 404 then), it is fine now
       takeInfo(photo, info);
       renderList();
-      if (!state.current) await choose(photo);
+      if (!state.current || state.current === photo) await choose(photo);
     } catch (error) {
       photo.error = error.message;
       renderList();
@@ -543,7 +544,8 @@ async function start() {
     for (const info of listed.photos) {
       if (!state.photos.some((p) => p.id === info.id)) addEntry(info);
     }
-    const first = state.photos.find((p) => !p.error);
+    // A photo still uploading has no id yet: its upload chooses it when it has one.
+    const first = state.photos.find((p) => p.id && !p.error);
     if (first) await choose(first);
   } catch (error) {
     showMessage(error.message);
