@@ -35,7 +35,7 @@ def info(
     with common.errors():
         for name in files:
             if name == "default" or name.endswith(".keras"):
-                from colorize_cli.inference.colorizer import DEFAULT_MODEL_PATH
+                from colorize_cli.nets.saved import DEFAULT_MODEL_PATH
 
                 targets.append((DEFAULT_MODEL_PATH if name == "default" else Path(name), True))
             else:

@@ -1,7 +1,7 @@
 """Reading and writing photos safely: any file becomes an 8-bit sRGB array or a clear ImageError.
 
-Decoding policy (one path, `_decode`, serves `read_image`, `read_image_bytes` and
-`read_image_with_info`):
+Decoding policy (one path, `_decode`, serves `read_image`, `read_image_bytes`,
+`read_image_with_info` and `read_gray_with_info`, which keeps each tile's gray only):
 
 - The header is parsed first and the pixel count checked against `max_pixels` before any pixel is
   decoded; PIL's own process-wide bomb limit is switched off because ours replaces it.
@@ -286,7 +286,7 @@ def _srgb_pixels(
 
 
 def _orient(pixels: np.ndarray, orientation: object) -> np.ndarray:
-    """Apply an EXIF orientation (1-8, as ImageOps.exif_transpose does) to an (H, W, 3) array."""
+    """Apply an EXIF orientation (1-8, as ImageOps.exif_transpose does) to an (H, W[, 3]) array."""
     turn = _ORIENTATIONS.get(orientation) if isinstance(orientation, int) else None
     return pixels if turn is None else np.ascontiguousarray(turn(pixels))
 
