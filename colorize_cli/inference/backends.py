@@ -456,6 +456,19 @@ class LiteBackend:
                 self._interpreter = interpreter.Interpreter(
                     model_content=data, num_threads=_THREADS
                 )
+                # LiteRT 2.3's XNNPACK aborts the process (a double free) on a quantised graph
+                # of several inputs (an int8 hint model): that one runs on the builtin kernels.
+                quantised = model_checks.TFLITE_OPS["QUANTIZE"] in model_checks.tflite_op_codes(
+                    data, path
+                )
+                if quantised and len(self._interpreter.get_input_details()) > 1:
+                    self._interpreter = interpreter.Interpreter(
+                        model_content=data,
+                        num_threads=_THREADS,
+                        experimental_op_resolver_type=(
+                            interpreter.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+                        ),
+                    )
             inputs = self._interpreter.get_input_details()
             outputs = self._interpreter.get_output_details()
         except Exception as exc:
