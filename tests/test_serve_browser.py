@@ -255,3 +255,35 @@ def test_the_page_loads_everything_from_the_server_and_logs_no_errors(page, serv
         url.startswith(server.url) or url.startswith(("blob:", "data:")) for url in requested
     )
     assert page.problems == []
+
+
+def test_a_photo_dropped_before_the_first_listing_arrives_is_listed_once(
+    page, photos: dict[str, Path], tmp_path: Path
+) -> None:
+    """The page's first listing of the server's photos is held back until a dropped photo's
+    upload is done, so the listing already holds it: the page lists it once, and not as failed."""
+    late = tmp_path / "late.png"
+    late.write_bytes(photos["wall"].read_bytes())
+    held = []
+
+    def hold_listing(route) -> None:  # noqa: ANN001 - Playwright's Route
+        if route.request.method == "GET":
+            held.append(route)
+        else:
+            route.continue_()
+
+    page.route("**/api/photos", hold_listing)
+    page.reload()
+    deadline = time.monotonic() + 30
+    while not held and time.monotonic() < deadline:
+        page.wait_for_timeout(50)
+    assert held, "the page never asked for its listing"
+    drop(page, late)
+    page.wait_for_selector("#photos li[data-name='late.png']")
+    wait_until(page, "() => document.body.dataset.busy === '0'")
+    page.wait_for_timeout(300)  # the upload's answer
+    held[0].continue_()
+    page.wait_for_selector("#photos li[data-name='named.jpg']")
+    page.wait_for_timeout(300)
+    assert page.locator("#photos li[data-name='late.png']").count() == 1
+    assert page.locator("#photos li.bad").count() == 0

@@ -12,14 +12,17 @@ const state = {
   current: null,
   selected: -1, // index of the selected hint of the current photo
   reference: null, // {id, name, colors}
+  messageFrom: null, // the photo whose failed preview the message tells of
   drag: null,
 };
 
-// Messages.
-function showMessage(text) {
+// Messages. `from` is the photo whose preview failed, if that is what the message says: its next
+// preview clears it, and nothing else (an upload's error stays until the user moves on).
+function showMessage(text, from = null) {
   const box = $("message");
   box.textContent = text;
   box.hidden = !text;
+  state.messageFrom = text ? from : null;
 }
 
 function setStatus(text) {
@@ -188,10 +191,10 @@ async function refresh(photo) {
       image.dataset.version = String(photo.version);
       image.src = url;
       setStatus(`preview in ${Math.round(performance.now() - started)} ms`);
-      if (!photo.dirty) showMessage("");
+      if (!photo.dirty && state.messageFrom === photo) showMessage("");
     }
   } catch (error) {
-    if (photo === state.current) showMessage(error.message);
+    if (photo === state.current) showMessage(error.message, photo);
   } finally {
     photo.busy = false;
     if (photo.dirty) refresh(photo);
