@@ -47,6 +47,13 @@ INPUT_NAMES = ("lightness", "hints", "palette")
 OUTPUTS = {"ab": 2, "rgb": 3}  # metadata "output" -> channels
 # A SavedModel's metadata (assets.extra/colorize.json) is a small JSON record.
 MAX_METADATA_BYTES = 2**20
+
+
+def savedmodel_metadata_path(folder: Path) -> Path:
+    """Where a SavedModel folder keeps the contract (written by the exporter, read here)."""
+    return folder / "assets.extra" / f"{METADATA_KEY}.json"
+
+
 _EXTRAS = {"onnx": ("onnxruntime", "onnx"), "lite": ("ai_edge_litert", "lite")}
 _THREADS = os.cpu_count() or 1
 
@@ -561,9 +568,7 @@ class SavedModelBackend:
         model_checks.check_savedmodel_files(path)
         data = model_checks.read_model(path / "saved_model.pb")
         try:
-            text = read_regular_file(
-                path / "assets.extra" / f"{METADATA_KEY}.json", MAX_METADATA_BYTES
-            )
+            text = read_regular_file(savedmodel_metadata_path(path), MAX_METADATA_BYTES)
         except OSError:
             text = b""
         facts = parse_metadata(text, path)

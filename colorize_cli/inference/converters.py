@@ -186,6 +186,6 @@ def write_savedmodel(serving: Any, folder: Path, metadata: dict[str, Any]) -> No
     module.generator = serving.keras_model
     with _quiet_converters():
         tf.saved_model.save(module, str(folder), signatures={"serving_default": serving})
-    extra = folder / "assets.extra"
-    extra.mkdir(exist_ok=True)
-    (extra / f"{backends.METADATA_KEY}.json").write_text(json.dumps(metadata, indent=2))
+    target = backends.savedmodel_metadata_path(folder)
+    target.parent.mkdir(exist_ok=True)
+    target.write_text(json.dumps(metadata, indent=2))
