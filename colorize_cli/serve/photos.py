@@ -22,7 +22,7 @@ from colorize_cli import fsutil
 from colorize_cli.config import PHOTO_QUALITY, ServeOptions
 from colorize_cli.constants import MAX_STREAM_BYTES
 from colorize_cli.errors import ColorizeError, ImageError
-from colorize_cli.imaging import color, hints, images
+from colorize_cli.imaging import hints, images
 from colorize_cli.imaging.hints import Guide
 from colorize_cli.inference.applying import FALLBACK_FORMAT, OUTPUT_SUFFIX, colorize_bytes
 from colorize_cli.inference.colorizer import Colorizer, recombine
@@ -284,9 +284,7 @@ class Studio:
 
     def _decode(self, data: bytes, name: str, keep: bool) -> _Loaded:
         """`data` read as `colorize_bytes` reads it, to the same gray; `keep` holds the bytes."""
-        rgb = images.read_image_bytes(data, name, self.options.max_pixels)
-        gray = color.grayscale(rgb)
-        del rgb
+        gray, _ = images.read_gray_with_info(data, self.options.max_pixels, name=name)
         height, width = gray.shape
         scale = min(1.0, self.options.preview_side / max(height, width))
         preview = gray
