@@ -264,11 +264,11 @@ def test_a_photo_dropped_before_the_first_listing_arrives_is_listed_once(
     upload is done, so the listing already holds it: the page lists it once, and not as failed."""
     late = tmp_path / "late.png"
     late.write_bytes(photos["wall"].read_bytes())
-    held = []
+    held, holding = [], [True]
 
     def hold_listing(route) -> None:  # noqa: ANN001 - Playwright's Route
-        if route.request.method == "GET":
-            held.append(route)
+        if route.request.method == "GET" and holding[0]:
+            held.append(route)  # the page before the reload may have asked too: all are held
         else:
             route.continue_()
 
@@ -282,7 +282,9 @@ def test_a_photo_dropped_before_the_first_listing_arrives_is_listed_once(
     page.wait_for_selector("#photos li[data-name='late.png']")
     wait_until(page, "() => document.body.dataset.busy === '0'")
     page.wait_for_timeout(300)  # the upload's answer
-    held[0].continue_()
+    holding[0] = False
+    for route in held:
+        route.continue_()
     page.wait_for_selector("#photos li[data-name='named.jpg']")
     page.wait_for_timeout(300)
     assert page.locator("#photos li[data-name='late.png']").count() == 1
