@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from colorize_cli.imaging import hints, images
+from colorize_cli.imaging import hints, images, writing
 from colorize_cli.inference.colorizer import Colorizer
 from colorize_cli.inference.evaluate import contact_sheet, evaluate, thumbnail
 
@@ -72,7 +72,7 @@ def sheet(colorizer: Colorizer, photos: list[str], seed: int, count: int, out: P
             marked[top + 1 : p.y + size, left + 1 : p.x + size] = p.color
         gray = np.repeat(colorizer_gray(truth)[..., None], 3, axis=-1)
         rows.append(tuple(thumbnail(x) for x in (gray, automatic, marked, truth)))
-    images.write_image(
+    writing.write_image(
         out, contact_sheet(rows, ("gray", "automatic", "5 hints", "truth")), format="png"
     )
 

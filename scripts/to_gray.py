@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from colorize_cli.imaging import color, images
+from colorize_cli.imaging import color, images, writing
 
 
 def main(out_dir: str, *photos: str) -> None:
@@ -16,7 +16,7 @@ def main(out_dir: str, *photos: str) -> None:
     for photo in photos:
         gray = color.grayscale(images.read_image(photo))
         target = Path(out_dir) / (Path(photo).stem + ".png")
-        images.write_image(target, np.repeat(gray[..., np.newaxis], 3, axis=-1))
+        writing.write_image(target, np.repeat(gray[..., np.newaxis], 3, axis=-1))
         print(target)
 
 

@@ -376,7 +376,7 @@ def test_bad_options_are_one_line_usage_errors_on_every_path(
 
 def test_cli_choices_are_what_the_library_accepts() -> None:
     from colorize_cli import constants
-    from colorize_cli.imaging import images
+    from colorize_cli.imaging import writing
     from colorize_cli.inference import backends, evaluate, export
 
     assert constants.BACKENDS == backends.BACKENDS
@@ -385,6 +385,6 @@ def test_cli_choices_are_what_the_library_accepts() -> None:
     rgb = np.zeros((4, 6, 3), np.uint8)
     rgb[..., 0] = 200
     for format in constants.PHOTO_FORMATS:
-        written = Image.open(io.BytesIO(images.encode_image(rgb, format)))
-        assert written.format == images.output_format(f"x.{format}")
+        written = Image.open(io.BytesIO(writing.encode_image(rgb, format)))
+        assert written.format == writing.output_format(f"x.{format}")
         assert written.size == (6, 4)

@@ -16,14 +16,9 @@ import pytest
 from PIL import Image, ImageCms, ImageFile, JpegImagePlugin
 
 from colorize_cli.errors import ImageError
-from colorize_cli.imaging import images
-from colorize_cli.imaging.images import (
-    encode_image,
-    read_image,
-    read_image_bytes,
-    read_image_with_info,
-    write_image,
-)
+from colorize_cli.imaging import images, writing
+from colorize_cli.imaging.images import read_image, read_image_bytes, read_image_with_info
+from colorize_cli.imaging.writing import encode_image, write_image
 
 DEV = Path(__file__).resolve().parents[2] / "shared/data/dev"
 
@@ -362,7 +357,7 @@ def test_failed_write_leaves_old_file_and_no_temp(
     def disk_full(fd: int) -> None:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(images.os, "fsync", disk_full)
+    monkeypatch.setattr(writing.fsutil.os, "fsync", disk_full)
     with pytest.raises(ImageError) as excinfo:
         write_image(target, np.zeros((8, 8, 3), np.uint8))
     assert excinfo.value.path == str(target) and reason(excinfo) == "cannot write: disk full"
@@ -404,14 +399,14 @@ def test_read_gray_equals_the_grayscale_of_the_photo_whatever_its_mode(tmp_path:
 
 
 def test_photos_too_large_for_their_format_are_refused_by_size(tmp_path: Path) -> None:
-    images.check_writable((65500, 10), "jpg")
-    images.check_writable((16383, 3), "webp")
+    writing.check_writable((65500, 10), "jpg")
+    writing.check_writable((16383, 3), "webp")
     with pytest.raises(ImageError, match="at most 65,500 pixels a side: choose --format png"):
-        images.check_writable((10, 65501), "jpg")
+        writing.check_writable((10, 65501), "jpg")
     with pytest.raises(ImageError, match="16,383 pixels a side"):
-        images.check_writable((16384, 3, 3), "WEBP")
+        writing.check_writable((16384, 3, 3), "WEBP")
     with pytest.raises(ImageError, match="rows of at most 89,478,478 pixels"):
-        images.check_writable((1, 100_000_000), "png")
+        writing.check_writable((1, 100_000_000), "png")
     with pytest.raises(ImageError, match="65,500 pixels a side"):
         encode_image(np.zeros((1, 65501, 3), np.uint8), "jpg")
 
@@ -438,11 +433,11 @@ def test_a_full_disk_while_encoding_is_a_write_error_in_every_format(tmp_path: P
         "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
         "resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))\n"
         "from colorize_cli.errors import ImageError\n"
-        "from colorize_cli.imaging import images\n"
+        "from colorize_cli.imaging import writing\n"
         "rgb = np.random.default_rng(0).integers(0, 256, (300, 400, 3), dtype=np.uint8)\n"
         "for ext in ('png', 'jpg', 'webp', 'tif', 'bmp'):\n"
         "    try:\n"
-        "        images.write_image(f'{sys.argv[1]}/x.{ext}', rgb)\n"
+        "        writing.write_image(f'{sys.argv[1]}/x.{ext}', rgb)\n"
         "        print(ext, 'written')\n"
         "    except ImageError as exc:\n"
         "        print(ext, exc.reason)\n"

@@ -26,7 +26,7 @@ import numpy as np
 from colorize_cli import fsutil
 from colorize_cli.config import MAX_PIXELS, PHOTO_QUALITY, ApplyOptions
 from colorize_cli.errors import ColorizeError, ImageError, ModelError, UsageError, one_line
-from colorize_cli.imaging import hints, images
+from colorize_cli.imaging import hints, images, writing
 from colorize_cli.imaging.hints import Guide
 from colorize_cli.imaging.inputs import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, expand_inputs, is_video
 from colorize_cli.inference import video
@@ -155,7 +155,7 @@ def _suffix(path: Path, format: str | None) -> str:
     if format is not None:
         return f".{format.lower()}"
     try:
-        images.output_format(path)
+        writing.output_format(path)
     except ImageError:
         return f".{FALLBACK_FORMAT}"
     return path.suffix
@@ -347,7 +347,7 @@ def _read_photos(
         taken.append(job)
         try:
             gray, info = images.read_gray_with_info(job.source, options.max_pixels)
-            images.check_writable(gray.shape, images.output_format(job.output, options.format))
+            writing.check_writable(gray.shape, writing.output_format(job.output, options.format))
             guide = guides.for_photo(job.source, gray.shape)
         except ColorizeError as exc:
             failures.append((index, Outcome(str(job.source), job.output, "failed", exc.reason)))
@@ -387,7 +387,7 @@ def _finish(
         job.output.parent.mkdir(parents=True, exist_ok=True)
         image = recombine_image(gray, ab)
         del gray, ab
-        images.write_image(
+        writing.write_image(
             job.output,
             image,
             options.format,
@@ -426,17 +426,17 @@ def colorize_bytes(
         gray, info = images.read_gray_with_info(data, max_pixels, name=name)
         if format is None:
             try:
-                format = images.output_format(name, info.format)
+                format = writing.output_format(name, info.format)
             except ImageError:
                 format = FALLBACK_FORMAT
-        images.check_writable(gray.shape, format)
+        writing.check_writable(gray.shape, format)
         if guide is not None and guide.points:
             try:
                 hints.check_inside(list(guide.points), *gray.shape)
             except hints.HintError as exc:
                 raise ColorizeError(f"hints: {exc}", name) from None
         gray, ab = colorizer.chroma(gray, guide)
-        return images.encode_image(
+        return writing.encode_image(
             recombine_image(gray, ab), format, quality, info.exif, info.icc_converted
         )
     except ImageError as exc:

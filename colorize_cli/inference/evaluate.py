@@ -23,7 +23,7 @@ from colorize_cli import fsutil
 from colorize_cli.config import APPLY_BATCH_SIZE, RENDER_SIZE
 from colorize_cli.data import shards
 from colorize_cli.errors import ColorizeError, UsageError
-from colorize_cli.imaging import color, images, metrics
+from colorize_cli.imaging import color, images, metrics, writing
 from colorize_cli.imaging import hints as hinting
 from colorize_cli.imaging.inputs import IMAGE_EXTENSIONS, expand_inputs
 from colorize_cli.inference.colorizer import Colorizer
@@ -118,7 +118,7 @@ class EvalResult:
 
     def write_sheet(self, path: str | os.PathLike[str]) -> None:
         """A PNG contact sheet: one row per kept photo, gray | colorized | truth."""
-        images.write_image(path, contact_sheet(self.sheet_rows), format="png")
+        writing.write_image(path, contact_sheet(self.sheet_rows), format="png")
 
 
 def _finite(value: float) -> float | None:

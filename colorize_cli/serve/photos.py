@@ -22,7 +22,7 @@ from colorize_cli import fsutil
 from colorize_cli.config import PHOTO_QUALITY, ServeOptions
 from colorize_cli.constants import MAX_STREAM_BYTES
 from colorize_cli.errors import ColorizeError, ImageError
-from colorize_cli.imaging import hints, images
+from colorize_cli.imaging import hints, images, writing
 from colorize_cli.imaging.hints import Guide
 from colorize_cli.inference.applying import FALLBACK_FORMAT, OUTPUT_SUFFIX, colorize_bytes
 from colorize_cli.inference.colorizer import Colorizer, recombine
@@ -167,7 +167,7 @@ class Studio:
 
     def gray_preview(self, photo_id: str) -> bytes:
         loaded = self._loaded(photo_id)
-        return images.encode_image(np.repeat(loaded.preview[..., None], 3, 2), "jpg", 90)
+        return writing.encode_image(np.repeat(loaded.preview[..., None], 3, 2), "jpg", 90)
 
     def preview(self, photo_id: str, hints_text: str | bytes) -> bytes:
         """The colorized photo at display resolution, as a JPEG: the download's very colour (the
@@ -176,7 +176,7 @@ class Studio:
         guide = self.guide(hints_text)
         with self._run_lock:
             ((_, _, ab),) = list(self.colorizer.chroma_many([(None, loaded.gray, guide)]))
-        return images.encode_image(recombine(loaded.preview, ab), "jpg", PREVIEW_QUALITY)
+        return writing.encode_image(recombine(loaded.preview, ab), "jpg", PREVIEW_QUALITY)
 
     def download(
         self, photo_id: str, hints_text: str | bytes, format: str | None = None
@@ -316,7 +316,7 @@ def _own_format(name: str) -> str:
     """The format `colorize apply NAME` writes: its own extension's if writable, else PNG."""
     suffix = Path(name).suffix.lstrip(".")
     try:
-        images.output_format(name)
+        writing.output_format(name)
     except ImageError:
         return FALLBACK_FORMAT
     return suffix

@@ -22,7 +22,7 @@ import numpy as np
 
 from colorize_cli import fsutil
 from colorize_cli.errors import TrainingError
-from colorize_cli.imaging.images import write_image
+from colorize_cli.imaging.writing import write_image
 
 CONFIG = "config.json"
 METRICS = "metrics.jsonl"
