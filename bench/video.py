@@ -123,10 +123,33 @@ def rss_mb(field: str) -> float:
     raise KeyError(field)
 
 
+def shot_scores(
+    labs: list[np.ndarray], truth_lab: list[np.ndarray], shot: list[str], cuts: list[bool]
+) -> dict[str, tuple[float, float, float, float]]:
+    """Per shot kind: the output's flicker, the truth's own, the error change and the mean
+    CIEDE2000 against the truth (frames as CIELab)."""
+    from colorize_cli.imaging import metrics
+
+    scores = {}
+    for kind in SHOTS:
+        index = [i for i in range(len(labs)) if shot[i] == kind]
+        out_ab = [labs[i][..., 1:] for i in index]
+        true_ab = [truth_lab[i][..., 1:] for i in index]
+        flags = [cuts[i] for i in index]
+        errors = [o - t for o, t in zip(out_ab, true_ab, strict=True)]
+        scores[kind] = (
+            temporal.flicker(out_ab, flags),
+            temporal.flicker(true_ab, flags),
+            temporal.flicker(errors, flags),
+            float(np.mean([metrics.mean_ciede2000(labs[i], truth_lab[i]) for i in index])),
+        )
+    return scores
+
+
 def quality(clips_count: int, frames: int, render_size: int) -> list[dict]:
     import clips
 
-    from colorize_cli.imaging import color, metrics
+    from colorize_cli.imaging import color
     from colorize_cli.inference.colorizer import Colorizer, recombine
 
     colorizer = Colorizer(None, render_size=render_size)
@@ -154,17 +177,10 @@ def quality(clips_count: int, frames: int, render_size: int) -> list[dict]:
                 stabilizer = make()
                 abs_ = [stabilizer(g, ab) for g, ab in zip(small, abs_, strict=True)]
             labs = [color.srgb_to_lab(recombine(g, ab)) for g, ab in zip(grays, abs_, strict=True)]
-            for kind in SHOTS:
-                index = [i for i in range(len(truth)) if shot[i] == kind]
-                out_ab = [labs[i][..., 1:] for i in index]
-                true_ab = [truth_lab[i][..., 1:] for i in index]
-                flags = [cuts[i] for i in index]
-                errors = [o - t for o, t in zip(out_ab, true_ab, strict=True)]
+            for kind, scores in shot_scores(labs, truth_lab, shot, cuts).items():
                 row = totals.setdefault((name, kind), [0.0, 0.0, 0.0, 0.0, 0])
-                row[0] += temporal.flicker(out_ab, flags)
-                row[1] += temporal.flicker(true_ab, flags)
-                row[2] += temporal.flicker(errors, flags)
-                row[3] += np.mean([metrics.mean_ciede2000(labs[i], truth_lab[i]) for i in index])
+                for k, value in enumerate(scores):
+                    row[k] += value
                 row[4] += 1
     rows = []
     for (name, kind), (flick, own, error, de, n) in totals.items():
@@ -188,7 +204,7 @@ def every(clips_count: int, frames: int, render_size: int, values: list[int]) ->
     stabiliser carrying the colour to the frames between."""
     import clips
 
-    from colorize_cli.imaging import color, metrics
+    from colorize_cli.imaging import color
     from colorize_cli.inference import video
     from colorize_cli.inference.colorizer import Colorizer, recombine
 
@@ -218,16 +234,11 @@ def every(clips_count: int, frames: int, render_size: int, values: list[int]) ->
             ]
             abs_ = [stabilizer(g, ab) for g, ab in zip(small, held, strict=True)]
             labs = [color.srgb_to_lab(recombine(g, ab)) for g, ab in zip(grays, abs_, strict=True)]
-            for kind in SHOTS:
-                index = [i for i in range(len(truth)) if shot[i] == kind]
-                out_ab = [labs[i][..., 1:] for i in index]
-                true_ab = [truth_lab[i][..., 1:] for i in index]
-                flags = [cuts[i] for i in index]
-                errors = [o - t for o, t in zip(out_ab, true_ab, strict=True)]
+            for kind, (flick, _, error, de) in shot_scores(labs, truth_lab, shot, cuts).items():
                 row = totals.setdefault((n, kind), [0.0, 0.0, 0.0, 0.0, 0.0])
-                row[0] += temporal.flicker(out_ab, flags)
-                row[1] += temporal.flicker(errors, flags)
-                row[2] += np.mean([metrics.mean_ciede2000(labs[i], truth_lab[i]) for i in index])
+                row[0] += flick
+                row[1] += error
+                row[2] += de
                 row[3] += 1
                 row[4] += runs / len(grays)
     return [

@@ -404,13 +404,29 @@ def test_a_resize_the_way_the_exporter_writes_it_runs(photos: Path) -> None:
     assert outputs(photos / "out") == ["good.jpg"]
 
 
-@pytest.mark.slow
-def test_a_tflite_model_asking_for_a_huge_tensor_is_refused_when_opened(photos: Path) -> None:
+def hostile_tflite(path: Path, grow) -> None:  # noqa: ANN001 - a TensorFlow function
+    """A .tflite with colorize's contract whose output is the input times the mean of `grow(x)`:
+    whatever `grow` asks for, the model's own output stays a well-formed (1, H, W, 2)."""
     from colorize_cli.inference import converters
     from colorize_cli.tf_setup import import_tf
 
     tf = import_tf()
-    spec = tf.TensorSpec([None, None, None, 1], tf.float32)
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 1], tf.float32)])
+    def hostile(x):  # noqa: ANN001, ANN202
+        mean = tf.reduce_mean(grow(x), axis=[1, 2, 3], keepdims=True)
+        return tf.concat([x * mean, x * mean], -1)
+
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([hostile.get_concrete_function()])
+    flat = converters._with_tflite_metadata(converter.convert(), json.dumps(CONTRACT).encode())
+    path.write_bytes(flat)
+
+
+@pytest.mark.slow
+def test_a_tflite_model_asking_for_a_huge_tensor_is_refused_when_opened(photos: Path) -> None:
+    from colorize_cli.tf_setup import import_tf
+
+    tf = import_tf()
     cases = {
         "constant.tflite": (
             lambda x: tf.image.resize(x, [100_000, 100_000]),
@@ -428,17 +444,7 @@ def test_a_tflite_model_asking_for_a_huge_tensor_is_refused_when_opened(photos: 
         ),
     }
     for name, (make_big, reason) in cases.items():
-
-        @tf.function(input_signature=[spec])
-        def hostile(x, make_big=make_big):  # noqa: ANN001, ANN202
-            mean = tf.reduce_mean(make_big(x), axis=[1, 2, 3], keepdims=True)
-            return tf.concat([x * mean, x * mean], -1)
-
-        converter = tf.lite.TFLiteConverter.from_concrete_functions(
-            [hostile.get_concrete_function()]
-        )
-        flat = converters._with_tflite_metadata(converter.convert(), json.dumps(CONTRACT).encode())
-        (photos / name).write_bytes(flat)
+        hostile_tflite(photos / name, make_big)
         run = colorize(
             "apply", "good.jpg", "--model", name, "--out-dir", "out", cwd=photos, timeout=60
         )
@@ -538,11 +544,9 @@ def test_a_tflite_model_growing_a_tensor_is_refused_before_it_runs(photos: Path)
     """Shapes known once the input's size is set are summed before LiteRT runs the model: a Mul
     by a (1, 1, 1, 100000) constant fails the 48x64 photo and not the 4x4 one (exit 1); 30
     self-Concats fail both (exit 2)."""
-    from colorize_cli.inference import converters
     from colorize_cli.tf_setup import import_tf
 
     tf = import_tf()
-    spec = tf.TensorSpec([None, None, None, 1], tf.float32)
     Image.fromarray(gradient(4, 4)).save(photos / "tiny.png")
 
     def concats(x):  # noqa: ANN001, ANN202
@@ -554,17 +558,7 @@ def test_a_tflite_model_growing_a_tensor_is_refused_before_it_runs(photos: Path)
         ("mul.tflite", lambda x: x * tf.ones([1, 1, 1, 10**5]), 1),
         ("concat.tflite", concats, 2),
     ):
-
-        @tf.function(input_signature=[spec])
-        def hostile(x, grow=grow):  # noqa: ANN001, ANN202
-            mean = tf.reduce_mean(grow(x), axis=[1, 2, 3], keepdims=True)
-            return tf.concat([x * mean, x * mean], -1)
-
-        converter = tf.lite.TFLiteConverter.from_concrete_functions(
-            [hostile.get_concrete_function()]
-        )
-        flat = converters._with_tflite_metadata(converter.convert(), json.dumps(CONTRACT).encode())
-        (photos / name).write_bytes(flat)
+        hostile_tflite(photos / name, grow)
         run = colorize(
             "apply", "good.jpg", "tiny.png", "--model", name, "--out-dir", f"out-{name}",
             cwd=photos, timeout=60, prefix=TIME,

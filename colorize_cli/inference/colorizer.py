@@ -291,10 +291,11 @@ def resized(
     return np.asarray(image.resize(size, method, box=box, reducing_gap=reducing_gap))
 
 
-def tiles(height: int, width: int, pixels: int = 2**18) -> list[tuple[slice, slice]]:
+def tiles(height: int, width: int, pixels: int | None = None) -> list[tuple[slice, slice]]:
     """(rows, cols) tiles of about `pixels` pixels covering a (height, width) photo: bands of
     whole rows, and a row longer than `pixels` cut into pieces too, so a tile's size is bounded
-    whatever the photo's shape (a 50,000,000 x 1 strip)."""
+    whatever the photo's shape (a 50,000,000 x 1 strip); `pixels` None: the recombination's."""
+    pixels = pixels or _BAND_PIXELS
     if width <= pixels:
         band = max(1, pixels // width)
         return [
@@ -347,7 +348,7 @@ def _recombine_tiles(
         chroma = (resized(x, gray.shape, rows=rows, cols=cols) for x in (cb, cr))
         put(rows, cols, color.recolor(gray[rows, cols], *chroma))
 
-    parts = tiles(*gray.shape, _BAND_PIXELS)
+    parts = tiles(*gray.shape)
     if len(parts) == 1 or _THREADS == 1:
         for tile in parts:
             fill(tile)
