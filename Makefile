@@ -62,6 +62,8 @@ bench: $(STAMP) bench-env
 	$(BIN)/python bench/prepare.py --rounds 3
 	$(BIN)/python bench/apply.py --presets small
 	$(BIN)/python bench/profile_apply.py
+	$(BIN)/python bench/recombine.py
+	$(BIN)/python bench/lite_kernels.py
 	$(BIN)/python bench/compression.py --photos 300 --size 256 --out $(BENCH_OUT)/compression
 	$(BIN)/python bench/startup.py
 	$(BIN)/python bench/backends.py --repeats 3
