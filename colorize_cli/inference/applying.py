@@ -257,10 +257,11 @@ def _colorize_photos(
         while finishing and (
             finishing[0][3].done() or sum(item[2] for item in finishing) > in_flight
         ):
-            index, job, _, future = finishing.popleft()
+            index, job, _, future = finishing[0]
+            outcome = future.result()  # left in `finishing` until then: an interrupt may come
+            finishing.popleft()
             started.remove(job)
             yield from _drain(failures, progress, before=index)
-            outcome = future.result()
             progress.advance(1)
             yield outcome
 
@@ -277,10 +278,19 @@ def _colorize_photos(
             failure = exc
         # The photos already coloured are written whatever happened to the batch after them.
         yield from settle(-1)
+    except GeneratorExit:
+        abandon.set()  # closed early: nothing more is written, and nothing can be reported
+        raise
     except BaseException:
-        # Interrupted (Ctrl-C, SIGTERM), closed early, or a bug: what was not written yet is
-        # not written at all, rather than written and never reported.
+        # Interrupted (Ctrl-C, SIGTERM) or a bug: what was not written yet is not written at all,
+        # and what the finishing thread wrote before it is still reported, so what is on disk is
+        # what was listed.
         abandon.set()
+        finisher.shutdown(wait=True, cancel_futures=True)
+        for _, _, _, future in finishing:
+            if not future.cancelled() and future.result().status == "written":
+                progress.advance(1)
+                yield future.result()
         raise
     finally:
         finisher.shutdown(wait=True, cancel_futures=True)
