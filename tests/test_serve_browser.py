@@ -289,3 +289,36 @@ def test_a_photo_dropped_before_the_first_listing_arrives_is_listed_once(
     page.wait_for_timeout(300)
     assert page.locator("#photos li[data-name='late.png']").count() == 1
     assert page.locator("#photos li.bad").count() == 0
+
+
+def test_a_photo_chosen_while_it_uploads_is_shown_once_it_is_read(
+    page, photos: dict[str, Path], tmp_path: Path
+) -> None:
+    """Clicking a dropped photo before its upload is answered chooses it at once (a person does not
+    wait for "reading..." to go), and its preview comes when the server has it."""
+    slow = tmp_path / "slow.png"
+    slow.write_bytes(photos["wall"].read_bytes())
+    held: list[object] = []
+
+    def hold_upload(route) -> None:  # noqa: ANN001 - Playwright's Route
+        if route.request.method == "POST":
+            held.append(route)
+        else:
+            route.continue_()
+
+    page.wait_for_selector("#photos li.current[data-name='named.jpg']")
+    wait_for_preview(page, 0)
+    page.route("**/api/photos", hold_upload)
+    drop(page, slow)
+    page.locator("#photos li[data-name='slow.png']").click()
+    page.wait_for_selector("#photos li.current[data-name='slow.png']", timeout=5_000)
+    assert "reading" in page.locator("#photos li.current").inner_text()
+    deadline = time.monotonic() + 30
+    while not held and time.monotonic() < deadline:
+        page.wait_for_timeout(50)
+    assert len(held) == 1, "the page never sent its upload"
+    held[0].continue_()
+    wait_until(page, "() => document.getElementById('gray').naturalWidth === 320")
+    wait_for_preview(page, 0)
+    assert page.evaluate("() => document.getElementById('color').naturalWidth") == 320
+    assert "reading" not in page.locator("#photos li.current").inner_text()

@@ -86,9 +86,9 @@ function renderList() {
       why.className = "why";
       why.textContent = photo.error;
       item.append(why);
-    } else if (!photo.id) {
-      item.append(" (reading...)");
     } else {
+      if (!photo.id) item.append(" (reading...)");
+      // A photo still reading can be chosen too: its upload shows it when it is read.
       item.addEventListener("click", () => choose(photo));
     }
     list.append(item);
@@ -106,16 +106,17 @@ async function upload(files) {
       if (listed) {
         // The page's first listing of the server's photos already brought this one in.
         state.photos.splice(state.photos.indexOf(photo), 1);
-        renderList();
+        if (state.current === photo) await choose(listed);
+        else renderList();
         continue;
       }
       photo.id = info.id;
-      photo.error = null; // chosen before its id came (a 404 then), it is fine now
       takeInfo(photo, info);
       renderList();
       if (!state.current || state.current === photo) await choose(photo);
     } catch (error) {
       photo.error = error.message;
+      if (state.current === photo) state.current = null;
       renderList();
       showMessage(`${file.name}: ${error.message}`);
     }
@@ -127,6 +128,13 @@ async function choose(photo) {
   state.selected = -1;
   renderList();
   showMessage("");
+  if (!photo.id) {
+    // Chosen while its upload runs: the upload chooses it again when the server has it.
+    $("stage").hidden = true;
+    $("empty").hidden = true;
+    setStatus(`reading ${photo.name}...`);
+    return;
+  }
   if (!photo.width) {
     try {
       takeInfo(photo, await (await api(`/api/photos/${photo.id}`)).json());
@@ -430,7 +438,7 @@ function downloadName(response, fallback) {
 
 async function download() {
   const photo = state.current;
-  if (!photo) return;
+  if (!photo || !photo.id) return;
   setStatus("colorizing at full resolution...");
   try {
     const response = await api(`/api/photos/${photo.id}/download`, {
