@@ -4,6 +4,7 @@
     .venv/bin/python bench/apply.py --presets small --sizes 0.3 2
     .venv/bin/python bench/apply.py --presets small --sizes 2 --before 04996df  # old code too
     .venv/bin/python bench/apply.py --agreement 04996df      # colour: new against old code
+    .venv/bin/python bench/apply.py --agreement 04996df --format jpg   # as apply writes JPEG
 
 Each (preset, size) runs in a fresh process: an untrained generator of that preset is saved and
 loaded (preset `bundled`: the bundled model, on LiteRT when installed), the render shape is
@@ -20,7 +21,10 @@ Prints a Markdown table for docs/benchmarks.md.
 the same sitting, each (preset, size) old then new, so both see the same load.
 --agreement REV colorizes the dev validation photos (the 5% split by content hash) with the
 bundled model, by the code at REV and by this tree, and prints the mean CIEDE2000 between the two
-outputs per photo (mean and largest), and whether the new output's gray equals the input's.
+outputs per photo (mean and largest), and whether the new output's gray equals the input's. Both
+are written as PNG (lossless: the recombination alone), or with `--format jpg` as `colorize apply
+--format jpg` writes them (`applying.colorize_bytes`, q95), decoded; then the gray column gives
+the mean |luma - gray| of each side's decoded output, old -> new.
 """
 
 from __future__ import annotations
@@ -83,19 +87,26 @@ def validation_photos() -> list[Path]:
     ]
 
 
-def write_colorized(folder: Path, photos: list[str]) -> None:
-    """Colorize `photos` with the bundled model into `folder` as PNG (lossless)."""
+def write_colorized(folder: Path, photos: list[str], format: str) -> None:
+    """Colorize `photos` with the bundled model into `folder`: as PNG (lossless) from
+    `colorize_many`, or as apply writes `format` (`colorize_bytes`)."""
     import numpy as np
 
+    from colorize_cli.inference.applying import colorize_bytes
     from colorize_cli.inference.colorizer import Colorizer
 
     colorizer = Colorizer(ROOT / "colorize_cli" / "weights" / "default.tflite")
+    if format != "png":
+        for photo in photos:
+            data = colorize_bytes(Path(photo).read_bytes(), colorizer, format, name=photo)
+            (folder / f"{Path(photo).stem}.{format}").write_bytes(data)
+        return
     items = ((Path(p).stem, np.asarray(Image.open(p).convert("RGB"))) for p in photos)
     for stem, out in colorizer.colorize_many(items):
         Image.fromarray(out).save(folder / f"{stem}.png")
 
 
-def agreement(revision: str) -> dict:
+def agreement(revision: str, format: str) -> dict:
     import numpy as np
 
     from colorize_cli.imaging import color, metrics
@@ -107,16 +118,21 @@ def agreement(revision: str) -> dict:
         for name, folder in folders.items():
             folder.mkdir()
             subprocess.run(
-                [sys.executable, __file__, "--write", str(folder), *photos],
+                [sys.executable, __file__, "--format", format, "--write", str(folder), *photos],
                 check=True,
                 env=child_env(trees[name]),
             )
-        distances, exact = [], 0
+        distances, exact, luma = [], 0, {"old": [], "new": []}
         for photo in photos:
             stem = Path(photo).stem
-            old, new = (np.asarray(Image.open(f / f"{stem}.png")) for f in folders.values())
+            old, new = (
+                np.asarray(Image.open(f / f"{stem}.{format}").convert("RGB"))
+                for f in folders.values()
+            )
             gray = color.grayscale(np.asarray(Image.open(photo).convert("RGB")))
             exact += bool(np.array_equal(color.grayscale(new), gray))
+            for side, out in (("old", old), ("new", new)):
+                luma[side].append(np.abs(color.grayscale(out).astype(int) - gray).mean())
             lab_old, lab_new = color.srgb_to_lab(old), color.srgb_to_lab(new)
             distances.append(metrics.mean_ciede2000(lab_old, lab_new))
     return {
@@ -124,6 +140,7 @@ def agreement(revision: str) -> dict:
         "mean": float(np.mean(distances)),
         "largest": float(np.max(distances)),
         "gray_exact": exact,
+        "luma_error": {side: float(np.mean(errors)) for side, errors in luma.items()},
     }
 
 
@@ -197,6 +214,7 @@ def main() -> None:
     parser.add_argument("--before", metavar="REV", help="time the code at git REV too")
     parser.add_argument("--agreement", metavar="REV", help="colour of REV's code against this")
     parser.add_argument("--one", nargs=3, metavar=("FOLDER", "SIZE", "PRESET"), help="internal")
+    parser.add_argument("--format", default="png", choices=["png", "jpg"], help="--agreement's")
     parser.add_argument("--write", nargs="+", metavar="FOLDER PHOTO", help="internal")
     args = parser.parse_args()
     if TREE in os.environ:
@@ -206,15 +224,19 @@ def main() -> None:
         print(json.dumps(measure(Path(folder), size, preset, args.render_size)))
         return
     if args.write:
-        write_colorized(Path(args.write[0]), args.write[1:])
+        write_colorized(Path(args.write[0]), args.write[1:], args.format)
         return
     if args.agreement:
-        row = agreement(args.agreement)
-        print("| photos | mean CIEDE2000, new vs old | largest (one photo's mean) | gray exact |")
-        print("|---|---|---|---|")
+        row = agreement(args.agreement, args.format)
         print(
-            f"| {row['photos']} | {row['mean']:.3f} | {row['largest']:.3f} "
-            f"| {row['gray_exact']} of {row['photos']} |"
+            "| format | photos | mean CIEDE2000, new vs old | largest (one photo's mean) "
+            "| gray exact | mean abs luma - gray, old -> new |"
+        )
+        print("|---|---|---|---|---|---|")
+        print(
+            f"| {args.format} | {row['photos']} | {row['mean']:.3f} | {row['largest']:.3f} "
+            f"| {row['gray_exact']} of {row['photos']} "
+            f"| {row['luma_error']['old']:.3f} -> {row['luma_error']['new']:.3f} |"
         )
         return
     with tempfile.TemporaryDirectory() as tmp:

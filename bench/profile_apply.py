@@ -2,8 +2,9 @@
 
     .venv/bin/python bench/profile_apply.py            # bundled model, a dev photo at 1732x1155
 
-Reads, colorizes (bundled model, its render size of 160) and writes one 2 MP JPEG three times under cProfile
-after a warm-up, then prints the total and network time per photo and the top entries by own time.
+Reads, colorizes (bundled model, its render size of 160) and writes one 2 MP JPEG three times under
+cProfile after a warm-up, then prints the total and network time per photo and the top entries by
+own time.
 """
 
 from __future__ import annotations

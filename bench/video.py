@@ -150,7 +150,8 @@ def quality(clips_count: int, frames: int, render_size: int) -> list[dict]:
     import clips
 
     from colorize_cli.imaging import color
-    from colorize_cli.inference.colorizer import Colorizer, recombine
+    from colorize_cli.imaging.chroma import recombine
+    from colorize_cli.inference.colorizer import Colorizer
 
     colorizer = Colorizer(None, render_size=render_size)
     count = len(SHOTS)
@@ -205,8 +206,9 @@ def every(clips_count: int, frames: int, render_size: int, values: list[int]) ->
     import clips
 
     from colorize_cli.imaging import color
+    from colorize_cli.imaging.chroma import recombine
     from colorize_cli.inference import video
-    from colorize_cli.inference.colorizer import Colorizer, recombine
+    from colorize_cli.inference.colorizer import Colorizer
 
     colorizer = Colorizer(None, render_size=render_size)
     count = len(SHOTS)

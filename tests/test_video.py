@@ -19,9 +19,9 @@ from typer.testing import CliRunner
 from colorize_cli import fsutil
 from colorize_cli.cli import app
 from colorize_cli.errors import ImageError
-from colorize_cli.imaging import color, metrics
+from colorize_cli.imaging import chroma, color, metrics
 from colorize_cli.imaging.inputs import expand_inputs
-from colorize_cli.inference import applying, colorizer, video
+from colorize_cli.inference import applying, video
 from colorize_cli.inference.applying import ApplyOptions
 from colorize_cli.inference.colorizer import Colorizer
 
@@ -374,7 +374,7 @@ def test_an_interrupted_video_leaves_no_output_and_no_temporary(
         calls.append(1)
         if len(calls) == 5:
             raise KeyboardInterrupt
-        return colorizer.chroma_grid(gray, ab)
+        return chroma.chroma_grid(gray, ab)
 
     monkeypatch.setattr(video, "chroma_grid", interrupted)
     with pytest.raises(KeyboardInterrupt):

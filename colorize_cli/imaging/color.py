@@ -250,11 +250,16 @@ def lab_chroma(gray: np.ndarray, ab: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return cb.reshape(gray.shape), cr.reshape(gray.shape)
 
 
-def fit_chroma(gray: np.ndarray, cb: np.ndarray, cr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def fit_chroma(
+    gray: np.ndarray, cb: np.ndarray, cr: np.ndarray, brightest: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Cb, Cr scaled down only as far as gray level `gray` (0..255) + the chroma needs to stay
-    inside [0, 255] in every channel: the rule of `recolor`, without rounding."""
-    level = np.asarray(gray, np.float32)
-    scale = _fit_scale(level, *_offsets(cb, cr))
+    inside [0, 255] in every channel: the rule of `recolor`, without rounding. With `brightest`,
+    every level from `gray` (the darkest) to `brightest` must stay inside (the pixels one chroma
+    sample covers): each channel is linear in the level, so its two ends are enough."""
+    darkest = np.asarray(gray, np.float32)
+    high = darkest if brightest is None else np.asarray(brightest, np.float32)
+    scale = _fit_scale(darkest, *_offsets(cb, cr), high=high)
     return cb * scale, cr * scale
 
 
@@ -298,14 +303,17 @@ def _offsets(cb: np.ndarray, cr: np.ndarray) -> tuple[np.ndarray, np.ndarray, np
     return r, g, b
 
 
-def _fit_scale(level: np.ndarray, r: np.ndarray, g: np.ndarray, b: np.ndarray) -> np.ndarray:
+def _fit_scale(
+    level: np.ndarray, r: np.ndarray, g: np.ndarray, b: np.ndarray, high: np.ndarray | None = None
+) -> np.ndarray:
     # The offsets have zero luma, so level + scale * offset keeps the level; scale is the largest
-    # in [0, 1] that keeps every channel inside [0, 255]. Since max(offsets) >= 0 >= min(offsets),
-    # only the largest and smallest channels can leave the range.
+    # in [0, 1] that keeps every channel inside [0, 255] (from `level` up to `high`, if given).
+    # Since max(offsets) >= 0 >= min(offsets), only the largest and smallest channels can leave.
     tiny = np.float32(1e-6)
     above = np.maximum(np.maximum(np.maximum(r, g), b), tiny)
     below = np.maximum(-np.minimum(np.minimum(r, g), b), tiny)
-    return np.minimum(np.minimum((255 - level) / above, level / below), 1)
+    high = level if high is None else high
+    return np.minimum(np.minimum((255 - high) / above, level / below), 1)
 
 
 def _recolor(levels: np.ndarray, r: np.ndarray, g: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -37,7 +37,6 @@ from PIL import Image, ImageCms, UnidentifiedImageError
 from colorize_cli import fsutil
 from colorize_cli.constants import MAX_PIXELS
 from colorize_cli.errors import ImageError
-from colorize_cli.imaging import color
 
 # Our per-call `max_pixels` replaces PIL's global limit, which warns at 89 MP and refuses at 179 MP,
 # below our 200 MP default.
@@ -264,8 +263,8 @@ def _srgb_pixels(
             rgb, converted, tile_error = _to_srgb(tile, icc)
             if tile_error:
                 icc, error = None, tile_error  # the same for every tile: tried once
-            tile_pixels = np.asarray(rgb)
-            pixels[top:bottom, left:right] = color.grayscale(tile_pixels) if gray else tile_pixels
+            # Pillow's "L" is `color.grayscale` bit for bit (tests/test_color.py), 4x as fast.
+            pixels[top:bottom, left:right] = np.asarray(rgb.convert("L") if gray else rgb)
     return pixels, converted, error
 
 

@@ -2,9 +2,10 @@
 whole new one), encoded straight into the file, with a clear ImageError for a photo its format
 cannot hold or a file that cannot be written. Reading is images.py's.
 
-JPEG keeps full chroma resolution (4:4:4) at quality >= 90: colour edges are what we make. EXIF
-is carried over where the format holds it; a photo that came with an ICC profile (converted to
-sRGB when read) leaves tagged sRGB.
+An sRGB photo written as JPEG keeps full chroma resolution (4:4:4) at quality >= 90; a 'YCbCr'
+image (`chroma.recombine_jpeg`: colour made at half resolution or coarser, in JPEG's own model) is
+written as it is, 4:2:0, with no conversion. EXIF is carried over where the format holds it; a
+photo that came with an ICC profile (converted to sRGB when read) leaves tagged sRGB.
 """
 
 from __future__ import annotations
@@ -83,9 +84,10 @@ def encode_image(
     srgb_profile: bool = False,
 ) -> bytes:
     """Encode an (H, W, 3) uint8 sRGB array or an 'RGB' PIL image as `format` ("png", "jpg",
-    "JPEG", ...).
+    "JPEG", ...), or a 'YCbCr' PIL image (JPEG's own colour model) as JPEG.
 
-    JPEG keeps full chroma resolution (4:4:4) at quality >= 90: colour edges are what we make.
+    An sRGB JPEG keeps full chroma resolution (4:4:4) at quality >= 90: colour edges are what we
+    make. A 'YCbCr' image is written 4:2:0 at any quality: its chroma is made at that resolution.
     `srgb_profile` embeds an sRGB ICC profile: the pixels are sRGB, so a photo that came with a
     profile (converted to sRGB when read) leaves tagged with the profile that now describes it.
     """
@@ -106,8 +108,8 @@ def _save(
     if not 1 <= quality <= 100:
         raise UsageError(f"quality must be between 1 and 100, not {quality}")
     if isinstance(rgb, Image.Image):
-        if rgb.mode != "RGB":
-            raise ValueError(f"expected an 'RGB' image, got mode {rgb.mode}")
+        if rgb.mode != "RGB" and (rgb.mode, pil_format) != ("YCbCr", "JPEG"):
+            raise ValueError(f"expected an 'RGB' image (or 'YCbCr' for JPEG), got mode {rgb.mode}")
         check_writable((rgb.height, rgb.width), pil_format)
         image = rgb
     elif isinstance(rgb, np.ndarray) and rgb.dtype == np.uint8 and rgb.ndim == 3:
@@ -120,7 +122,8 @@ def _save(
         raise ValueError(f"expected an (H, W, 3) uint8 array, got {shape}")
     options: dict[str, object] = {}
     if pil_format == "JPEG":
-        options = {"quality": quality, "subsampling": 0 if quality >= 90 else 2}
+        full_chroma = quality >= 90 and image.mode == "RGB"
+        options = {"quality": quality, "subsampling": 0 if full_chroma else 2}
     elif pil_format == "WEBP":
         options = {"quality": quality}
     elif pil_format == "TIFF":

@@ -27,10 +27,11 @@ from colorize_cli import fsutil
 from colorize_cli.config import MAX_PIXELS, PHOTO_QUALITY, ApplyOptions
 from colorize_cli.errors import ColorizeError, ImageError, ModelError, UsageError, one_line
 from colorize_cli.imaging import hints, images, writing
+from colorize_cli.imaging.chroma import output_image
 from colorize_cli.imaging.hints import Guide
 from colorize_cli.imaging.inputs import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, expand_inputs, is_video
 from colorize_cli.inference import video
-from colorize_cli.inference.colorizer import BATCH_PIXEL_BUDGET, Colorizer, recombine_image
+from colorize_cli.inference.colorizer import BATCH_PIXEL_BUDGET, Colorizer
 from colorize_cli.inference.guides import Guides
 from colorize_cli.progress import NullProgress, ProgressSink
 
@@ -395,7 +396,7 @@ def _finish(
         return failed("interrupted")
     try:
         job.output.parent.mkdir(parents=True, exist_ok=True)
-        image = recombine_image(gray, ab)
+        image = output_image(gray, ab, writing.output_format(job.output, options.format))
         del gray, ab
         writing.write_image(
             job.output,
@@ -446,9 +447,8 @@ def colorize_bytes(
             except hints.HintError as exc:
                 raise ColorizeError(f"hints: {exc}", name) from None
         gray, ab = colorizer.chroma(gray, guide)
-        return writing.encode_image(
-            recombine_image(gray, ab), format, quality, info.exif, info.icc_converted
-        )
+        image = output_image(gray, ab, writing.output_format(name, format))
+        return writing.encode_image(image, format, quality, info.exif, info.icc_converted)
     except ImageError as exc:
         raise ColorizeError(exc.reason, exc.path or name) from exc
     except MemoryError:

@@ -1,5 +1,6 @@
-"""Model -> any-size photo: the network runs at a render size, its colour is upsampled to full
-resolution and recombined with the photo's own gray, so `grayscale(output) == grayscale(input)`.
+"""Model -> any-size photo: the network runs at a render size, its colour is brought to full
+resolution and recombined with the photo's own gray (imaging/chroma.py), so
+`grayscale(output) == grayscale(input)`.
 
 `Colorizer` is the one code path `colorize apply` and `colorize eval` share; the network itself runs
 on a backend (backends.py: Keras, ONNX Runtime, LiteRT, SavedModel) chosen by the model file.
@@ -9,10 +10,8 @@ TensorFlow is imported when a Keras model is loaded, never at import time, and n
 
 from __future__ import annotations
 
-import os
 import time
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -24,6 +23,7 @@ from colorize_cli.config import APPLY_BATCH_SIZE, RENDER_SIZE
 from colorize_cli.errors import ModelError, UsageError
 from colorize_cli.imaging import color
 from colorize_cli.imaging import hints as hinting
+from colorize_cli.imaging.chroma import recombine
 from colorize_cli.imaging.hints import Guide
 from colorize_cli.inference import backends
 from colorize_cli.inference.backends import Backend
@@ -38,12 +38,7 @@ MAX_ASPECT = 4
 # Photos in one batch hold at most this many pixels together (a bigger photo goes alone), so a
 # batch of large photos cannot exhaust memory.
 BATCH_PIXEL_BUDGET = 16 * 2**20
-# The full-resolution recombination runs over bands of about this many pixels, one band per core
-# at a time (numpy releases the GIL in its array loops, so threads share the bands' work).
-_BAND_PIXELS = 2**18
-_THREADS = max(1, min(os.cpu_count() or 1, 8))
 _REDUCING_GAP = 2.0
-_BOX_GAP = 16.0
 
 T = TypeVar("T")
 
@@ -138,7 +133,7 @@ class Colorizer:
         self, image: np.ndarray, guide: Guide | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """A photo's full-size uint8 gray and the network's render-size a*b* for it:
-        `recombine(gray, ab)` (or `recombine_image`) finishes it."""
+        `chroma.recombine(gray, ab)` (or `chroma.output_image`) finishes it."""
         ((_, gray, ab),) = self.chroma_many([(None, image, guide)])
         return gray, ab
 
@@ -258,100 +253,3 @@ class Colorizer:
         if self.predicts_rgb:
             return color.srgb_to_lab(np.clip(prediction, 0.0, 1.0))[..., 1:]
         return prediction.astype(np.float32)
-
-
-def chroma_grid(gray: np.ndarray, ab: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A photo's colour on the grid of its a*b* (the render size): each cell's mean gray level
-    (uint8) and the Cb, Cr (`color.lab_chroma`) of that level's L* with the cell's a*b*."""
-    height, width = ab.shape[:2]
-    # The mean level rounded to a whole step: its L* then comes from the exact table. A
-    # reduction over 16 first reduces by whole blocks, which bounds Pillow's filter tables
-    # (they grow with the reduction: 1.6 GB to reduce a 199,000,000 x 1 strip in one pass);
-    # below it, as for any photo the pixel limit takes at a normal shape, the box is exact.
-    level = resized(gray, (height, width), Image.Resampling.BOX, reducing_gap=_BOX_GAP)
-    return (level, *color.lab_chroma(level, ab))
-
-
-def resized(
-    plane: np.ndarray,
-    shape: tuple[int, int],
-    method: Image.Resampling = Image.Resampling.BILINEAR,
-    rows: slice | None = None,
-    cols: slice | None = None,
-    reducing_gap: float | None = None,
-) -> np.ndarray:
-    """A uint8 or float32 plane resized to `shape` (h, w) by PIL's `method` (half-pixel centres);
-    with `rows` and `cols`, only that tile of the result (equal to the whole's, to float
-    rounding); `reducing_gap` as Pillow's (the whole only)."""
-    rows, cols = rows or slice(0, shape[0]), cols or slice(0, shape[1])
-    y_scale, x_scale = plane.shape[0] / shape[0], plane.shape[1] / shape[1]
-    box = (cols.start * x_scale, rows.start * y_scale, cols.stop * x_scale, rows.stop * y_scale)
-    image = Image.fromarray(np.ascontiguousarray(plane))
-    size = (cols.stop - cols.start, rows.stop - rows.start)
-    return np.asarray(image.resize(size, method, box=box, reducing_gap=reducing_gap))
-
-
-def tiles(height: int, width: int, pixels: int | None = None) -> list[tuple[slice, slice]]:
-    """(rows, cols) tiles of about `pixels` pixels covering a (height, width) photo: bands of
-    whole rows, and a row longer than `pixels` cut into pieces too, so a tile's size is bounded
-    whatever the photo's shape (a 50,000,000 x 1 strip); `pixels` None: the recombination's."""
-    pixels = pixels or _BAND_PIXELS
-    if width <= pixels:
-        band = max(1, pixels // width)
-        return [
-            (slice(top, min(top + band, height)), slice(0, width)) for top in range(0, height, band)
-        ]
-    return [
-        (slice(row, row + 1), slice(left, min(left + pixels, width)))
-        for row in range(height)
-        for left in range(0, width, pixels)
-    ]
-
-
-def recombine(gray: np.ndarray, ab: np.ndarray) -> np.ndarray:
-    """Full-resolution photo from its uint8 gray (H, W) and a low-resolution a*b* (h, w, 2).
-
-    The colour is worked out once, at the a*b*'s own size (`chroma_grid`: the L* of each cell's
-    mean gray, turned into Cb, Cr), resampled bilinearly to full size and put on the photo's own
-    gray (`color.recolor`, which scales a pixel's chroma down only where its own level needs), so
-    `grayscale(output) == gray` exactly. The full-size work runs in tiles (`tiles`), so the
-    memory beyond the output is a few float32 tiles, whatever the photo's size or shape.
-    """
-    out = np.empty((*gray.shape, 3), np.uint8)
-
-    def put(rows: slice, cols: slice, rgb: np.ndarray) -> None:
-        out[rows, cols] = rgb
-
-    _recombine_tiles(gray, ab, put)
-    return out
-
-
-def recombine_image(gray: np.ndarray, ab: np.ndarray) -> Image.Image:
-    """`recombine` made straight into a PIL 'RGB' image, the form the photo encoders take: a
-    large photo is never held twice (as an array and as Pillow's copy of it) while it is written."""
-    image = Image.new("RGB", (gray.shape[1], gray.shape[0]))
-
-    def put(rows: slice, cols: slice, rgb: np.ndarray) -> None:
-        image.paste(Image.fromarray(rgb), (cols.start, rows.start))
-
-    _recombine_tiles(gray, ab, put)
-    return image
-
-
-def _recombine_tiles(
-    gray: np.ndarray, ab: np.ndarray, put: Callable[[slice, slice, np.ndarray], None]
-) -> None:
-    _, cb, cr = chroma_grid(gray, ab)
-
-    def fill(tile: tuple[slice, slice]) -> None:
-        rows, cols = tile
-        chroma = (resized(x, gray.shape, rows=rows, cols=cols) for x in (cb, cr))
-        put(rows, cols, color.recolor(gray[rows, cols], *chroma))
-
-    parts = tiles(*gray.shape)
-    if len(parts) == 1 or _THREADS == 1:
-        for tile in parts:
-            fill(tile)
-    else:
-        with ThreadPoolExecutor(_THREADS) as pool:
-            list(pool.map(fill, parts))  # list() re-raises a tile's exception here

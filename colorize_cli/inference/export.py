@@ -88,7 +88,8 @@ def export(options: ExportOptions, progress: ProgressSink | None = None) -> Expo
     source, model = reference.model_path, reference.backend.model
     if precision == "int8" and reference.takes_hints:
         # Measured with ai-edge-litert 2.3: the int8 graph of a hint model aborts the process
-        # under XNNPACK (a double free); the builtin kernels run it 3x slower than float32 (bench/lite_kernels.py).
+        # under XNNPACK (a double free); the builtin kernels run it 3x slower than float32
+        # (bench/lite_kernels.py).
         raise UsageError(
             "--quantize int8 is not available for a hint model: LiteRT's XNNPACK crashes "
             "running it and its other kernels are 3x slower than float32; use --quantize "

@@ -28,8 +28,9 @@ from colorize_cli import fsutil
 from colorize_cli.config import VIDEO_CRF, VIDEO_NETWORK_EVERY
 from colorize_cli.errors import ImageError
 from colorize_cli.imaging import color
+from colorize_cli.imaging.chroma import chroma_grid, resized
 from colorize_cli.imaging.hints import Guide
-from colorize_cli.inference.colorizer import Colorizer, chroma_grid, resized
+from colorize_cli.inference.colorizer import Colorizer
 from colorize_cli.inference.temporal import Stabilizer, is_cut
 from colorize_cli.progress import NullProgress, ProgressSink
 

@@ -23,9 +23,10 @@ from colorize_cli.config import PHOTO_QUALITY, ServeOptions
 from colorize_cli.constants import MAX_STREAM_BYTES
 from colorize_cli.errors import ColorizeError, ImageError
 from colorize_cli.imaging import hints, images, writing
+from colorize_cli.imaging.chroma import output_image
 from colorize_cli.imaging.hints import Guide
 from colorize_cli.inference.applying import FALLBACK_FORMAT, OUTPUT_SUFFIX, colorize_bytes
-from colorize_cli.inference.colorizer import Colorizer, recombine
+from colorize_cli.inference.colorizer import Colorizer
 
 # Previews are JPEGs: a tenth of a PNG's encoding time, and the page shows them scaled anyway.
 PREVIEW_QUALITY = 90
@@ -176,7 +177,8 @@ class Studio:
         guide = self.guide(hints_text)
         with self._run_lock:
             ((_, _, ab),) = list(self.colorizer.chroma_many([(None, loaded.gray, guide)]))
-        return writing.encode_image(recombine(loaded.preview, ab), "jpg", PREVIEW_QUALITY)
+        image = output_image(loaded.preview, ab, "JPEG")
+        return writing.encode_image(image, "jpg", PREVIEW_QUALITY)
 
     def download(
         self, photo_id: str, hints_text: str | bytes, format: str | None = None

@@ -1,0 +1,184 @@
+"""A photo's colour at full resolution from its own gray and the network's render-size a*b*.
+
+The colour is worked out once, at the a*b*'s own size (`chroma_grid`: the L* of each cell's mean
+gray, turned into Cb, Cr), and only then brought to the output, in the output's own colour model:
+
+- `recombine` / `recombine_image`: sRGB, each pixel its gray plus the resampled chroma, scaled
+  down only where its own level leaves no room (`color.recolor`), so `grayscale(output) == gray`
+  exactly: what PNG, TIFF, WebP and BMP keep bit for bit.
+- `recombine_jpeg`: a JPEG's own Y'CbCr (the matrix of `grayscale`), Y the gray itself and Cb, Cr
+  made at half resolution, the 4:2:0 planes the encoder keeps: no full-resolution RGB is built,
+  and the encoder converts nothing.
+
+`output_image` chooses between them for a format. The full-size work runs in tiles (`tiles`) on
+band threads, so the memory beyond the output is a few tiles, whatever the photo's size or shape.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+from PIL import Image
+
+from colorize_cli.imaging import color
+
+# The full-resolution work runs over bands of about this many pixels, one band per core at a time
+# (numpy and Pillow release the GIL in their loops, so threads share the bands' work).
+_BAND_PIXELS = 2**18
+_THREADS = max(1, min(os.cpu_count() or 1, 8))
+_BOX_GAP = 16.0
+_NEAREST = Image.Resampling.NEAREST
+
+
+def chroma_grid(gray: np.ndarray, ab: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A photo's colour on the grid of its a*b* (the render size): each cell's mean gray level
+    (uint8) and the Cb, Cr (`color.lab_chroma`) of that level's L* with the cell's a*b*."""
+    height, width = ab.shape[:2]
+    # The mean level rounded to a whole step: its L* then comes from the exact table. A
+    # reduction over 16 first reduces by whole blocks, which bounds Pillow's filter tables
+    # (they grow with the reduction: 1.6 GB to reduce a 199,000,000 x 1 strip in one pass);
+    # below it, as for any photo the pixel limit takes at a normal shape, the box is exact.
+    level = resized(gray, (height, width), Image.Resampling.BOX, reducing_gap=_BOX_GAP)
+    return (level, *color.lab_chroma(level, ab))
+
+
+def resized(
+    plane: np.ndarray,
+    shape: tuple[int, int],
+    method: Image.Resampling = Image.Resampling.BILINEAR,
+    rows: slice | None = None,
+    cols: slice | None = None,
+    reducing_gap: float | None = None,
+) -> np.ndarray:
+    """A uint8 or float32 plane resized to `shape` (h, w) by PIL's `method` (half-pixel centres);
+    with `rows` and `cols`, only that tile of the result (equal to the whole's, to float
+    rounding); `reducing_gap` as Pillow's (the whole only)."""
+    rows, cols = rows or slice(0, shape[0]), cols or slice(0, shape[1])
+    y_scale, x_scale = plane.shape[0] / shape[0], plane.shape[1] / shape[1]
+    box = (cols.start * x_scale, rows.start * y_scale, cols.stop * x_scale, rows.stop * y_scale)
+    image = Image.fromarray(np.ascontiguousarray(plane))
+    size = (cols.stop - cols.start, rows.stop - rows.start)
+    return np.asarray(image.resize(size, method, box=box, reducing_gap=reducing_gap))
+
+
+def tiles(height: int, width: int, pixels: int | None = None) -> list[tuple[slice, slice]]:
+    """(rows, cols) tiles of about `pixels` pixels covering a (height, width) photo: bands of
+    whole rows, and a row longer than `pixels` cut into pieces too, so a tile's size is bounded
+    whatever the photo's shape (a 50,000,000 x 1 strip); `pixels` None: the recombination's."""
+    pixels = pixels or _BAND_PIXELS
+    if width <= pixels:
+        band = max(1, pixels // width)
+        return [
+            (slice(top, min(top + band, height)), slice(0, width)) for top in range(0, height, band)
+        ]
+    return [
+        (slice(row, row + 1), slice(left, min(left + pixels, width)))
+        for row in range(height)
+        for left in range(0, width, pixels)
+    ]
+
+
+def recombine(gray: np.ndarray, ab: np.ndarray) -> np.ndarray:
+    """Full-resolution uint8 sRGB (H, W, 3) from a photo's uint8 gray (H, W) and a low-resolution
+    a*b* (h, w, 2): `chroma_grid`'s Cb, Cr resampled bilinearly to full size and put on the
+    photo's own gray (`color.recolor`), so `grayscale(output) == gray` exactly."""
+    out = np.empty((*gray.shape, 3), np.uint8)
+    _, cb, cr = chroma_grid(gray, ab)
+
+    def fill(tile: tuple[slice, slice]) -> None:
+        rows, cols = tile
+        out[rows, cols] = _recolored(gray, cb, cr, rows, cols)
+
+    _run(tiles(*gray.shape), fill)
+    return out
+
+
+def recombine_image(gray: np.ndarray, ab: np.ndarray) -> Image.Image:
+    """`recombine` made straight into a PIL 'RGB' image, the form the photo encoders take: a
+    large photo is never held twice (as an array and as Pillow's copy of it) while it is written."""
+    image = Image.new("RGB", (gray.shape[1], gray.shape[0]))
+    _, cb, cr = chroma_grid(gray, ab)
+
+    def fill(tile: tuple[slice, slice]) -> None:
+        rows, cols = tile
+        image.paste(Image.fromarray(_recolored(gray, cb, cr, rows, cols)), (cols.start, rows.start))
+
+    _run(tiles(*gray.shape), fill)
+    return image
+
+
+def recombine_jpeg(gray: np.ndarray, ab: np.ndarray) -> Image.Image:
+    """`recombine` in a JPEG's own colour model: a PIL 'YCbCr' image whose Y is `gray` itself and
+    whose Cb, Cr are made at half resolution (the 4:2:0 planes the encoder keeps; each value
+    repeated over its 2x2 block, which the encoder's averaging gives back exactly).
+
+    Each chroma sample is fitted (`color.fit_chroma`) to the darkest and the brightest pixel of
+    its block, so every pixel of the block decodes inside sRGB with its own gray as its luma, to
+    the encoder's rounding; `writing` encodes it 4:2:0 with no colour conversion. The colour agrees
+    with `recombine`'s wherever the a*b* are coarser than half the photo (`output_image`).
+    """
+    height, width = gray.shape
+    half = ((height + 1) // 2, (width + 1) // 2)
+    image = Image.new("YCbCr", (width, height))
+    _, cb, cr = chroma_grid(gray, ab)
+
+    def fill(tile: tuple[slice, slice]) -> None:
+        rows, cols = tile  # in the half-resolution planes
+        top, left = 2 * rows.start, 2 * cols.start
+        block = gray[top : min(2 * rows.stop, height), left : min(2 * cols.stop, width)]
+        darkest, brightest = _block_range(block)
+        chroma = (resized(x, half, rows=rows, cols=cols) for x in (cb, cr))
+        planes = [Image.fromarray(block)]
+        for plane in color.fit_chroma(darkest, *chroma, brightest):
+            plane += 128
+            values = np.clip(np.rint(plane, out=plane), 0, 255).astype(np.uint8)
+            box = (0, 0, block.shape[1] / 2, block.shape[0] / 2)
+            planes.append(Image.fromarray(values).resize(planes[0].size, _NEAREST, box=box))
+        image.paste(Image.merge("YCbCr", planes), (left, top))
+
+    _run(tiles(*half, _BAND_PIXELS // 4), fill)
+    return image
+
+
+def output_image(gray: np.ndarray, ab: np.ndarray, pil_format: str) -> Image.Image:
+    """The finished photo in the form `writing` encodes best for `pil_format` (PIL's name): a
+    JPEG's own Y'CbCr (`recombine_jpeg`) when the a*b* are no finer than its half-resolution
+    chroma planes (the render size is at most half the photo's: nothing of the colour is lost),
+    else sRGB (`recombine_image`)."""
+    half = ((gray.shape[0] + 1) // 2, (gray.shape[1] + 1) // 2)
+    if pil_format == "JPEG" and ab.shape[0] <= half[0] and ab.shape[1] <= half[1]:
+        return recombine_jpeg(gray, ab)
+    return recombine_image(gray, ab)
+
+
+def _recolored(
+    gray: np.ndarray, cb: np.ndarray, cr: np.ndarray, rows: slice, cols: slice
+) -> np.ndarray:
+    """One tile of `recombine`: the grid's chroma resampled to the tile, on the tile's gray."""
+    chroma = (resized(x, gray.shape, rows=rows, cols=cols) for x in (cb, cr))
+    return color.recolor(gray[rows, cols], *chroma)
+
+
+def _block_range(block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The darkest and the brightest level of each 2x2 block of a uint8 plane (the last row or
+    column alone where a side is odd, as the encoder repeats it)."""
+    height, width = block.shape
+    even = block
+    if height % 2 or width % 2:
+        even = np.pad(block, ((0, height % 2), (0, width % 2)), mode="edge")
+    corners = (even[0::2, 0::2], even[0::2, 1::2], even[1::2, 0::2], even[1::2, 1::2])
+    darkest = np.minimum(np.minimum(corners[0], corners[1]), np.minimum(corners[2], corners[3]))
+    brightest = np.maximum(np.maximum(corners[0], corners[1]), np.maximum(corners[2], corners[3]))
+    return darkest, brightest
+
+
+def _run(parts: list[tuple[slice, slice]], fill: Callable[[tuple[slice, slice]], None]) -> None:
+    if len(parts) == 1 or _THREADS == 1:
+        for tile in parts:
+            fill(tile)
+    else:
+        with ThreadPoolExecutor(_THREADS) as pool:
+            list(pool.map(fill, parts))  # list() re-raises a tile's exception here
