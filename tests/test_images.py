@@ -365,10 +365,13 @@ def test_failed_write_leaves_old_file_and_no_temp(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.png"]
 
 
-def test_read_gray_equals_the_grayscale_of_the_photo_whatever_its_mode(tmp_path: Path) -> None:
-    """`read_gray_with_info` (apply reads photos this way, tile by tile) gives exactly
-    `grayscale(read_image(...))`: real photos, alpha, 16-bit, CMYK, a profile, an orientation, a
-    strip longer than a tile."""
+def test_read_gray_equals_the_grayscale_of_the_photo_whatever_its_mode(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`read_gray_with_info` (apply reads photos this way: a plain photo whole, any other or a
+    large one tile by tile) gives exactly `grayscale(read_image(...))`: real photos, gray with a
+    transparent level, alpha, 16-bit, CMYK, a profile, an orientation, a strip longer than a
+    tile; plain photos through the tiles too."""
     from colorize_cli.imaging import color
 
     stored = Image.new("RGB", (40, 20), "red")
@@ -389,13 +392,17 @@ def test_read_gray_equals_the_grayscale_of_the_photo_whatever_its_mode(tmp_path:
         save(tmp_path, "deep.png", Image.fromarray(np.full((3, 4), 40000, np.uint16))),
         save(tmp_path, "turned.jpg", stored, exif=exif.tobytes(), quality=95),
         save(tmp_path, "strip.png", Image.fromarray(strip.astype(np.uint8))),
+        save(tmp_path, "gray.png", Image.fromarray(strip.astype(np.uint8).reshape(1000, -1))),
+        save(tmp_path, "clear.png", Image.new("L", (6, 4), 30), transparency=30),
     ]
-    for path in paths:
-        rgb, info = read_image_with_info(path)
-        gray, gray_info = images.read_gray_with_info(path)
-        np.testing.assert_array_equal(gray, color.grayscale(rgb), err_msg=path.name)
-        assert gray_info == info
-        assert images.read_gray_with_info(path.read_bytes(), name="-")[0].shape == gray.shape
+    for whole in (images._WHOLE_GRAY_PIXELS, 0):
+        monkeypatch.setattr(images, "_WHOLE_GRAY_PIXELS", whole)
+        for path in paths:
+            rgb, info = read_image_with_info(path)
+            gray, gray_info = images.read_gray_with_info(path)
+            np.testing.assert_array_equal(gray, color.grayscale(rgb), err_msg=path.name)
+            assert gray_info == info and gray.flags.writeable
+            assert images.read_gray_with_info(path.read_bytes(), name="-")[0].shape == gray.shape
 
 
 def test_photos_too_large_for_their_format_are_refused_by_size(tmp_path: Path) -> None:
