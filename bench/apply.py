@@ -5,6 +5,7 @@
     .venv/bin/python bench/apply.py --presets small --sizes 2 --before 04996df  # old code too
     .venv/bin/python bench/apply.py --agreement 04996df      # colour: new against old code
     .venv/bin/python bench/apply.py --agreement 04996df --format jpg   # as apply writes JPEG
+    .venv/bin/python bench/apply.py --agreement 04996df --format jpg --scale 3  # 1.4 MP photos
 
 Each (preset, size) runs in a fresh process: an untrained generator of that preset is saved and
 loaded (preset `bundled`: the bundled model, on LiteRT when installed), the render shape is
@@ -24,7 +25,9 @@ bundled model, by the code at REV and by this tree, and prints the mean CIEDE200
 outputs per photo (mean and largest), and whether the new output's gray equals the input's. Both
 are written as PNG (lossless: the recombination alone), or with `--format jpg` as `colorize apply
 --format jpg` writes them (`applying.colorize_bytes`, q95), decoded; then the gray column gives
-the mean |luma - gray| of each side's decoded output, old -> new.
+the mean |luma - gray| of each side's decoded output, old -> new. `--scale N` enlarges each photo
+N times first (bicubic, kept as PNG): photos large enough for apply's JPEG form (`--scale 3`:
+1443x963, nine times the render size's pixels).
 """
 
 from __future__ import annotations
@@ -106,13 +109,21 @@ def write_colorized(folder: Path, photos: list[str], format: str) -> None:
         Image.fromarray(out).save(folder / f"{stem}.png")
 
 
-def agreement(revision: str, format: str) -> dict:
+def agreement(revision: str, format: str, scale: int) -> dict:
     import numpy as np
 
     from colorize_cli.imaging import color, metrics
 
     photos = [str(p) for p in validation_photos()]
     with tempfile.TemporaryDirectory() as tmp:
+        if scale != 1:
+            enlarged = []
+            for photo in photos:
+                image = Image.open(photo).convert("RGB")
+                size = (image.width * scale, image.height * scale)
+                enlarged.append(str(Path(tmp, f"{Path(photo).stem}.png")))
+                image.resize(size, Image.Resampling.BICUBIC).save(enlarged[-1])
+            photos = enlarged
         folders = {"old": Path(tmp, "old"), "new": Path(tmp, "new")}
         trees = {"old": tree_at(revision, Path(tmp)), "new": None}
         for name, folder in folders.items():
@@ -215,6 +226,7 @@ def main() -> None:
     parser.add_argument("--agreement", metavar="REV", help="colour of REV's code against this")
     parser.add_argument("--one", nargs=3, metavar=("FOLDER", "SIZE", "PRESET"), help="internal")
     parser.add_argument("--format", default="png", choices=["png", "jpg"], help="--agreement's")
+    parser.add_argument("--scale", type=int, default=1, help="--agreement's photos enlarged")
     parser.add_argument("--write", nargs="+", metavar="FOLDER PHOTO", help="internal")
     args = parser.parse_args()
     if TREE in os.environ:
@@ -227,14 +239,15 @@ def main() -> None:
         write_colorized(Path(args.write[0]), args.write[1:], args.format)
         return
     if args.agreement:
-        row = agreement(args.agreement, args.format)
+        row = agreement(args.agreement, args.format, args.scale)
         print(
-            "| format | photos | mean CIEDE2000, new vs old | largest (one photo's mean) "
+            "| format | scale | photos | mean CIEDE2000, new vs old | largest (one photo's mean) "
             "| gray exact | mean abs luma - gray, old -> new |"
         )
-        print("|---|---|---|---|---|---|")
+        print("|---|---|---|---|---|---|---|")
         print(
-            f"| {args.format} | {row['photos']} | {row['mean']:.3f} | {row['largest']:.3f} "
+            f"| {args.format} | {args.scale} | {row['photos']} | {row['mean']:.3f} "
+            f"| {row['largest']:.3f} "
             f"| {row['gray_exact']} of {row['photos']} "
             f"| {row['luma_error']['old']:.3f} -> {row['luma_error']['new']:.3f} |"
         )

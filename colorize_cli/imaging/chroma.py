@@ -31,6 +31,8 @@ _BAND_PIXELS = 2**18
 _THREADS = max(1, min(os.cpu_count() or 1, 8))
 _BOX_GAP = 16.0
 _NEAREST = Image.Resampling.NEAREST
+# `output_image` takes the JPEG form for photos this many times their a*b* on each side.
+JPEG_FORM_FACTOR = 4
 
 
 def chroma_grid(gray: np.ndarray, ab: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -118,7 +120,8 @@ def recombine_jpeg(gray: np.ndarray, ab: np.ndarray) -> Image.Image:
     Each chroma sample is fitted (`color.fit_chroma`) to the darkest and the brightest pixel of
     its block, so every pixel of the block decodes inside sRGB with its own gray as its luma, to
     the encoder's rounding; `writing` encodes it 4:2:0 with no colour conversion. The colour agrees
-    with `recombine`'s wherever the a*b* are coarser than half the photo (`output_image`).
+    with `recombine`'s to the 4:2:0 averaging of each pixel's own share of the colour
+    (`output_image` says when it is chosen).
     """
     height, width = gray.shape
     half = ((height + 1) // 2, (width + 1) // 2)
@@ -145,11 +148,17 @@ def recombine_jpeg(gray: np.ndarray, ab: np.ndarray) -> Image.Image:
 
 def output_image(gray: np.ndarray, ab: np.ndarray, pil_format: str) -> Image.Image:
     """The finished photo in the form `writing` encodes best for `pil_format` (PIL's name): a
-    JPEG's own Y'CbCr (`recombine_jpeg`) when the a*b* are no finer than its half-resolution
-    chroma planes (the render size is at most half the photo's: nothing of the colour is lost),
-    else sRGB (`recombine_image`)."""
-    half = ((gray.shape[0] + 1) // 2, (gray.shape[1] + 1) // 2)
-    if pil_format == "JPEG" and ab.shape[0] <= half[0] and ab.shape[1] <= half[1]:
+    JPEG's own Y'CbCr (`recombine_jpeg`) when the photo is at least `JPEG_FORM_FACTOR` times its
+    a*b* on each side, else sRGB (`recombine_image`, written 4:4:4 at quality 90 and above).
+
+    The network's colour is no finer than the a*b*, but `recolor` gives each pixel its own share
+    of it (less chroma where its level leaves no room), which 4:2:0 averages over 2x2 blocks. On
+    the validation photos enlarged to 1.4 MP that moves the colour by 0.47 CIEDE2000 on average
+    against 4:4:4 (docs/benchmarks.md); on photos barely larger than their render (the 481x321 dev
+    photos at render 160), by more. Large photos are where the time goes, and it is not seen."""
+    height, width = ab.shape[:2]
+    large = gray.shape[0] >= JPEG_FORM_FACTOR * height and gray.shape[1] >= JPEG_FORM_FACTOR * width
+    if pil_format == "JPEG" and large:
         return recombine_jpeg(gray, ab)
     return recombine_image(gray, ab)
 
