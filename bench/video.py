@@ -34,8 +34,10 @@ then `video.colorize_video` in a fresh process (peak RSS from /proc, Linux only)
 second end to end (decode, network, colour, encode, mux) and peak RSS, for two clip lengths, so
 a bounded memory shows as the same peak. Beside it, in the same sitting and its own fresh process,
 the bare transcode of the same clip (PyAV decode -> libx264 crf 18 encode, nothing else): the
-ceiling, and colorize's time over it. --before REV runs colorize_cli as it was at git REV too
-(unpacked by `git archive`), clip by clip, so old and new see the same load.
+ceiling, and colorize's time over it. Then the same bare transcode of colorize's own output (the
+colour clip): what x264 alone costs for colour frames, which it encodes more slowly than gray ones
+(chroma planes with content). --before REV runs colorize_cli as it was at git REV too (unpacked
+by `git archive`), clip by clip, so old and new see the same load.
 
 agreement REV: the quality clips (3 by default) through `colorize_video` at --crf 0 (lossless, so
 only the colour path differs) by the code at REV and by this tree; the mean CIEDE2000 between the
@@ -412,6 +414,8 @@ def speed(
                         arguments = ["speed", str(path), str(render_size), "18", *extra]
                         runs[name] = child(*arguments, tree=tree)
                         assert runs[name]["code"] == str(tree or ROOT), runs[name]["code"]
+                    colour = path.with_name(path.stem + ".color.mp4")  # the last run's output
+                    runs["bare colour"] = child("transcode", str(colour))
                     print(runs, file=sys.stderr)
                     for name, run in runs.items():
                         if name not in best or run["fps"] > best[name]["fps"]:
@@ -422,6 +426,7 @@ def speed(
                         "code": name,
                         "size": size,
                         "bare_fps": best["bare"]["fps"],
+                        "bare_colour_fps": best["bare colour"]["fps"],
                     }
                     row["over_bare"] = row["bare_fps"] / row["fps"]
                     rows.append(row)
@@ -559,14 +564,16 @@ def main() -> None:
         )
         print(
             "\n| code | size | frames | bare transcode fps | colorize fps | colorize time / bare "
+            "| bare transcode of the colour output fps | colorize time / it "
             "| network alone ms/frame | colorize time / network alone "
             "| outside network ms/frame | network share | peak RSS (MB) |"
         )
-        print("|---|---|---|---|---|---|---|---|---|---|---|")
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
         for r in rows:
             print(
                 f"| {r['code']} | {r['size']} | {r['frames']} | {r['bare_fps']:.2f} "
-                f"| {r['fps']:.2f} | {r['over_bare']:.2f} | {r['network_alone_ms']:.0f} "
+                f"| {r['fps']:.2f} | {r['over_bare']:.2f} | {r['bare_colour_fps']:.2f} "
+                f"| {r['bare_colour_fps'] / r['fps']:.2f} | {r['network_alone_ms']:.0f} "
                 f"| {1000 / r['fps'] / r['network_alone_ms']:.2f} | {r['outside_ms']:.0f} "
                 f"| {r['network_share']:.0%} | {r['peak_rss_mb']:.0f} |"
             )
