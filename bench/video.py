@@ -9,6 +9,7 @@ speed and peak memory of `colorize apply clip.mp4` at 480p and 1080p.
     .venv/bin/python bench/video.py speed --before 04996df  # the code at a git revision too
     .venv/bin/python bench/video.py agreement 04996df     # colour: new against old code
     .venv/bin/python bench/video.py profile --lengths 30  # cProfile of one 1080p run
+    .venv/bin/python bench/video.py presets --clips 2     # x264 presets: size and fidelity
 
 quality: clips made from the dev validation photos (the 5% split by content hash, as `prepare`
 chooses it; never trained on) by tests/clips.py: each clip is a slow pan, a slow zoom, a still
@@ -38,6 +39,11 @@ ceiling, and colorize's time over it. Then the same bare transcode of colorize's
 colour clip): what x264 alone costs for colour frames, which it encodes more slowly than gray ones
 (chroma planes with content). --before REV runs colorize_cli as it was at git REV too (unpacked
 by `git archive`), clip by clip, so old and new see the same load.
+
+presets: the quality clips through `colorize_video` at --crf 0 (lossless: the reference), then at
+--crf 18 with each x264 preset (`--video-preset`, default veryfast faster medium slow): the
+file's bitrate, and the PSNR of the decoded Y and of the U, V planes against the reference's, over
+all frames and over the grain shots alone (film grain: the shot most like old film).
 
 agreement REV: the quality clips (3 by default) through `colorize_video` at --crf 0 (lossless, so
 only the colour path differs) by the code at REV and by this tree; the mean CIEDE2000 between the
@@ -318,9 +324,15 @@ def make_clip(path: Path, size: str, frames: int) -> None:
     clips.write_video(path, gray, rate=25, audio=True, options={"crf": "18", "preset": "fast"})
 
 
-def speed_child(path: Path, render_size: int, crf: int, network_every: int | None = None) -> dict:
+def speed_child(
+    path: Path,
+    render_size: int,
+    crf: int,
+    network_every: int | None = None,
+    preset: str | None = None,
+) -> dict:
     """One run in this (fresh) process: warm the model on a frame, then time the whole video
-    (`network_every` None: the code's own default, for code that predates the option)."""
+    (`network_every`, `preset` None: the code's own default, for code that predates them)."""
     import clips
 
     from colorize_cli.inference import video
@@ -335,6 +347,7 @@ def speed_child(path: Path, render_size: int, crf: int, network_every: int | Non
     out = path.with_name(path.stem + ".color.mp4")
     started = time.perf_counter()
     options = {} if network_every is None else {"network_every": network_every}
+    options |= {} if preset is None else {"preset": preset}
     report = video.colorize_video(path, out, colorizer, crf=crf, **options)
     seconds = time.perf_counter() - started
     # The network alone on batches of the same shape, nothing beside it: the floor of a frame.
@@ -392,6 +405,7 @@ def speed(
     before: str | None,
     rounds: int,
     network_every: list[int],
+    presets: list[str] | None = None,
 ) -> list[dict]:
     """Per clip, `rounds` times: the bare transcode, then colorize (the code at `before`, then
     this tree's with each `network_every`); each keeps its fastest round, the usual estimate on
@@ -399,7 +413,12 @@ def speed(
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         trees: dict[str, tuple[Path | None, list[str]]] = {
-            f"after, network every {n}": (None, [str(n)]) for n in network_every
+            f"after, network every {n}" + (f", {preset}" if preset else ""): (
+                None,
+                [str(n), *([preset] if preset else [])],
+            )
+            for n in network_every
+            for preset in presets or [None]
         }
         if before:
             trees = {f"before ({before})": (tree_at(before, Path(tmp)), []), **trees}
@@ -431,6 +450,56 @@ def speed(
                     row["over_bare"] = row["bare_fps"] / row["fps"]
                     rows.append(row)
     return rows
+
+
+def presets(clips_count: int, frames: int, render_size: int, names: list[str]) -> list[dict]:
+    """Bitrate and fidelity of x264's presets at crf 18 against the lossless output (`presets`)."""
+    import clips
+
+    from colorize_cli.inference import video
+    from colorize_cli.inference.colorizer import Colorizer
+
+    colorizer = Colorizer(MODEL, render_size=render_size)
+    count = len(SHOTS)
+    photos = [
+        np.asarray(Image.open(p).convert("RGB")) for p in validation_photos(count * clips_count)
+    ]
+    totals = {name: {"bits": 0.0, "seconds": 0.0, "y": [], "uv": [], "grain": []} for name in names}
+    with tempfile.TemporaryDirectory() as tmp:
+        for c in range(clips_count):
+            truth, _ = clips.clip(photos[count * c : count * (c + 1)], 640, 480, frames)
+            source = Path(tmp, f"{c}.mp4")
+            clips.write_video(source, clips.gray_frames(truth))
+            reference = Path(tmp, f"{c}-lossless.mp4")
+            video.colorize_video(source, reference, colorizer, crf=0)
+            wanted = clips.read_frames(reference, "yuv420p")
+            for name in names:
+                out = Path(tmp, f"{c}-{name}.mp4")
+                video.colorize_video(source, out, colorizer, crf=18, preset=name)
+                got = clips.read_frames(out, "yuv420p")
+                row = totals[name]
+                row["bits"] += out.stat().st_size * 8
+                row["seconds"] += len(got) / 24
+                for i, (a, b) in enumerate(zip(wanted, got, strict=True)):
+                    error = (a.astype(np.float64) - b) ** 2
+                    row["y"].append(error[:480].mean())
+                    row["uv"].append(error[480:].mean())
+                    if SHOTS[i // frames] == "grain":
+                        row["grain"].append(error[:480].mean())
+
+    def psnr(errors: list[float]) -> float:
+        return float(10 * np.log10(255**2 / np.mean(errors)))
+
+    return [
+        {
+            "preset": name,
+            "kbit_s": row["bits"] / row["seconds"] / 1000,
+            "psnr_y": psnr(row["y"]),
+            "psnr_uv": psnr(row["uv"]),
+            "psnr_y_grain": psnr(row["grain"]),
+        }
+        for name, row in totals.items()
+    ]
 
 
 def agreement(revision: str, clips_count: int, frames: int, render_size: int) -> dict:
@@ -492,7 +561,7 @@ def main() -> None:
         "part",
         nargs="?",
         default="all",
-        choices=["all", "quality", "every", "luma", "speed", "profile", "agreement"],
+        choices=["all", "quality", "every", "luma", "speed", "profile", "agreement", "presets"],
     )
     parser.add_argument("revision", nargs="?", help="agreement: the git revision to compare")
     parser.add_argument("--clips", type=int, default=3)
@@ -502,6 +571,7 @@ def main() -> None:
     parser.add_argument("--render-size", type=int, default=160)
     parser.add_argument("--before", metavar="REV", help="speed: time the code at git REV too")
     parser.add_argument("--rounds", type=int, default=1, help="speed: best of this many runs")
+    parser.add_argument("--video-preset", nargs="+", help="speed: x264 presets to compare")
     parser.add_argument(
         "--network-every",
         type=int,
@@ -516,6 +586,16 @@ def main() -> None:
         print("| frames | mean CIEDE2000, new vs old | largest frame mean |")
         print("|---|---|---|")
         print(f"| {row['frames']} | {row['mean']:.3f} | {row['largest']:.3f} |")
+        return
+    if args.part == "presets":
+        names = args.video_preset or ["veryfast", "faster", "medium", "slow"]
+        print("| preset | kbit/s | PSNR-Y dB | PSNR-UV dB | PSNR-Y, grain shots |")
+        print("|---|---|---|---|---|")
+        for r in presets(args.clips, args.frames, args.render_size, names):
+            print(
+                f"| {r['preset']} | {r['kbit_s']:.0f} | {r['psnr_y']:.2f} | {r['psnr_uv']:.2f} "
+                f"| {r['psnr_y_grain']:.2f} |"
+            )
         return
     if args.part == "every":
         rows = every(args.clips, args.frames, args.render_size, args.network_every or [1, 2, 3, 4])
@@ -561,6 +641,7 @@ def main() -> None:
             args.before,
             args.rounds,
             args.network_every or [VIDEO_NETWORK_EVERY],
+            args.video_preset,
         )
         print(
             "\n| code | size | frames | bare transcode fps | colorize fps | colorize time / bare "
@@ -584,6 +665,8 @@ if __name__ == "__main__":
         print(json.dumps(transcode_child(Path(sys.argv[3]))))
     elif sys.argv[1:3] == ["_child", "speed"]:
         every = int(sys.argv[6]) if len(sys.argv) > 6 else None
-        print(json.dumps(speed_child(Path(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), every)))
+        preset = sys.argv[7] if len(sys.argv) > 7 else None
+        run = speed_child(Path(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), every, preset)
+        print(json.dumps(run))
     else:
         main()

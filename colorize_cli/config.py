@@ -35,6 +35,8 @@ from colorize_cli.constants import (
     SHEET_COUNT,
     VIDEO_CRF,
     VIDEO_NETWORK_EVERY,
+    VIDEO_PRESET,
+    VIDEO_PRESETS,
 )
 from colorize_cli.errors import UsageError
 
@@ -186,6 +188,7 @@ class ApplyOptions:
     crf: int = VIDEO_CRF  # videos: H.264 quality, 0 (lossless) to 51
     stabilize: bool = True  # videos: smooth the colour over time within shots
     network_every: int = VIDEO_NETWORK_EVERY  # videos: the network on every N-th frame of a shot
+    video_preset: str = VIDEO_PRESET  # videos: x264's speed/size preset (VIDEO_PRESETS)
     backend: str = "auto"  # constants.BACKENDS
     hints: str | Path | None = None  # a hints JSON file (one photo) or a folder of <stem>.json
     reference: str | Path | None = None  # a photo whose palette every input takes
@@ -214,6 +217,11 @@ class ApplyOptions:
                 (
                     1 <= self.network_every <= 25,
                     f"--network-every must be between 1 and 25, got {self.network_every}",
+                ),
+                (
+                    self.video_preset in VIDEO_PRESETS,
+                    f"--video-preset must be one of {', '.join(VIDEO_PRESETS)}, "
+                    f"got {self.video_preset!r}",
                 ),
                 (self.max_pixels is None or self.max_pixels > 0, "--max-pixels must be positive"),
                 *_model_checks(self.render_size, self.batch_size, self.backend),

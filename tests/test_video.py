@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from colorize_cli import fsutil
 from colorize_cli.cli import app
-from colorize_cli.errors import ImageError
+from colorize_cli.errors import ImageError, UsageError
 from colorize_cli.imaging import chroma, color, metrics
 from colorize_cli.imaging.inputs import expand_inputs
 from colorize_cli.inference import applying, video
@@ -445,3 +445,13 @@ def test_cli_mixes_photos_and_videos_and_exits_1_when_some_fail(
     result = runner.invoke(app, ["apply", str(clip), "--crf", "60", "--overwrite"])
     assert result.exit_code == 2
     assert "--crf must be between 0 and 51" in result.stderr
+    # x264 writes its settings into the stream: the default preset is `faster` (subme 4).
+    assert b" subme=4 " in (tmp_path / "clip.color.mp4").read_bytes()
+    fast = [str(clip), "--video-preset", "veryfast", "--overwrite", *common]
+    result = runner.invoke(app, ["apply", *fast])
+    assert result.exit_code == 0, result.output
+    assert b" subme=2 " in (tmp_path / "clip.color.mp4").read_bytes()
+    result = runner.invoke(app, ["apply", str(clip), "--video-preset", "warp", "--overwrite"])
+    assert result.exit_code == 2 and "warp" in result.stderr
+    with pytest.raises(UsageError, match="--video-preset must be one of ultrafast, superfast"):
+        ApplyOptions([str(clip)], video_preset="warp")

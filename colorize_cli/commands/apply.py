@@ -17,10 +17,13 @@ from colorize_cli.config import (
     RENDER_SIZE,
     VIDEO_CRF,
     VIDEO_NETWORK_EVERY,
+    VIDEO_PRESET,
+    VIDEO_PRESETS,
     ApplyOptions,
 )
 
 PhotoFormat = common.choices("PhotoFormat", PHOTO_FORMATS)
+VideoPreset = common.choices("VideoPreset", VIDEO_PRESETS)
 
 
 def apply(
@@ -67,6 +70,14 @@ def apply(
             "(1.1x at 1080p); 1 runs it on every frame (docs/video.md)."
         ),
     ] = VIDEO_NETWORK_EVERY,
+    video_preset: Annotated[
+        VideoPreset,
+        typer.Option(
+            help="Videos: x264's preset, trading fidelity per byte for encoding speed at the "
+            "same --crf. faster (the default) measured as faithful as medium at 1.2x the 1080p "
+            "speed; veryfast 1.4x, 0.7 dB lower PSNR-Y, 10% smaller files (docs/video.md)."
+        ),
+    ] = VIDEO_PRESET,
     model: Annotated[
         Path | None,
         typer.Option(
@@ -131,6 +142,7 @@ def apply(
             crf=crf,
             stabilize=stabilize,
             network_every=network_every,
+            video_preset=str(video_preset),
             backend=str(backend),
             hints=hints,
             reference=reference,

@@ -329,6 +329,7 @@ def _apply_video(
             progress,
             guide,
             options.network_every,
+            options.video_preset,
         )
     except OSError as exc:
         progress.finish()

@@ -25,7 +25,7 @@ import numpy as np
 from PIL import Image
 
 from colorize_cli import fsutil
-from colorize_cli.config import VIDEO_CRF, VIDEO_NETWORK_EVERY
+from colorize_cli.config import VIDEO_CRF, VIDEO_NETWORK_EVERY, VIDEO_PRESET
 from colorize_cli.errors import ImageError
 from colorize_cli.imaging import color
 from colorize_cli.imaging.chroma import chroma_grid, resized
@@ -113,11 +113,13 @@ def colorize_video(
     progress: ProgressSink | None = None,
     guide: Guide | None = None,
     network_every: int = VIDEO_NETWORK_EVERY,
+    preset: str = VIDEO_PRESET,
 ) -> VideoReport:
     """Colorize video `source` into `output` (atomically); ImageError names `source` on failure.
     `guide` (its reference palette) applies to every frame. The network runs on every
     `network_every`-th frame of a shot and on the first after each cut; a frame between keeps the
-    colour of the one before it, which the stabiliser then fits to its own gray.
+    colour of the one before it, which the stabiliser then fits to its own gray. x264 encodes at
+    `crf` with `preset` (constants.VIDEO_PRESETS).
 
     Frames, timestamps, resolution and rotation are the input's; so is each frame's luma (up to
     H.264's error at `crf`). Memory is bounded by the colorizer's batch, whatever the length.
@@ -142,7 +144,7 @@ def colorize_video(
                 stabilizer = Stabilizer() if stabilize else None
                 transcode = _Transcode(container, video, out, source)
                 frames, copied, left_out = transcode.run(
-                    colorizer, crf, stabilizer, progress, guide, network_every
+                    colorizer, crf, stabilizer, progress, guide, network_every, preset
                 )
         except av.error.FFmpegError as exc:
             raise ImageError(f"cannot write the video ({_reason(exc)})", source) from None
@@ -191,6 +193,7 @@ class _Transcode:
         progress: ProgressSink,
         guide: Guide | None = None,
         network_every: int = 1,
+        preset: str = VIDEO_PRESET,
     ) -> tuple[int, int, tuple[str, ...]]:
         self.video.thread_type = "AUTO"
         frames = self._frames()
@@ -198,7 +201,7 @@ class _Transcode:
         if first is None:
             raise ImageError("no video frames", self.source)
         layout = _layout(first)
-        encoder = self._add_encoder(first, layout, crf)
+        encoder = self._add_encoder(first, layout, crf, preset)
         left_out = self._add_copies()
         self.started = True
         for packet in self.held:
@@ -312,9 +315,10 @@ class _Transcode:
         with self.muxing:
             self.out.mux(packets)
 
-    def _add_encoder(self, first: Any, layout: _Layout, crf: int) -> Any:
+    def _add_encoder(self, first: Any, layout: _Layout, crf: int, preset: str) -> Any:
         rate = self.video.average_rate or self.video.guessed_rate or 25
-        stream = self.out.add_stream(VIDEO_CODEC, rate=rate, options={"crf": str(crf)})
+        options = {"crf": str(crf), "preset": preset}
+        stream = self.out.add_stream(VIDEO_CODEC, rate=rate, options=options)
         stream.width, stream.height, stream.pix_fmt = layout.width, layout.height, layout.pix_fmt
         stream.time_base = self.video.time_base
         context = stream.codec_context
