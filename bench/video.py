@@ -46,7 +46,8 @@ file's bitrate, and the PSNR of the decoded Y and of the U, V planes against the
 all frames and over the grain shots alone (film grain: the shot most like old film).
 
 agreement REV: the quality clips (3 by default) through `colorize_video` at --crf 0 (lossless, so
-only the colour path differs) by the code at REV and by this tree; the mean CIEDE2000 between the
+only the colour path differs; this tree's network on every frame, as older code ran it) by the
+code at REV and by this tree; the mean CIEDE2000 between the
 two outputs' decoded frames, and the largest frame mean. Prints Markdown tables for docs/video.md.
 """
 
@@ -74,7 +75,6 @@ sys.path.insert(0, os.environ.get("COLORIZE_TREE", str(ROOT)))
 
 from apply import child_env, tree_at  # noqa: E402
 
-from colorize_cli.constants import VIDEO_NETWORK_EVERY  # noqa: E402
 from colorize_cli.inference import temporal  # noqa: E402
 
 DEV = ROOT.parent / "shared" / "data" / "dev"
@@ -314,6 +314,14 @@ def luma(frames: int, render_size: int) -> list[dict]:
     return rows
 
 
+def default_network_every() -> int:
+    """This tree's default (imported late: a child running older code, which lacks it, never
+    needs it)."""
+    from colorize_cli.constants import VIDEO_NETWORK_EVERY
+
+    return VIDEO_NETWORK_EVERY
+
+
 def make_clip(path: Path, size: str, frames: int) -> None:
     import clips
 
@@ -522,7 +530,9 @@ def agreement(revision: str, clips_count: int, frames: int, render_size: int) ->
                 folder = Path(tmp, f"{c}-{'old' if tree else 'new'}")
                 folder.mkdir()
                 clips.write_video(folder / "clip.mp4", clips.gray_frames(truth))
-                child("speed", str(folder / "clip.mp4"), str(render_size), "0", tree=tree)
+                # The network on every frame, as the old code ran it: the colour path alone differs.
+                every = [] if tree else ["1"]
+                child("speed", str(folder / "clip.mp4"), str(render_size), "0", *every, tree=tree)
                 outputs.append(clips.read_frames(folder / "clip.color.mp4"))
             for old, new in zip(*outputs, strict=True):
                 lab_old, lab_new = color.srgb_to_lab(old), color.srgb_to_lab(new)
@@ -640,7 +650,7 @@ def main() -> None:
             args.render_size,
             args.before,
             args.rounds,
-            args.network_every or [VIDEO_NETWORK_EVERY],
+            args.network_every or [default_network_every()],
             args.video_preset,
         )
         print(
