@@ -126,8 +126,7 @@ class Colorizer:
     def colorize(self, image: np.ndarray, guide: Guide | None = None) -> np.ndarray:
         """uint8 (H, W, 3) colour or (H, W) gray -> uint8 (H, W, 3) colorized from its gray,
         following `guide`'s hints and reference palette (a hint model only)."""
-        ((_, out),) = self.colorize_many([(None, image, guide)])
-        return out
+        return recombine(*self.chroma(image, guide))
 
     def chroma(
         self, image: np.ndarray, guide: Guide | None = None
