@@ -75,6 +75,24 @@ def test_exif_is_carried_over(photos: Path, loaded: Colorizer) -> None:
         assert written.getexif()[ARTIST] == "colorize test"
 
 
+def test_jpeg_outputs_keep_the_gray_to_the_encoders_rounding(
+    photos: Path, loaded: Colorizer
+) -> None:
+    """A photo at least 4x its render (481x321 at render 64) is written in JPEG's own Y'CbCr,
+    4:2:0, its luma the input's gray to the encoder's rounding; a smaller one as sRGB, 4:4:4."""
+    from PIL import JpegImagePlugin
+
+    small = photos / "small.jpg"
+    Image.open(photos / "a.jpg").resize((200, 130)).save(small, quality=95)
+    run(ApplyOptions([str(photos / "a.jpg"), str(small)]), loaded)
+    for name, sampling in (("a", 2), ("small", 0)):
+        gray = color.grayscale(np.asarray(Image.open(photos / f"{name}.jpg").convert("RGB")))
+        with Image.open(photos / f"{name}.color.jpg") as written:
+            assert JpegImagePlugin.get_sampling(written) == sampling, name
+            error = np.abs(color.grayscale(np.asarray(written.convert("RGB"))) - gray.astype(int))
+        assert error.mean() < 0.8 and np.percentile(error, 99) <= 3, (name, error.mean())
+
+
 def test_a_second_run_skips_existing_outputs_and_never_reads_them_as_photos(
     photos: Path, loaded: Colorizer
 ) -> None:
