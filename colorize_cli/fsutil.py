@@ -187,12 +187,18 @@ def atomic_path(target: str | os.PathLike[str], keep_suffix: bool = False) -> It
 
 def replace_folder(finished: Path, target: str | os.PathLike[str]) -> None:
     """Swap a finished folder in for `target` (a folder or nothing): the old one is moved aside
-    under a temporary name first and removed only once the new one is in place."""
+    under a temporary name first and removed only once the new one is in place; if the new one
+    cannot be moved in, the old one is put back (and the OSError raised)."""
     target = Path(target)
     old = temp_path(target) if target.exists() else None
     if old is not None:
         os.replace(target, old)
-    os.replace(finished, target)
+    try:
+        os.replace(finished, target)
+    except OSError:
+        if old is not None:
+            os.replace(old, target)
+        raise
     fsync_directory(target.parent)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
