@@ -388,3 +388,36 @@ def test_cli_choices_are_what_the_library_accepts() -> None:
         written = Image.open(io.BytesIO(writing.encode_image(rgb, format)))
         assert written.format == writing.output_format(f"x.{format}")
         assert written.size == (6, 4)
+
+
+def test_ctrl_c_while_apply_prints_still_lists_every_photo_it_wrote(
+    photo_dir: Path, tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C that lands while the CLI prints an outcome (outside `apply`) is raised inside the
+    run, which then lists the photos its finishing thread had written meanwhile: what is on disk
+    is what stdout lists, and the exit code is 130."""
+    import time
+
+    import typer
+    from typer.testing import CliRunner
+
+    from colorize_cli.cli import app
+
+    real, printed = typer.echo, []
+
+    def echo(message: object = None, **kwargs: object) -> None:
+        real(message, **kwargs)
+        printed.append(message)
+        if len(printed) == 1:
+            time.sleep(1.0)  # the next photo is written meanwhile
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(typer, "echo", echo)
+    out = tmp_path / "out"
+    photos = [str(p) for p in sorted(photo_dir.glob("*.jpg"))[:4]]
+    arguments = ["apply", *photos, "--out-dir", str(out), "--model", str(tiny_model)]
+    result = CliRunner().invoke(app, [*arguments, "--batch-size", "1", "--format", "png"])
+    assert result.exit_code == 130, result.output
+    listed = sorted(Path(line) for line in result.stdout.splitlines())
+    assert len(listed) >= 2, [p.name for p in out.iterdir()]  # printed, and written meanwhile
+    assert sorted(out.iterdir()) == listed

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Generator
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -151,7 +152,8 @@ def apply(
             _stream(options)
             return
         counts = {"written": 0, "skipped": 0, "failed": 0}
-        for outcome in applying.apply(options, progress=RichProgress(), stdin=sys.stdin):
+
+        def report(outcome: applying.Outcome) -> None:
             counts[outcome.status] += 1
             if outcome.status == "written":
                 typer.echo(f"{outcome.output}\0" if null else str(outcome.output), nl=not null)
@@ -160,8 +162,30 @@ def apply(
                 console.print(
                     f"{outcome.status}: {source}: {outcome.reason}", markup=False, soft_wrap=True
                 )
+
+        outcomes = applying.apply(options, progress=RichProgress(), stdin=sys.stdin)
+        try:
+            for outcome in outcomes:
+                report(outcome)
+        except KeyboardInterrupt:
+            if outcomes.gi_frame is not None:  # it came while an outcome was printed
+                _interrupt(outcomes, report)
+            raise
     if counts["failed"]:
         raise typer.Exit(1 if counts["written"] + counts["skipped"] else 2)
+
+
+def _interrupt(outcomes: Generator[Any, None, None], report: Callable[[Any], None]) -> None:
+    """Ctrl-C (or SIGTERM) that landed here rather than inside `apply`: raise it there, where the
+    run stops as it does for an interrupt of its own and still yields the photos it had written,
+    so what is on disk is what was listed."""
+    try:
+        outcome = outcomes.throw(KeyboardInterrupt())
+        while True:
+            report(outcome)
+            outcome = next(outcomes)
+    except (KeyboardInterrupt, StopIteration):
+        pass
 
 
 def _stream(options: ApplyOptions) -> None:

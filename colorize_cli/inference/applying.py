@@ -14,7 +14,7 @@ import functools
 import os
 import stat
 import threading
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -226,11 +226,11 @@ def _apply_photos(
     guides: Guides,
 ) -> Iterator[Outcome]:
     progress.start("colorizing", total=len(jobs), unit="photos")
-    written = 0
-    for outcome in _colorize_photos(jobs, options, colorizer, progress, guides):
-        written += outcome.status == "written"
-        yield outcome
-    progress.finish(f"colorized {written} of {len(jobs)} photos")
+    written: Counter[str] = Counter()
+    # `yield from`, not a loop: an interrupt thrown in here (the CLI's, while it printed) reaches
+    # the run, which still reports what it wrote.
+    yield from _colorize_photos(jobs, options, colorizer, progress, guides, written)
+    progress.finish(f"colorized {written['written']} of {len(jobs)} photos")
 
 
 def _colorize_photos(
@@ -239,10 +239,12 @@ def _colorize_photos(
     colorizer: Colorizer,
     progress: ProgressSink,
     guides: Guides,
+    tally: Counter[str],
 ) -> Iterator[Outcome]:
-    """One outcome per job, in the jobs' order. A batch that fails as a whole (out of memory, a
-    model that cannot take one photo's shape) is retried photo by photo, so only the photo at
-    fault fails, and the photos after it are still done."""
+    """One outcome per job, in the jobs' order (the finished ones counted in `tally` by status).
+    A batch that fails as a whole (out of memory, a model that cannot take one photo's shape) is
+    retried photo by photo, so only the photo at fault fails, and the photos after it are still
+    done."""
     failures: list[tuple[int, Outcome]] = []  # (index in jobs, outcome) of unreadable photos
     taken: list[Job] = []  # jobs the reader has taken, read or not
     started: list[Job] = []  # read and handed to the colorizer, not yet reported
@@ -264,6 +266,7 @@ def _colorize_photos(
             started.remove(job)
             yield from _drain(failures, progress, before=index)
             progress.advance(1)
+            tally[outcome.status] += 1
             yield outcome
 
     failure: MemoryError | ColorizeError | None = None
@@ -304,8 +307,8 @@ def _colorize_photos(
         yield Outcome(str(started[0].source), started[0].output, "failed", _reason(failure))
     else:
         for job in started:
-            yield from _colorize_photos([job], options, colorizer, progress, guides)
-    yield from _colorize_photos(rest, options, colorizer, progress, guides)
+            yield from _colorize_photos([job], options, colorizer, progress, guides, tally)
+    yield from _colorize_photos(rest, options, colorizer, progress, guides, tally)
 
 
 def _reason(exc: BaseException) -> str:
