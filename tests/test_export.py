@@ -16,7 +16,7 @@ from colorize_cli import fsutil
 from colorize_cli.cli import app
 from colorize_cli.errors import ModelError, UsageError
 from colorize_cli.imaging import color
-from colorize_cli.inference import backends, converters, export, model_checks
+from colorize_cli.inference import backends, converters, export, model_checks, model_files
 from colorize_cli.inference.colorizer import Colorizer
 
 pytest.importorskip("onnxruntime")
@@ -119,7 +119,7 @@ def test_metadata_carries_the_contract(
     proto = onnx.load(exported["onnx"].path)
     onnx_facts = json.loads({p.key: p.value for p in proto.metadata_props}["colorize"])
     flat = exported["tflite"].path.read_bytes()
-    lite_facts = json.loads(backends.tflite_metadata(flat, exported["tflite"].path))
+    lite_facts = json.loads(model_files.tflite_metadata(flat, exported["tflite"].path))
     saved = exported["savedmodel"].path / "assets.extra" / "colorize.json"
     saved_facts = json.loads(saved.read_text())
     for facts, format in (
@@ -321,7 +321,7 @@ def test_the_bundled_tflite_is_the_bundled_keras_exported_and_agrees() -> None:
     from colorize_cli.inference.colorizer import DEFAULT_MODEL_PATH
 
     lite = DEFAULT_MODEL_PATH.with_suffix(".tflite")
-    facts = json.loads(backends.tflite_metadata(lite.read_bytes(), lite))
+    facts = json.loads(model_files.tflite_metadata(lite.read_bytes(), lite))
     digest = hashlib.sha256(DEFAULT_MODEL_PATH.read_bytes()).hexdigest()
     assert facts["source_sha256"] == digest, "re-export: colorize export default " + str(lite)
     assert facts["precision"] == "float32" and facts["stride"] == 32

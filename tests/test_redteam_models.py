@@ -19,7 +19,7 @@ from PIL import Image
 from test_redteam import colorize, gradient, outputs
 
 from colorize_cli.errors import ModelError
-from colorize_cli.inference import backends, model_checks, model_sizes
+from colorize_cli.inference import backends, model_checks, model_files, model_sizes
 
 pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
@@ -575,7 +575,7 @@ def test_the_bundled_model_s_widest_default_batch_is_within_the_memory_bound() -
 
     backend = backends.LiteBackend(DEFAULT_MODEL_PATH.with_suffix(".tflite"))
     x = np.zeros((8, 160, 640, 1), np.float32)  # 8 photos of aspect 4 at render size 160
-    feeds = backends.model_feeds(backend.takes_hints, x, None, None)
+    feeds = model_files.model_feeds(backend.takes_hints, x, None, None)
     backend._check_memory({key: value.shape for key, value in feeds.items()}, x)
 
 
@@ -642,10 +642,10 @@ def test_run_time_outputs_are_checked_against_the_input(photos: Path) -> None:
 
 def test_each_backend_checks_its_output_shape() -> None:
     x = np.zeros((2, 8, 16, 1), np.float32)
-    assert backends._checked_output(np.zeros((2, 8, 16, 2)), x, 2, Path("m")).dtype == np.float32
+    assert model_files.checked_output(np.zeros((2, 8, 16, 2)), x, 2, Path("m")).dtype == np.float32
     for shape in ((1, 8, 16, 2), (2, 8, 16, 7), (2, 16, 8, 2), (2, 8, 16)):
         with pytest.raises(ModelError, match="broke the generator contract") as caught:
-            backends._checked_output(np.zeros(shape), x, 2, Path("m"))
+            model_files.checked_output(np.zeros(shape), x, 2, Path("m"))
         assert "\n" not in str(caught.value)
 
 

@@ -25,7 +25,7 @@ from colorize_cli.imaging import color
 from colorize_cli.imaging import hints as hinting
 from colorize_cli.imaging.chroma import recombine
 from colorize_cli.imaging.hints import Guide
-from colorize_cli.inference import backends
+from colorize_cli.inference import backends, model_files
 from colorize_cli.inference.backends import Backend
 from colorize_cli.nets.saved import DEFAULT_MODEL_PATH, load_generator, model_stride
 
@@ -70,10 +70,10 @@ def open_model(path: str | Path | None = None, backend: str = "auto") -> Backend
                 f"default{suffix}` and pass it with --model",
                 bundled,
             )
-        if backend != "auto" or (bundled.is_file() and backends.runtime_available("lite")):
+        if backend != "auto" or (bundled.is_file() and model_files.runtime_available("lite")):
             return backends.open_exported(bundled, "lite" if backend == "auto" else backend)
     model_path = DEFAULT_MODEL_PATH if path is None else Path(path)
-    if backends.model_format(model_path) != "keras":
+    if model_files.model_format(model_path) != "keras":
         return backends.open_exported(model_path, backend)
     if backend not in ("auto", "tf"):
         raise UsageError(f"a .keras model runs on --backend tf, not {backend}", model_path)

@@ -17,7 +17,7 @@ import numpy as np
 
 from colorize_cli import __version__
 from colorize_cli.imaging.hints import HINT_CHANNELS, PALETTE_SIZE
-from colorize_cli.inference import backends
+from colorize_cli.inference import model_files
 from colorize_cli.nets.models import takes_hints
 from colorize_cli.tf_setup import parked_stderr
 
@@ -111,7 +111,7 @@ def write_onnx(serving: Any, path: Path, metadata: dict[str, Any]) -> None:
         frozen = _frozen(serving)
         output = serving.output_name
         # The frozen function's inputs keep the signature's order: lightness[, hints, palette].
-        names = [INPUT_NAME, *backends.INPUT_NAMES[1:]][: len(frozen.inputs)]
+        names = [INPUT_NAME, *model_files.INPUT_NAMES[1:]][: len(frozen.inputs)]
         renames = {tensor.name: name for tensor, name in zip(frozen.inputs, names, strict=True)}
         model_proto, _ = tf2onnx.convert.from_graph_def(
             frozen.graph.as_graph_def(),
@@ -121,7 +121,7 @@ def write_onnx(serving: Any, path: Path, metadata: dict[str, Any]) -> None:
             tensors_to_rename={**renames, frozen.outputs[0].name: output},
         )
     entry = model_proto.metadata_props.add()
-    entry.key, entry.value = backends.METADATA_KEY, json.dumps(metadata)
+    entry.key, entry.value = model_files.METADATA_KEY, json.dumps(metadata)
     model_proto.producer_name = f"colorize {__version__} (tf2onnx {tf2onnx.__version__})"
     model_proto.doc_string = (
         f"colorize generator: {metadata['input']} -> {metadata['output_units']}"
@@ -151,7 +151,7 @@ def write_tflite(
                 for lightness in calibration:
                     x = lightness[np.newaxis, ..., np.newaxis]
                     if metadata.get("hints"):
-                        yield list(backends.hint_inputs(x, None, None).values())
+                        yield list(model_files.hint_inputs(x, None, None).values())
                     else:
                         yield [x]
 
@@ -170,7 +170,7 @@ def _with_tflite_metadata(flat: bytes, text: bytes) -> bytes:
     buffer.data = np.frombuffer(text, np.uint8)
     model.buffers.append(buffer)
     entry = schema.MetadataT()
-    entry.name, entry.buffer = backends.METADATA_KEY, len(model.buffers) - 1
+    entry.name, entry.buffer = model_files.METADATA_KEY, len(model.buffers) - 1
     model.metadata = [*(model.metadata or []), entry]
     builder = flatbuffers.Builder(len(flat) + len(text) + 1024)
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
@@ -186,6 +186,6 @@ def write_savedmodel(serving: Any, folder: Path, metadata: dict[str, Any]) -> No
     module.generator = serving.keras_model
     with _quiet_converters():
         tf.saved_model.save(module, str(folder), signatures={"serving_default": serving})
-    target = backends.savedmodel_metadata_path(folder)
+    target = model_files.savedmodel_metadata_path(folder)
     target.parent.mkdir(exist_ok=True)
     target.write_text(json.dumps(metadata, indent=2))

@@ -21,7 +21,7 @@ import numpy as np
 from colorize_cli import __version__, fsutil
 from colorize_cli.config import EXPORT_FORMATS, MAX_PIXELS, ExportOptions
 from colorize_cli.errors import ColorizeError, ImageError, ModelError, UsageError, one_line
-from colorize_cli.inference import backends, converters
+from colorize_cli.inference import converters, model_files
 from colorize_cli.progress import NullProgress, ProgressSink
 
 FORMATS = EXPORT_FORMATS
@@ -141,7 +141,7 @@ def _require_exporters(format: str) -> None:
     if format == "onnx" and importlib.util.find_spec("tf2onnx") is None:
         raise UsageError("exporting to ONNX needs tf2onnx: pip install 'colorize-cli[onnx]'")
     if format in ("onnx", "tflite"):
-        backends.require_runtime("lite" if format == "tflite" else "onnx")
+        model_files.require_runtime("lite" if format == "tflite" else "onnx")
 
 
 def _size(path: Path) -> int:
@@ -164,7 +164,7 @@ def _metadata(
     training = described.get("training", {})
     output = "rgb" if reference.predicts_rgb else "ab"
     facts = {
-        "contract": backends.CONTRACT_VERSION if reference.takes_hints else 1,
+        "contract": model_files.CONTRACT_VERSION if reference.takes_hints else 1,
         "input": f"{converters.INPUT_NAME}: float32 (batch, H, W, 1), CIE L* of the gray photo "
         "in [0, 100]; H and W multiples of the stride, padded symmetrically",
         "hints": reference.takes_hints,
