@@ -21,7 +21,7 @@ from colorize_cli.cli import app
 from colorize_cli.errors import ImageError, UsageError
 from colorize_cli.imaging import chroma, color, metrics
 from colorize_cli.imaging.inputs import expand_inputs
-from colorize_cli.inference import applying, video
+from colorize_cli.inference import applying, video, video_frames
 from colorize_cli.inference.applying import ApplyOptions
 from colorize_cli.inference.colorizer import Colorizer
 
@@ -60,14 +60,14 @@ def streams(path: Path) -> list[tuple[str, str]]:
         return [(s.type, s.codec_context.name) for s in container.streams]
 
 
-def video_frames(path: Path) -> list[av.VideoFrame]:
+def decoded(path: Path) -> list[av.VideoFrame]:
     with av.open(str(path)) as container:
         return list(container.decode(container.streams.video[0]))
 
 
 def lumas(path: Path) -> list[np.ndarray]:
     out = []
-    for frame in video_frames(path):
+    for frame in decoded(path):
         plane = frame.planes[0]
         out.append(
             np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[
@@ -90,7 +90,7 @@ def test_a_clip_keeps_its_frames_timestamps_size_sound_and_luma(
     (outcome,) = applying.apply(ApplyOptions([str(source)], crf=0), colorizer=loaded)
     assert (outcome.status, outcome.output) == ("written", tmp_path / "clip.color.mp4")
     assert streams(outcome.output) == [("video", "h264"), ("audio", "aac")]
-    before, after = video_frames(source), video_frames(outcome.output)
+    before, after = decoded(source), decoded(outcome.output)
     assert [(f.width, f.height) for f in after] == [(W, H)] * len(before) == [(W, H)] * 18
     assert [f.time for f in after] == [f.time for f in before]
     assert {f.format.name for f in after} == {"yuv420p"}
@@ -137,7 +137,7 @@ def test_variable_frame_rate_timestamps_and_subtitles_survive(
     (outcome,) = applying.apply(ApplyOptions([str(source)]), colorizer=loaded)
     assert outcome.status == "written", outcome
     assert outcome.output == tmp_path / "vfr.color.mkv"
-    assert [f.time for f in video_frames(outcome.output)] == [p / 1000 for p in pts]
+    assert [f.time for f in decoded(outcome.output)] == [p / 1000 for p in pts]
     assert streams(outcome.output) == [("video", "h264"), ("subtitle", "srt")]
     assert packets(outcome.output, "subtitles") == packets(source, "subtitles")
 
@@ -157,12 +157,12 @@ def test_odd_sizes_ten_bit_and_rotated_phone_videos_are_colorized(
     assert {name: o.status for name, o in outcomes.items()} == dict.fromkeys(
         ["deep.mkv", "odd.mkv", "phone.mp4"], "written"
     )
-    odd_out = video_frames(outcomes["odd.mkv"].output)
+    odd_out = decoded(outcomes["odd.mkv"].output)
     assert [(f.width, f.height, f.format.name) for f in odd_out] == [(321, 241, "yuv444p")] * 4
     deep_in, deep_out = lumas_10bit(tmp_path / "deep.mkv"), lumas(outcomes["deep.mkv"].output)
     assert len(deep_out) == 6
     assert np.mean([np.abs(a - b).mean() for a, b in zip(deep_in, deep_out, strict=True)]) < 2.5
-    phone = video_frames(outcomes["phone.mp4"].output)
+    phone = decoded(outcomes["phone.mp4"].output)
     assert [(f.width, f.height, f.rotation) for f in phone] == [(W, H, 90)] * 6
 
 
@@ -192,7 +192,7 @@ def test_the_network_sees_a_rotated_phone_video_upright(truth, tmp_path: Path) -
     assert [g.shape for g in recorder.grays] == [(W, H)] * 4
     for seen, expected in zip(recorder.grays, clips.gray_frames(upright), strict=True):
         assert np.abs(seen.astype(int) - expected).mean() < 3
-    assert [(f.width, f.height, f.rotation) for f in video_frames(tmp_path / "out.mp4")] == [
+    assert [(f.width, f.height, f.rotation) for f in decoded(tmp_path / "out.mp4")] == [
         (W, H, -90)
     ] * 4
 
@@ -211,7 +211,7 @@ def test_the_network_runs_on_every_nth_frame_of_a_shot_and_at_each_cut(
     assert len(recorder.grays) == 6
     for seen, index in zip(recorder.grays, [0, 4, 6, 10, 12, 16], strict=True):
         assert np.abs(seen.astype(int) - grays[index]).mean() < 3, index
-    written, source = video_frames(out), video_frames(library / "clip.mp4")
+    written, source = decoded(out), decoded(library / "clip.mp4")
     assert [f.pts for f in written] == [f.pts for f in source]
     for got, expected in zip(lumas(out), lumas(library / "clip.mp4"), strict=True):
         np.testing.assert_array_equal(got, expected)
@@ -225,7 +225,7 @@ def test_every_other_frame_agrees_with_every_frame(library: Path, tmp_path: Path
     for every in (1, 2):
         out = tmp_path / f"every-{every}.mp4"
         video.colorize_video(library / "clip.mp4", out, bundled, crf=0, network_every=every)
-        outputs.append([color.srgb_to_lab(f.to_ndarray(format="rgb24")) for f in video_frames(out)])
+        outputs.append([color.srgb_to_lab(f.to_ndarray(format="rgb24")) for f in decoded(out)])
     distances = [metrics.mean_ciede2000(a, b) for a, b in zip(*outputs, strict=True)]
     # Each shot's first frame runs the network with a fresh stabiliser in both: the same colour.
     assert [distances[i] for i in (0, 6, 12)] == [0.0] * 3
@@ -255,14 +255,14 @@ def test_stabilize_steadies_the_colour_of_a_still_shot(truth, tmp_path: Path) ->
     def chroma_change(stabilize: bool) -> float:
         out = tmp_path / f"out-{stabilize}.mp4"
         video.colorize_video(tmp_path / "still.mp4", out, FlickeringColorizer(), 0, stabilize)
-        uv = [f.to_ndarray(format="yuv444p")[1:].astype(float) for f in video_frames(out)]
+        uv = [f.to_ndarray(format="yuv444p")[1:].astype(float) for f in decoded(out)]
         return float(np.mean([np.abs(b - a).mean() for a, b in zip(uv, uv[1:], strict=False)]))
 
     assert chroma_change(True) < 0.5 * chroma_change(False)
 
 
 def _per_pixel_frame(
-    luma: np.ndarray, gray: np.ndarray, ab: np.ndarray, layout: video._Layout
+    luma: np.ndarray, gray: np.ndarray, ab: np.ndarray, layout: video_frames.Layout
 ) -> av.VideoFrame:
     """The output frame before issue 22, the reference the chroma planes are held to: a*b* at every
     pixel, Lab -> sRGB, the gray put back, swscale's RGB -> YUV, then the input's luma."""
@@ -292,11 +292,9 @@ def test_chroma_planes_agree_with_the_per_pixel_path(
     outputs = []
     for name in ("new", "old"):
         if name == "old":
-            monkeypatch.setattr(video, "_output_frame", _per_pixel_frame)
+            monkeypatch.setattr(video_frames, "output_frame", _per_pixel_frame)
         video.colorize_video(library / "clip.mp4", tmp_path / f"{name}.mp4", bundled, crf=0)
-        outputs.append(
-            [f.to_ndarray(format="rgb24") for f in video_frames(tmp_path / f"{name}.mp4")]
-        )
+        outputs.append([f.to_ndarray(format="rgb24") for f in decoded(tmp_path / f"{name}.mp4")])
     new, old = outputs
     assert len(new) == len(old) == 18
     distances = [
@@ -313,9 +311,7 @@ def test_chroma_planes_agree_with_the_per_pixel_path(
 
 def lumas_10bit(path: Path) -> list[np.ndarray]:
     """A 10-bit clip's luma at 8 bits, for comparing with the 8-bit output."""
-    return [
-        f.to_ndarray(format="yuv420p10le")[: f.height].astype(float) / 4 for f in video_frames(path)
-    ]
+    return [f.to_ndarray(format="yuv420p10le")[: f.height].astype(float) / 4 for f in decoded(path)]
 
 
 def hostile(folder: Path, library: Path) -> dict[str, str]:
@@ -376,7 +372,7 @@ def test_an_interrupted_video_leaves_no_output_and_no_temporary(
             raise KeyboardInterrupt
         return chroma.chroma_grid(gray, ab)
 
-    monkeypatch.setattr(video, "chroma_grid", interrupted)
+    monkeypatch.setattr(video_frames, "chroma_grid", interrupted)
     with pytest.raises(KeyboardInterrupt):
         list(applying.apply(ApplyOptions([str(source)]), colorizer=loaded))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4"]

@@ -27,15 +27,15 @@ from PIL import Image
 from colorize_cli import fsutil
 from colorize_cli.config import VIDEO_CRF, VIDEO_NETWORK_EVERY, VIDEO_PRESET
 from colorize_cli.errors import ImageError
-from colorize_cli.imaging import color
-from colorize_cli.imaging.chroma import chroma_grid, resized
+from colorize_cli.imaging.chroma import resized
 from colorize_cli.imaging.hints import Guide
+from colorize_cli.inference import video_frames
 from colorize_cli.inference.colorizer import Colorizer
 from colorize_cli.inference.temporal import Stabilizer, is_cut
 from colorize_cli.progress import NullProgress, ProgressSink
 
 if TYPE_CHECKING:
-    import av
+    pass
 
 VIDEO_CODEC = "libx264"
 # Output containers by suffix: the input's own where it holds H.264 and whatever it already held,
@@ -49,28 +49,6 @@ _OPEN_OPTIONS = {
     "format_whitelist": "mov,mp4,m4a,3gp,3g2,mj2,matroska,webm,avi,mpegts,mpeg,flv,asf,ogg",
     "protocol_whitelist": "file",
 }
-# 8-bit planar layouts whose first plane is the luma, read as they are (anything else is
-# converted by swscale: 10-bit, RGB, palette...).
-_LUMA_FIRST = frozenset(
-    {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "yuv440p", "yuvj440p"}
-    | {"yuv411p", "yuv410p", "nv12", "nv21"}
-)
-# Limited-range luma (16..235) -> the 0..255 gray the network was trained on (a PIL point table:
-# three times numpy's lookup on a 1080p plane).
-_LIMITED_TO_FULL = np.clip(np.round((np.arange(256) - 16) * 255 / 219), 0, 255).astype(np.uint8)
-_LIMITED_TO_FULL_TABLE = _LIMITED_TO_FULL.tolist()
-# Colour matrices (AVColorSpace) an output is tagged with, and their luma weights (Kr, Kb):
-# BT.709, FCC, BT.470BG, SMPTE 170M, SMPTE 240M, BT.2020 (non-constant luminance).
-_LUMA_WEIGHTS = {
-    1: (0.2126, 0.0722),
-    4: (0.30, 0.11),
-    5: (0.299, 0.114),
-    6: (0.299, 0.114),
-    7: (0.212, 0.087),
-    9: (0.2627, 0.0593),
-}
-_BT709, _SMPTE170M = 1, 6
-_MPEG_RANGE, _JPEG_RANGE = 1, 2
 
 
 T = TypeVar("T")
@@ -84,18 +62,6 @@ class VideoReport:
     cuts: int
     copied: int
     left_out: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class _Layout:
-    """How the output frames are made, fixed by the first frame."""
-
-    width: int
-    height: int
-    pix_fmt: str
-    full_range: bool
-    colorspace: int
-    quarter_turns: int  # the display rotation, counter-clockwise, in multiples of 90 degrees
 
 
 def output_suffix(path: str | Path) -> str:
@@ -200,7 +166,7 @@ class _Transcode:
         first = next(frames, None)
         if first is None:
             raise ImageError("no video frames", self.source)
-        layout = _layout(first)
+        layout = video_frames.layout_of(first)
         encoder = self._add_encoder(first, layout, crf, preset)
         left_out = self._add_copies()
         self.started = True
@@ -216,11 +182,11 @@ class _Transcode:
         grays = _Prefetch(
             ((frame.pts, luma, gray), np.rot90(gray, layout.quarter_turns), guide)
             for frame in chain([first], frames)
-            for luma, gray in [_luma_and_gray(frame, layout)]
+            for luma, gray in [video_frames.luma_and_gray(frame, layout)]
         )
 
         def encode(pts: int, luma: np.ndarray, gray: np.ndarray, ab: np.ndarray) -> None:
-            encoder_frame = _output_frame(luma, gray, ab, layout)
+            encoder_frame = video_frames.output_frame(luma, gray, ab, layout)
             encoder_frame.pts, encoder_frame.time_base = pts, self.video.time_base
             self._mux(encoder.encode(encoder_frame))
 
@@ -238,7 +204,9 @@ class _Transcode:
                             pts = 0 if last_pts is None else last_pts + step
                         last_pts = pts
                         pending.append(
-                            encoding.submit(encode, pts, luma, gray, _stored(ab, layout))
+                            encoding.submit(
+                                encode, pts, luma, gray, video_frames.stored(ab, layout)
+                            )
                         )
                         # At most a batch waits: the encoding thread works while the network runs.
                         while len(pending) > colorizer.batch_size or (
@@ -315,7 +283,7 @@ class _Transcode:
         with self.muxing:
             self.out.mux(packets)
 
-    def _add_encoder(self, first: Any, layout: _Layout, crf: int, preset: str) -> Any:
+    def _add_encoder(self, first: Any, layout: video_frames.Layout, crf: int, preset: str) -> Any:
         rate = self.video.average_rate or self.video.guessed_rate or 25
         options = {"crf": str(crf), "preset": preset}
         stream = self.out.add_stream(VIDEO_CODEC, rate=rate, options=options)
@@ -323,7 +291,9 @@ class _Transcode:
         stream.time_base = self.video.time_base
         context = stream.codec_context
         context.time_base = self.video.time_base
-        context.color_range = _JPEG_RANGE if layout.full_range else _MPEG_RANGE
+        context.color_range = (
+            video_frames.JPEG_RANGE if layout.full_range else video_frames.MPEG_RANGE
+        )
         context.colorspace = layout.colorspace
         if first.color_primaries not in (0, 2):  # reserved, unspecified
             context.color_primaries = first.color_primaries
@@ -359,23 +329,6 @@ class _Transcode:
                 target.metadata["language"] = stream.language
             self.copies[stream.index] = target
         return tuple(left_out)
-
-
-def _layout(first: Any) -> _Layout:
-    width, height = first.width, first.height
-    even = width % 2 == 0 and height % 2 == 0
-    colorspace = first.colorspace
-    if colorspace not in _LUMA_WEIGHTS:  # unspecified: what players assume for the size
-        colorspace = _BT709 if min(width, height) >= 720 else _SMPTE170M
-    rotation = first.rotation or 0
-    return _Layout(
-        width=width,
-        height=height,
-        pix_fmt="yuv420p" if even else "yuv444p",  # x264 takes 4:2:0 at even sizes only
-        full_range=first.color_range == _JPEG_RANGE or first.format.name.startswith("yuvj"),
-        colorspace=colorspace,
-        quarter_turns=(rotation // 90) % 4 if rotation % 90 == 0 else 0,
-    )
 
 
 class _Prefetch(Iterator[T]):
@@ -458,70 +411,7 @@ def _glance(upright: np.ndarray) -> np.ndarray:
     return np.asarray(image.reduce(factor)) if factor > 1 else upright
 
 
-def _luma_and_gray(frame: Any, layout: _Layout) -> tuple[np.ndarray, np.ndarray]:
-    """A frame's 8-bit luma plane as stored, and its 0..255 gray (as stored too)."""
-    if (frame.width, frame.height) != (layout.width, layout.height):  # the size changed mid-way
-        frame = frame.reformat(width=layout.width, height=layout.height)
-    source = frame
-    if frame.format.name not in _LUMA_FIRST:
-        source = frame.reformat(
-            format="yuv444p",
-            src_color_range=frame.color_range,
-            dst_color_range=_JPEG_RANGE if layout.full_range else _MPEG_RANGE,
-        )
-    luma = _plane(source, 0, frame.width, frame.height).copy()
-    if layout.full_range:
-        return luma, luma
-    return luma, np.asarray(Image.fromarray(luma).point(_LIMITED_TO_FULL_TABLE))
-
-
-def _plane(frame: Any, index: int, width: int, height: int) -> np.ndarray:
-    plane = frame.planes[index]
-    return np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[:height, :width]
-
-
-def _stored(upright: np.ndarray, layout: _Layout) -> np.ndarray:
-    """An upright plane (the network's a*b*) turned back the way the frames are stored."""
-    return np.ascontiguousarray(np.rot90(upright, -layout.quarter_turns))
-
-
-def _output_frame(
-    luma: np.ndarray, gray: np.ndarray, ab: np.ndarray, layout: _Layout
-) -> av.VideoFrame:
-    """The colorized frame in the output's YUV layout: the input's own luma plane, and chroma
-    planes made at their own resolution (half of each side in 4:2:0): the render-size a*b* turned
-    into Cb, Cr once (`chroma_grid`), resampled to the planes and fitted around the mean gray each
-    sample covers, in the output's own matrix; no full-resolution RGB."""
-    import av
-
-    frame = av.VideoFrame(layout.width, layout.height, layout.pix_fmt)
-    frame.colorspace = layout.colorspace
-    frame.color_range = _JPEG_RANGE if layout.full_range else _MPEG_RANGE
-    _plane(frame, 0, layout.width, layout.height)[:] = luma
-    height, width = _chroma_shape(layout)
-    # Each sample's mean gray: 4:2:0 sits on even sides, so a 2x2 reduction (4x as fast as a box
-    # resize; the two round a level apart at most). The render-size grid starts from it too.
-    level = gray if gray.shape == (height, width) else np.asarray(Image.fromarray(gray).reduce(2))
-    _, cb, cr = chroma_grid(level, ab)
-    cb, cr = (resized(x, (height, width)) for x in (cb, cr))
-    cb, cr = color.fit_chroma(level, cb, cr)
-    steps = 255 if layout.full_range else 224  # the chroma's excursion in code values
-    matrix = color.ycbcr_matrix_chroma(*_LUMA_WEIGHTS[layout.colorspace]) * (steps / 255)
-    for index, (from_cb, from_cr) in enumerate(matrix.astype(np.float32), start=1):
-        values = cb * from_cb
-        values += cr * from_cr
-        values += 128
-        _plane(frame, index, width, height)[:] = np.clip(np.rint(values, out=values), 0, 255)
-    return frame
-
-
 _BOX = Image.Resampling.BOX
-
-
-def _chroma_shape(layout: _Layout) -> tuple[int, int]:
-    if layout.pix_fmt == "yuv420p":
-        return layout.height // 2, layout.width // 2
-    return layout.height, layout.width
 
 
 def _frame_step(video: Any) -> int:
