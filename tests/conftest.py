@@ -5,7 +5,9 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 DEV_DIR = REPO.parent / "shared" / "data" / "dev"
@@ -37,3 +39,18 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("model") / "tiny.keras"
     build_generator(model_config("tiny")).save(path)
     return path
+
+
+def recombine_per_pixel(gray: np.ndarray, ab: np.ndarray) -> np.ndarray:
+    """The full-resolution colour before issue 22, the reference the chroma paths are held to:
+    a*b* upsampled to every pixel, Lab -> sRGB there, rounded, and the gray put back."""
+    from colorize_cli.imaging import color
+
+    height, width = gray.shape
+    lab = np.empty((height, width, 3), np.float32)
+    lab[..., 0] = color.gray_to_lightness(gray)
+    for i in (0, 1):
+        plane = Image.fromarray(np.ascontiguousarray(ab[..., i], np.float32))
+        lab[..., 1 + i] = np.asarray(plane.resize((width, height), Image.Resampling.BILINEAR))
+    srgb = color.lab_to_srgb(lab) * 255 + 0.5
+    return color.keep_luminance(srgb.astype(np.uint8), gray)

@@ -8,7 +8,7 @@ import io
 
 import numpy as np
 import pytest
-from conftest import DEV_DIR, dev_photos
+from conftest import DEV_DIR, dev_photos, recombine_per_pixel
 from PIL import Image
 
 from colorize_cli.imaging import chroma, color, metrics, writing
@@ -77,25 +77,12 @@ def test_a_strip_wider_than_a_band_is_recombined_in_pieces(monkeypatch: pytest.M
     np.testing.assert_array_equal(np.asarray(chroma.recombine_image(gray, ab)), pieces)
 
 
-def _recombine_per_pixel(gray: np.ndarray, ab: np.ndarray) -> np.ndarray:
-    """The full-resolution path before issue 22, the reference `recombine` is held to: a*b*
-    upsampled to every pixel, Lab -> sRGB there, rounded, and the gray put back."""
-    height, width = gray.shape
-    lab = np.empty((height, width, 3), np.float32)
-    lab[..., 0] = color.gray_to_lightness(gray)
-    for i in (0, 1):
-        plane = Image.fromarray(np.ascontiguousarray(ab[..., i], np.float32))
-        lab[..., 1 + i] = np.asarray(plane.resize((width, height), Image.Resampling.BILINEAR))
-    srgb = color.lab_to_srgb(lab) * 255 + 0.5
-    return color.keep_luminance(srgb.astype(np.uint8), gray)
-
-
 def test_recombine_agrees_with_the_per_pixel_path_on_real_photos(bundled: Colorizer) -> None:
     distances = []
     for gray, ab in _predicted(bundled):
         out = chroma.recombine(gray, ab)
         np.testing.assert_array_equal(color.grayscale(out), gray)
-        reference = color.srgb_to_lab(_recombine_per_pixel(gray, ab))
+        reference = color.srgb_to_lab(recombine_per_pixel(gray, ab))
         distances.append(metrics.mean_ciede2000(color.srgb_to_lab(out), reference))
     # docs/benchmarks.md: 0.35 on average over the 71 validation photos, 0.67 at most.
     assert np.mean(distances) < 0.5 and max(distances) < 0.8, distances

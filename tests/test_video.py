@@ -12,7 +12,7 @@ import av
 import clips
 import numpy as np
 import pytest
-from conftest import dev_photos
+from conftest import dev_photos, recombine_per_pixel
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -267,12 +267,7 @@ def _per_pixel_frame(
     """The output frame before issue 22, the reference the chroma planes are held to: a*b* at every
     pixel, Lab -> sRGB, the gray put back, swscale's RGB -> YUV, then the input's luma."""
     height, width = gray.shape
-    lab = np.empty((height, width, 3), np.float32)
-    lab[..., 0] = color.gray_to_lightness(gray)
-    for i in (0, 1):
-        plane = Image.fromarray(np.ascontiguousarray(ab[..., i], np.float32))
-        lab[..., 1 + i] = np.asarray(plane.resize((width, height), Image.Resampling.BILINEAR))
-    rgb = color.keep_luminance((color.lab_to_srgb(lab) * 255 + 0.5).astype(np.uint8), gray)
+    rgb = recombine_per_pixel(gray, ab)
     matrix = {1: 1, 4: 4, 5: 5, 6: 5, 7: 7, 9: 9}[layout.colorspace]  # swscale's constants
     frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(
         format=layout.pix_fmt,
