@@ -185,21 +185,16 @@ class OnnxBackend:
         except Exception as exc:  # the runtime's parser fails in many ways on a damaged file
             raise ModelError(f"not a loadable ONNX model: {_reason(exc)}", path) from None
         facts = model_files.parse_metadata(metadata.get(model_files.METADATA_KEY, ""), path)
-        self.path, self.stride, self.channels = (
-            path,
-            facts["stride"],
-            model_files.OUTPUTS[facts["output"]],
-        )
+        self.path, self.stride = path, facts["stride"]
+        self.channels = model_files.OUTPUTS[facts["output"]]
         inputs, outputs = self._session.get_inputs(), self._session.get_outputs()
-        order = model_files.hint_order(facts, [i.name for i in inputs], path)
-        self.takes_hints = order is not None
-        model_files.check_shapes(
-            [i.shape for i in inputs], [o.shape for o in outputs], self.channels, path, order
-        )
+        names = [i.name for i in inputs]
+        shapes = [i.shape for i in inputs], [o.shape for o in outputs]
+        self._inputs = model_files.contract_inputs(facts, names, names, *shapes, path)
+        self.takes_hints = len(self._inputs) > 1
         for i in inputs:
             if i.type != "tensor(float)":
                 raise ModelError(f"not a colorize generator: input is {i.type}", path)
-        self._inputs = dict(zip(order or ["lightness"], [i.name for i in inputs], strict=True))
         self._output = outputs[0].name
 
     def run(
@@ -236,11 +231,8 @@ class LiteBackend:
         facts = model_files.parse_metadata(model_files.tflite_metadata(data, path), path)
         model_checks.check_tflite(data, path)
         self._data, self._lives = data, model_checks.tflite_lives(data, path)
-        self.path, self.stride, self.channels = (
-            path,
-            facts["stride"],
-            model_files.OUTPUTS[facts["output"]],
-        )
+        self.path, self.stride = path, facts["stride"]
+        self.channels = model_files.OUTPUTS[facts["output"]]
         try:
             with parked_stderr():
                 self._interpreter = interpreter.Interpreter(
@@ -263,19 +255,16 @@ class LiteBackend:
             outputs = self._interpreter.get_output_details()
         except Exception as exc:
             raise ModelError(f"not a loadable TFLite model: {_reason(exc)}", path) from None
-        order = model_files.hint_order(facts, [d["name"] for d in inputs], path)
-        self.takes_hints = order is not None
-        model_files.check_shapes(
+        names, indices = [d["name"] for d in inputs], [d["index"] for d in inputs]
+        shapes = (
             [list(d["shape_signature"]) for d in inputs],
             [list(d["shape_signature"]) for d in outputs],
-            self.channels,
-            path,
-            order,
         )
+        self._inputs = model_files.contract_inputs(facts, names, indices, *shapes, path)
+        self.takes_hints = len(self._inputs) > 1
         for d in inputs:
             if d["dtype"] != np.float32:
                 raise ModelError(f"not a colorize generator: input is {d['dtype']}", path)
-        self._inputs = dict(zip(order or ["lightness"], [d["index"] for d in inputs], strict=True))
         self._output = outputs[0]["index"]
         self._shapes: dict[str, tuple[int, ...]] | None = None
 
@@ -357,11 +346,8 @@ class SavedModelBackend:
         except OSError:
             text = b""
         facts = model_files.parse_metadata(text, path)
-        self.path, self.stride, self.channels = (
-            path,
-            facts["stride"],
-            model_files.OUTPUTS[facts["output"]],
-        )
+        self.path, self.stride = path, facts["stride"]
+        self.channels = model_files.OUTPUTS[facts["output"]]
         tf = import_tf()
         model_checks.check_savedmodel(data, path)
         try:
@@ -371,16 +357,13 @@ class SavedModelBackend:
             raise ModelError(f"not a loadable SavedModel: {_reason(exc)}", path) from None
         inputs = self._signature.structured_input_signature[1]
         outputs = self._signature.structured_outputs
-        order = model_files.hint_order(facts, list(inputs), path)
-        self.takes_hints = order is not None
-        model_files.check_shapes(
+        shapes = (
             [spec.shape.as_list() for spec in inputs.values()],
             [spec.shape.as_list() for spec in outputs.values()],
-            self.channels,
-            path,
-            order,
         )
-        self._inputs = dict(zip(order or ["lightness"], list(inputs), strict=True))
+        names = list(inputs)
+        self._inputs = model_files.contract_inputs(facts, names, names, *shapes, path)
+        self.takes_hints = len(self._inputs) > 1
         self._output = next(iter(outputs))
         self._tf = tf
 

@@ -241,6 +241,22 @@ def hint_order(facts: dict[str, Any], names: list[str], path: Path) -> list[str]
     return order
 
 
+def contract_inputs(
+    facts: dict[str, Any],
+    names: list[str],
+    keys: list[Any],
+    input_shapes: list[Any],
+    output_shapes: list[Any],
+    path: Path,
+) -> dict[str, Any]:
+    """A model's inputs by the contract's names (lightness; a hint model's hints and palette too)
+    -> the runtime's `keys` for them (its names or indices, in the order of its `names`), once
+    its tensors' shapes keep the contract its metadata `facts` state (ModelError otherwise)."""
+    order = hint_order(facts, names, path)
+    check_shapes(input_shapes, output_shapes, OUTPUTS[facts["output"]], path, order)
+    return dict(zip(order or ["lightness"], keys, strict=True))
+
+
 def checked_output(y: Any, x: np.ndarray, channels: int, path: Path) -> np.ndarray:
     """The runtime's output, if it is (batch, H, W, channels) for input `x`: a file's declared
     shapes are only what it says, so a model may give another batch or channel count at run
