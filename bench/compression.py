@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from colorize_cli.data import shards
+from colorize_cli.data import shard_writer, shards
 from colorize_cli.data.prepare import fit_image
 from colorize_cli.imaging import color, images
 
@@ -38,7 +38,7 @@ def load(count: int, size: int) -> list[tuple[np.ndarray, np.ndarray, str]]:
 def measure(rows: list, size: int, compression: str, out: Path, reads: int) -> dict[str, float]:
     path = out / f"{compression}.h5"
     started = time.perf_counter()
-    with shards.ShardWriter(path, size, compression=compression) as writer:
+    with shard_writer.ShardWriter(path, size, compression=compression) as writer:
         for i, (gray, rgb, source) in enumerate(rows):
             writer.append(gray, rgb, source, f"{i:064x}")
     write_s = time.perf_counter() - started

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from colorize_cli.data import shards
+from colorize_cli.data import shard_writer
 from colorize_cli.imaging import color
 
 
@@ -63,7 +63,7 @@ def shard_seeds(size: int = 8) -> list[bytes]:
     with tempfile.TemporaryDirectory() as folder:
         for compression in ("none", "gzip-1"):
             path = Path(folder) / f"seed-{compression}.h5"
-            with shards.ShardWriter(path, size, "train", compression) as writer:
+            with shard_writer.ShardWriter(path, size, "train", compression) as writer:
                 for i, rgb in enumerate(rows):
                     writer.append(color.grayscale(rgb), rgb, f"photo{i}.jpg", f"{i:064x}")
             seeds.append(path.read_bytes())

@@ -10,7 +10,7 @@ import pytest
 from conftest import dev_photos
 
 from colorize_cli.data.prepare import fit_image
-from colorize_cli.data.shards import ShardWriter
+from colorize_cli.data.shard_writer import ShardWriter
 from colorize_cli.errors import ShardError, TrainingError, UsageError
 from colorize_cli.imaging import color, images
 from colorize_cli.training import dataset

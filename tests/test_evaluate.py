@@ -15,7 +15,7 @@ import pytest
 from conftest import dev_photos
 from PIL import Image
 
-from colorize_cli.data import shards
+from colorize_cli.data import shard_writer, shards
 from colorize_cli.errors import ShardError, UsageError
 from colorize_cli.imaging import color
 from colorize_cli.inference import evaluate
@@ -28,7 +28,7 @@ SIZE = 64
 def val_shard(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Four real dev photos, centre-cropped to 64x64, in a validation shard."""
     path = tmp_path_factory.mktemp("shards") / "dev.val.h5"
-    with shards.ShardWriter(path, SIZE, split="val") as writer:
+    with shard_writer.ShardWriter(path, SIZE, split="val") as writer:
         for photo in dev_photos(4):
             image = Image.open(photo).convert("RGB")
             side = min(image.size)

@@ -25,7 +25,7 @@ import pytest
 from PIL import Image
 
 from colorize_cli import fsutil
-from colorize_cli.data import shards
+from colorize_cli.data import shard_writer, shards
 from colorize_cli.imaging import color, images
 
 # A strict UTF-8 stdio, as under en_US.UTF-8 (C.UTF-8 would hide the non-UTF-8 name bugs).
@@ -458,7 +458,7 @@ def test_info_names_each_malformed_keras_file_in_one_line(tmp_path: Path) -> Non
 
 def write_shard(path: Path, count: int, size: int = 8) -> Path:
     rng = np.random.default_rng(count)
-    with shards.ShardWriter(path, size, "train") as writer:
+    with shard_writer.ShardWriter(path, size, "train") as writer:
         for i in range(count):
             rgb = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
             writer.append(color.grayscale(rgb), rgb, f"photo{i}.png", f"{i:064x}")

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from test_robust_corpus import encode, small_photo
 
-from colorize_cli.data import shards
+from colorize_cli.data import shard_writer, shards
 from colorize_cli.errors import ModelError, ShardError
 from colorize_cli.imaging import color
 from colorize_cli.inference import evaluate
@@ -38,7 +38,7 @@ def colorize(*args: str | Path) -> subprocess.CompletedProcess:
 
 
 def write_good(path: Path, count: int = 8, split: str = "train") -> Path:
-    with shards.ShardWriter(path, SIZE, split) as writer:
+    with shard_writer.ShardWriter(path, SIZE, split) as writer:
         for i in range(count):
             rgb = np.asarray(small_photo(20 + i + 10 * (split == "val"), SIZE, SIZE))
             writer.append(color.grayscale(rgb), rgb, f"photo{i}.jpg", f"{i:064x}")

@@ -13,7 +13,7 @@ import pytest
 from conftest import dev_photos
 
 from colorize_cli import __version__, fsutil
-from colorize_cli.data import shards
+from colorize_cli.data import shard_writer, shards
 from colorize_cli.data.prepare import fit_image
 from colorize_cli.errors import ShardError
 from colorize_cli.imaging import color, images
@@ -35,7 +35,7 @@ def rows() -> list[tuple[np.ndarray, np.ndarray, str, str]]:
 
 
 def write(path: Path, rows: list, **kwargs) -> Path:
-    with shards.ShardWriter(path, SIZE, **kwargs) as writer:
+    with shard_writer.ShardWriter(path, SIZE, **kwargs) as writer:
         for row in rows:
             writer.append(*row)
         assert len(writer) == len(rows)
@@ -99,10 +99,10 @@ def test_every_compression_round_trips_and_datasets_are_byte_identical(
 def test_writer_refuses_bad_rows_and_options(tmp_path: Path, rows: list) -> None:
     gray, rgb, source, digest = rows[0]
     with pytest.raises(ValueError, match="compression"):
-        shards.ShardWriter(tmp_path / "x.h5", SIZE, compression="zstd")
+        shard_writer.ShardWriter(tmp_path / "x.h5", SIZE, compression="zstd")
     with pytest.raises(ValueError, match="format_version"):
-        shards.ShardWriter(tmp_path / "x.h5", SIZE, attrs={"format_version": 9})
-    with shards.ShardWriter(tmp_path / "x.h5", SIZE) as writer:
+        shard_writer.ShardWriter(tmp_path / "x.h5", SIZE, attrs={"format_version": 9})
+    with shard_writer.ShardWriter(tmp_path / "x.h5", SIZE) as writer:
         with pytest.raises(ValueError, match="gray"):
             writer.append(gray[:8], rgb, source, digest)
         with pytest.raises(ValueError, match="rgb"):
@@ -113,7 +113,7 @@ def test_writer_refuses_bad_rows_and_options(tmp_path: Path, rows: list) -> None
 
 
 def test_an_exception_aborts_and_leaves_nothing(tmp_path: Path, rows: list) -> None:
-    with pytest.raises(RuntimeError), shards.ShardWriter(tmp_path / "a.h5", SIZE) as writer:
+    with pytest.raises(RuntimeError), shard_writer.ShardWriter(tmp_path / "a.h5", SIZE) as writer:
         writer.append(*rows[0])
         raise RuntimeError("boom")
     assert list(tmp_path.iterdir()) == []
@@ -121,7 +121,7 @@ def test_an_exception_aborts_and_leaves_nothing(tmp_path: Path, rows: list) -> N
 
 def test_suspended_writer_is_salvaged_by_resume(tmp_path: Path, rows: list) -> None:
     target = tmp_path / "a.h5"
-    writer = shards.ShardWriter(target, SIZE, attrs={"fit": "crop"}, checkpoint_every=2)
+    writer = shard_writer.ShardWriter(target, SIZE, attrs={"fit": "crop"}, checkpoint_every=2)
     for row in rows[:3]:
         writer.append(*row)
     leftover = writer.suspend()
@@ -129,7 +129,7 @@ def test_suspended_writer_is_salvaged_by_resume(tmp_path: Path, rows: list) -> N
     # The temporary file is an incomplete shard: globs must not take it for a finished one.
     with pytest.raises(ShardError, match="matches no shard"):
         shards.expand_shard_paths([str(tmp_path / "*")])
-    with shards.ShardWriter(target, SIZE, attrs={"fit": "crop"}, resume=True) as resumed:
+    with shard_writer.ShardWriter(target, SIZE, attrs={"fit": "crop"}, resume=True) as resumed:
         assert resumed.sha256 == [r[3] for r in rows[:3]]
         for row in rows[3:]:
             resumed.append(*row)
@@ -140,18 +140,18 @@ def test_suspended_writer_is_salvaged_by_resume(tmp_path: Path, rows: list) -> N
 
 def test_resume_refuses_a_leftover_written_with_other_options(tmp_path: Path, rows: list) -> None:
     target = tmp_path / "a.h5"
-    writer = shards.ShardWriter(target, SIZE, attrs={"fit": "pad"}, checkpoint_every=1)
+    writer = shard_writer.ShardWriter(target, SIZE, attrs={"fit": "pad"}, checkpoint_every=1)
     writer.append(*rows[0])
     writer.suspend()
     with pytest.raises(ShardError, match="fit='pad'"):
-        shards.ShardWriter(target, SIZE, attrs={"fit": "crop"}, resume=True)
+        shard_writer.ShardWriter(target, SIZE, attrs={"fit": "crop"}, resume=True)
 
 
 def test_resume_ignores_a_damaged_leftover(tmp_path: Path, rows: list) -> None:
     target = tmp_path / "a.h5"
     leftover = target.with_name(f"a.h5{fsutil.TEMP_MARK}1")
     leftover.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 100)
-    with shards.ShardWriter(target, SIZE, resume=True) as writer:
+    with shard_writer.ShardWriter(target, SIZE, resume=True) as writer:
         assert len(writer) == 0
         writer.append(*rows[0])
     assert not leftover.exists()
@@ -232,7 +232,7 @@ def test_describe_shard(tmp_path: Path, rows: list) -> None:
     description = shards.describe_shard(path, verify=True)
     assert description["count"] == 6 and description["split"] == "val"
     assert description["image_size"] == SIZE and description["file_bytes"] == path.stat().st_size
-    assert description["compression"] == shards.DEFAULT_COMPRESSION
+    assert description["compression"] == shard_writer.DEFAULT_COMPRESSION
     assert description["attrs"] == {"part": "1/2"} and description["format"] == "colorize-shard 1"
     assert description["verified"] is True and description["duplicates"] == 1
 

@@ -32,7 +32,7 @@ from PIL import Image
 from colorize_cli import fsutil
 from colorize_cli.config import PrepareOptions
 from colorize_cli.constants import FITS
-from colorize_cli.data import shards
+from colorize_cli.data import shard_writer, shards
 from colorize_cli.errors import ColorizeError, ShardError, UsageError
 from colorize_cli.imaging import color, images
 from colorize_cli.imaging.inputs import expand_inputs
@@ -42,7 +42,7 @@ PAD_FILL = (0, 0, 0)  # black: achromatic, so letterbox bars teach "no colour he
 SPLITS = ("train", "val")
 # Decoded photos in flight per worker: enough to hide latency, few enough to bound memory.
 WINDOW_PER_JOB = 4
-CHECKPOINT_EVERY = shards.CHECKPOINT_EVERY
+CHECKPOINT_EVERY = shard_writer.CHECKPOINT_EVERY
 # A photo file is read whole (to hash it) only up to this size: 200 megapixels of 16-bit RGBA.
 MAX_PHOTO_BYTES = 2**31
 # What stops a run between two photos (the workers ignore them: the main process decides).
@@ -226,7 +226,7 @@ class _Split:
         self.done: set[str] = set()
         self.complete: Path | None = None  # a finished run's last file: nothing may follow it
         self.outputs: list[Path] = []
-        self.writer: shards.ShardWriter | None = None
+        self.writer: shard_writer.ShardWriter | None = None
 
     def path(self, index: int) -> Path:
         return output_paths(self.options.out, self.name, self.options.shard_size, index)
@@ -268,7 +268,7 @@ class _Split:
 
     def _open(self, resume: bool) -> None:
         attrs = {**self.attrs, "shard_index": self.index}
-        self.writer = shards.ShardWriter(
+        self.writer = shard_writer.ShardWriter(
             self.path(self.index),
             self.options.size,
             self.name,
