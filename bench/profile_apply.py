@@ -9,8 +9,8 @@ nothing overlapped (the issue's "one photo" view; `apply *.jpg` overlaps the fin
 with the next one's network): reading its gray (`images.read_gray_with_info`), the network
 (`Colorizer.chroma`: the render-size resize, padding, the model, `Colorizer.network_seconds` of
 it inside the model), the full-size colour in the output's form (`chroma.output_image`) and the
-encoding into the file (`writing.write_image`). Mean of 5 photos after 2 warm-ups; prints a
-Markdown table for docs/benchmarks.md.
+encoding into the file (`writing.write_image`). The photo is timed 5 times after 2 warm-ups (the
+mean); prints a Markdown table for docs/benchmarks.md.
 """
 
 from __future__ import annotations

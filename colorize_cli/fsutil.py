@@ -4,7 +4,8 @@ writes a file that must not be torn, and opens a file that must not hang or floo
 Every writer writes `NAME.tmp-<pid>` (`-<k>` when this process already has one) beside the target
 and renames it over the target once it is complete and on disk, so readers see the old file or the
 whole new one, and a killed writer leaves only a `.tmp-` file that no reader takes for an output.
-Only a regular file is ever replaced: never a device, a pipe, a symbolic link or a directory.
+Only a regular file is ever replaced: never a device, a pipe, a symbolic link or a directory
+(a finished folder is swapped in for an old one by `replace_folder`, the old one moved aside first).
 
 Untrusted files (photos, models, metadata) are opened with `open_regular` / `read_regular_file`:
 only a regular file is read (a named pipe would block forever, `/dev/zero` never ends), and
@@ -128,6 +129,27 @@ def _raise_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+@contextlib.contextmanager
+def interrupts_held() -> Iterator[None]:
+    """Ctrl-C and SIGTERM that arrive inside the block take effect (a KeyboardInterrupt) when it
+    ends, not in the middle: for a step that must be whole, like printing the path of a file just
+    written. Only the main thread can hold them; elsewhere the block runs as it is."""
+    held: list[int] = []
+    signals = (signal.SIGINT, signal.SIGTERM)
+    try:
+        previous = [signal.signal(s, lambda signum, frame: held.append(signum)) for s in signals]
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        for s, handler in zip(signals, previous, strict=True):
+            signal.signal(s, handler)
+    if held:
+        raise KeyboardInterrupt
+
+
 def temp_path(target: str | os.PathLike[str], keep_suffix: bool = False) -> Path:
     """A free temporary name beside `target`; `keep_suffix` repeats its suffix at the end, for
     writers that choose the format from the name (Keras needs `.keras`)."""
@@ -200,8 +222,10 @@ def replace_folder(finished: Path, target: str | os.PathLike[str]) -> None:
             os.replace(old, target)
         raise
     fsync_directory(target.parent)
-    if old is not None:
+    if old is not None and old.is_dir() and not old.is_symlink():
         shutil.rmtree(old, ignore_errors=True)
+    elif old is not None:
+        old.unlink(missing_ok=True)  # a file or a link where the folder was
 
 
 def write_bytes(target: str | os.PathLike[str], data: bytes) -> None:

@@ -72,7 +72,9 @@ def test_a_strip_wider_than_a_band_is_recombined_in_pieces(monkeypatch: pytest.M
     assert len(chroma.tiles(*gray.shape, 1000)) == 12
     pieces = chroma.recombine(gray, ab)
     np.testing.assert_array_equal(color.grayscale(pieces), gray)
-    diff = np.abs(pieces.astype(int) - whole)  # a piece's weights differ in the last digit
+    # A piece's weights differ in the last digit: on this strip 0.9989 of the pixels come out
+    # equal (measured), so the bar is 0.998 here; the row bands above keep 0.999.
+    diff = np.abs(pieces.astype(int) - whole)
     assert diff.max() <= 1 and (diff == 0).all(-1).mean() > 0.998
     np.testing.assert_array_equal(np.asarray(chroma.recombine_image(gray, ab)), pieces)
 
@@ -150,12 +152,14 @@ def test_the_jpeg_form_in_tiles_on_threads_equals_one_pass(monkeypatch: pytest.M
 
 
 def test_output_image_takes_the_jpeg_form_for_large_photos_only() -> None:
-    """The JPEG form for a JPEG at least four times its a*b* on each side; sRGB otherwise (the
-    481x321 dev photos at render 160 keep 4:4:4) and for every other format."""
+    """The JPEG form for a JPEG at least four times its a*b* on each side, or one written 4:2:0
+    anyway (quality under 90); sRGB otherwise (the 481x321 dev photos at render 160 keep 4:4:4)
+    and for every other format."""
     gray = np.zeros((640, 960), np.uint8)
     coarse = np.zeros((160, 240, 2), np.float32)
     assert chroma.output_image(gray, coarse, "JPEG").mode == "YCbCr"
     assert chroma.output_image(gray[:639], coarse, "JPEG").mode == "RGB"
+    assert chroma.output_image(gray[:639], coarse, "JPEG", quality=85).mode == "YCbCr"  # 4:2:0
     assert chroma.output_image(gray[:, :959], coarse, "JPEG").mode == "RGB"
     for other in ("PNG", "WEBP", "TIFF", "BMP"):
         assert chroma.output_image(gray, coarse, other).mode == "RGB"

@@ -390,12 +390,20 @@ def test_cli_choices_are_what_the_library_accepts() -> None:
         assert written.size == (6, 4)
 
 
+@pytest.mark.parametrize("before_its_line", [False, True])
 def test_ctrl_c_while_apply_prints_still_lists_every_photo_it_wrote(
-    photo_dir: Path, tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    photo_dir: Path,
+    tiny_model: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    before_its_line: bool,
 ) -> None:
-    """Ctrl-C that lands while the CLI prints an outcome (outside `apply`) is raised inside the
-    run, which then lists the photos its finishing thread had written meanwhile: what is on disk
-    is what stdout lists, and the exit code is 130."""
+    """Ctrl-C (a real SIGINT) that lands while the CLI prints an outcome (outside `apply`),
+    before or after that photo's line is out, waits for the line, then is raised inside the run,
+    which lists the photos its finishing thread had written meanwhile: what is on disk is what
+    stdout lists, each once, and the exit code is 130."""
+    import os
+    import signal
     import time
 
     import typer
@@ -406,11 +414,14 @@ def test_ctrl_c_while_apply_prints_still_lists_every_photo_it_wrote(
     real, printed = typer.echo, []
 
     def echo(message: object = None, **kwargs: object) -> None:
-        real(message, **kwargs)
         printed.append(message)
+        if len(printed) == 1 and before_its_line:
+            os.kill(os.getpid(), signal.SIGINT)
+        real(message, **kwargs)
+        if len(printed) == 1 and not before_its_line:
+            os.kill(os.getpid(), signal.SIGINT)
         if len(printed) == 1:
             time.sleep(1.0)  # the next photo is written meanwhile
-            raise KeyboardInterrupt
 
     monkeypatch.setattr(typer, "echo", echo)
     out = tmp_path / "out"

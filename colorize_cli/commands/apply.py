@@ -123,6 +123,7 @@ def apply(
     never overwritten; existing outputs are skipped unless **--overwrite**. The output keeps the
     input's own luminance: its grayscale equals the input's.
     """
+    from colorize_cli import fsutil
     from colorize_cli.imaging.images import display_path
     from colorize_cli.inference import applying
     from colorize_cli.progress import RichProgress, console
@@ -156,7 +157,9 @@ def apply(
         def report(outcome: applying.Outcome) -> None:
             counts[outcome.status] += 1
             if outcome.status == "written":
-                typer.echo(f"{outcome.output}\0" if null else str(outcome.output), nl=not null)
+                # A written photo's line is printed whole: an interrupt waits for its end.
+                with fsutil.interrupts_held():
+                    typer.echo(f"{outcome.output}\0" if null else str(outcome.output), nl=not null)
             else:
                 source = display_path(outcome.source)
                 console.print(

@@ -5,7 +5,7 @@ gray, turned into Cb, Cr), and only then brought to the output, in the output's 
 
 - `recombine` / `recombine_image`: sRGB, each pixel its gray plus the resampled chroma, scaled
   down only where its own level leaves no room (`color.recolor`), so `grayscale(output) == gray`
-  exactly: what PNG, TIFF, WebP and BMP keep bit for bit.
+  exactly: what PNG, TIFF and BMP keep bit for bit (lossy WebP and JPEG to their rounding).
 - `recombine_jpeg`: a JPEG's own Y'CbCr (the matrix of `grayscale`), Y the gray itself and Cb, Cr
   made at half resolution, the 4:2:0 planes the encoder keeps: no full-resolution RGB is built,
   and the encoder converts nothing.
@@ -23,7 +23,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from PIL import Image
 
-from colorize_cli.imaging import color
+from colorize_cli.constants import PHOTO_QUALITY
+from colorize_cli.imaging import color, writing
 
 # The full-resolution work runs over bands of about this many pixels, one band per core at a time
 # (numpy and Pillow release the GIL in their loops, so threads share the bands' work).
@@ -42,7 +43,8 @@ def chroma_grid(gray: np.ndarray, ab: np.ndarray) -> tuple[np.ndarray, np.ndarra
     # The mean level rounded to a whole step: its L* then comes from the exact table. A
     # reduction over 16 first reduces by whole blocks, which bounds Pillow's filter tables
     # (they grow with the reduction: 1.6 GB to reduce a 199,000,000 x 1 strip in one pass);
-    # below it, as for any photo the pixel limit takes at a normal shape, the box is exact.
+    # below it (a reduction under 32: short sides up to about 5,000 px at render 160) the box is
+    # exact, above it the mean of block means, to a level.
     level = resized(gray, (height, width), Image.Resampling.BOX, reducing_gap=_BOX_GAP)
     return (level, *color.lab_chroma(level, ab))
 
@@ -88,13 +90,11 @@ def recombine(gray: np.ndarray, ab: np.ndarray) -> np.ndarray:
     a*b* (h, w, 2): `chroma_grid`'s Cb, Cr resampled bilinearly to full size and put on the
     photo's own gray (`color.recolor`), so `grayscale(output) == gray` exactly."""
     out = np.empty((*gray.shape, 3), np.uint8)
-    _, cb, cr = chroma_grid(gray, ab)
 
-    def fill(tile: tuple[slice, slice]) -> None:
-        rows, cols = tile
-        out[rows, cols] = _recolored(gray, cb, cr, rows, cols)
+    def put(rows: slice, cols: slice, rgb: np.ndarray) -> None:
+        out[rows, cols] = rgb
 
-    _run(tiles(*gray.shape), fill)
+    _recombine_tiles(gray, ab, put)
     return out
 
 
@@ -102,13 +102,11 @@ def recombine_image(gray: np.ndarray, ab: np.ndarray) -> Image.Image:
     """`recombine` made straight into a PIL 'RGB' image, the form the photo encoders take: a
     large photo is never held twice (as an array and as Pillow's copy of it) while it is written."""
     image = Image.new("RGB", (gray.shape[1], gray.shape[0]))
-    _, cb, cr = chroma_grid(gray, ab)
 
-    def fill(tile: tuple[slice, slice]) -> None:
-        rows, cols = tile
-        image.paste(Image.fromarray(_recolored(gray, cb, cr, rows, cols)), (cols.start, rows.start))
+    def put(rows: slice, cols: slice, rgb: np.ndarray) -> None:
+        image.paste(Image.fromarray(rgb), (cols.start, rows.start))
 
-    _run(tiles(*gray.shape), fill)
+    _recombine_tiles(gray, ab, put)
     return image
 
 
@@ -146,10 +144,13 @@ def recombine_jpeg(gray: np.ndarray, ab: np.ndarray) -> Image.Image:
     return image
 
 
-def output_image(gray: np.ndarray, ab: np.ndarray, pil_format: str) -> Image.Image:
-    """The finished photo in the form `writing` encodes best for `pil_format` (PIL's name): a
-    JPEG's own Y'CbCr (`recombine_jpeg`) when the photo is at least `JPEG_FORM_FACTOR` times its
-    a*b* on each side, else sRGB (`recombine_image`, written 4:4:4 at quality 90 and above).
+def output_image(
+    gray: np.ndarray, ab: np.ndarray, pil_format: str, quality: int = PHOTO_QUALITY
+) -> Image.Image:
+    """The finished photo in the form `writing` encodes best for `pil_format` (PIL's name) at
+    `quality`: a JPEG's own Y'CbCr (`recombine_jpeg`) when the JPEG is 4:2:0 anyway (below
+    `writing.FULL_CHROMA_QUALITY`) or the photo is at least `JPEG_FORM_FACTOR` times its a*b* on
+    each side, else sRGB (`recombine_image`, written 4:4:4).
 
     The network's colour is no finer than the a*b*, but `recolor` gives each pixel its own share
     of it (less chroma where its level leaves no room), which 4:2:0 averages over 2x2 blocks. On
@@ -158,17 +159,24 @@ def output_image(gray: np.ndarray, ab: np.ndarray, pil_format: str) -> Image.Ima
     photos at render 160), by more. Large photos are where the time goes, and it is not seen."""
     height, width = ab.shape[:2]
     large = gray.shape[0] >= JPEG_FORM_FACTOR * height and gray.shape[1] >= JPEG_FORM_FACTOR * width
-    if pil_format == "JPEG" and large:
+    if pil_format == "JPEG" and (large or quality < writing.FULL_CHROMA_QUALITY):
         return recombine_jpeg(gray, ab)
     return recombine_image(gray, ab)
 
 
-def _recolored(
-    gray: np.ndarray, cb: np.ndarray, cr: np.ndarray, rows: slice, cols: slice
-) -> np.ndarray:
-    """One tile of `recombine`: the grid's chroma resampled to the tile, on the tile's gray."""
-    chroma = (resized(x, gray.shape, rows=rows, cols=cols) for x in (cb, cr))
-    return color.recolor(gray[rows, cols], *chroma)
+def _recombine_tiles(
+    gray: np.ndarray, ab: np.ndarray, put: Callable[[slice, slice, np.ndarray], None]
+) -> None:
+    """`recombine`'s tiles, each handed to `put(rows, cols, rgb)` from the band threads: the
+    grid's chroma resampled to the tile, on the tile's gray."""
+    _, cb, cr = chroma_grid(gray, ab)
+
+    def fill(tile: tuple[slice, slice]) -> None:
+        rows, cols = tile
+        chroma = (resized(x, gray.shape, rows=rows, cols=cols) for x in (cb, cr))
+        put(rows, cols, color.recolor(gray[rows, cols], *chroma))
+
+    _run(tiles(*gray.shape), fill)
 
 
 def _block_range(block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

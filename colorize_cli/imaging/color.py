@@ -257,9 +257,8 @@ def fit_chroma(
     inside [0, 255] in every channel: the rule of `recolor`, without rounding. With `brightest`,
     every level from `gray` (the darkest) to `brightest` must stay inside (the pixels one chroma
     sample covers): each channel is linear in the level, so its two ends are enough."""
-    darkest = np.asarray(gray, np.float32)
-    high = darkest if brightest is None else np.asarray(brightest, np.float32)
-    scale = _fit_scale(darkest, *_offsets(cb, cr), high=high)
+    high = None if brightest is None else np.asarray(brightest, np.float32)
+    scale = _fit_scale(np.asarray(gray, np.float32), *_offsets(cb, cr), high=high)
     return cb * scale, cr * scale
 
 

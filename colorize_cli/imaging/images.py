@@ -2,7 +2,8 @@
 (writing is writing.py's).
 
 Decoding policy (one path, `_decode`, serves `read_image`, `read_image_bytes`,
-`read_image_with_info` and `read_gray_with_info`, which keeps each tile's gray only):
+`read_image_with_info` and `read_gray_with_info`, which keeps the gray only: Pillow's "L" of a
+plain 8-bit photo up to 16 MP, each tile's gray for any other):
 
 - The header is parsed first and the pixel count checked against `max_pixels` before any pixel is
   decoded; PIL's own process-wide bomb limit is switched off because ours replaces it.
@@ -129,7 +130,7 @@ def read_gray_with_info(
     name: str = "-",
 ) -> tuple[np.ndarray, ImageInfo]:
     """A photo's (H, W) uint8 gray, equal to `color.grayscale(read_image(...))`, with its
-    metadata; made tile by tile, so the photo is never held as a whole RGB array (what `apply`
+    metadata; the photo is never held as a whole RGB array beside the decoded one (what `apply`
     needs: the output keeps the gray alone)."""
     return _read(source, max_pixels, name, None, gray=True)
 
@@ -250,13 +251,14 @@ def _srgb_pixels(
     im: Image.Image, icc: bytes | None, gray: bool = False
 ) -> tuple[np.ndarray, bool, str | None]:
     """The decoded photo as an (H, W, 3) uint8 sRGB array (`gray`: its (H, W) grayscale), whether
-    a profile was applied, and why not; converted tile by tile, so what it takes beyond the
-    decoded photo and the array is a tile's worth, whatever the mode (16-bit, float, alpha) or the
-    shape (a 1-pixel-high strip)."""
+    a profile was applied, and why not. A plain 8-bit photo's gray up to `_WHOLE_GRAY_PIXELS` is
+    Pillow's "L" of the whole (two gray-sized copies on the way); anything else is converted tile by
+    tile, so what it takes beyond the decoded photo and the array is a tile's worth, whatever the
+    mode (16-bit, float, alpha) or the shape (a 1-pixel-high strip)."""
     width, height = im.size
     plain = im.mode in ("L", "RGB") and "transparency" not in im.info and not icc
     if gray and plain and width * height <= _WHOLE_GRAY_PIXELS:
-        # Pillow's "L" of the whole photo at once: what the tiles give, without their copies.
+        # Pillow's "L" of the whole photo at once: what the tiles give, without cropping each.
         return np.array(im.convert("L") if im.mode == "RGB" else im), False, None
     pixels = np.empty((height, width) if gray else (height, width, 3), np.uint8)
     tile_width = min(width, _TILE_PIXELS)

@@ -37,6 +37,8 @@ _WRITE_FORMATS = {
 # JPEG_MAX_DIMENSION, WebP's 14-bit sizes), and an RGB row of any format (its encoders size a
 # row's buffer in a C int).
 _MAX_SIDE = {"JPEG": 65500, "WEBP": 16383}
+# An sRGB photo written as JPEG at this quality or above keeps full chroma (4:4:4).
+FULL_CHROMA_QUALITY = 90
 _MAX_ROW_PIXELS = 89_478_478
 
 
@@ -122,7 +124,7 @@ def _save(
         raise ValueError(f"expected an (H, W, 3) uint8 array, got {shape}")
     options: dict[str, object] = {}
     if pil_format == "JPEG":
-        full_chroma = quality >= 90 and image.mode == "RGB"
+        full_chroma = quality >= FULL_CHROMA_QUALITY and image.mode == "RGB"
         options = {"quality": quality, "subsampling": 0 if full_chroma else 2}
     elif pil_format == "WEBP":
         options = {"quality": quality}

@@ -400,12 +400,15 @@ def _finish(
         return failed("interrupted")
     try:
         job.output.parent.mkdir(parents=True, exist_ok=True)
-        image = output_image(gray, ab, writing.output_format(job.output, options.format))
+        pil_format = writing.output_format(job.output, options.format)
+        image = output_image(gray, ab, pil_format, options.quality)
         del gray, ab
+        if abandon.is_set():  # interrupted while the colour was made: nothing is written
+            return failed("interrupted")
         writing.write_image(
             job.output,
             image,
-            options.format,
+            pil_format,
             options.quality,
             info.exif,
             info.icc_converted,
@@ -439,20 +442,21 @@ def colorize_bytes(
     """
     try:
         gray, info = images.read_gray_with_info(data, max_pixels, name=name)
-        if format is None:
-            try:
-                format = writing.output_format(name, info.format)
-            except ImageError:
-                format = FALLBACK_FORMAT
-        writing.check_writable(gray.shape, format)
+        try:
+            pil_format = writing.output_format(name, format or info.format)
+        except ImageError:
+            if format is not None:
+                raise
+            pil_format = writing.output_format(name, FALLBACK_FORMAT)
+        writing.check_writable(gray.shape, pil_format)
         if guide is not None and guide.points:
             try:
                 hints.check_inside(list(guide.points), *gray.shape)
             except hints.HintError as exc:
                 raise ColorizeError(f"hints: {exc}", name) from None
         gray, ab = colorizer.chroma(gray, guide)
-        image = output_image(gray, ab, writing.output_format(name, format))
-        return writing.encode_image(image, format, quality, info.exif, info.icc_converted)
+        image = output_image(gray, ab, pil_format, quality)
+        return writing.encode_image(image, pil_format, quality, info.exif, info.icc_converted)
     except ImageError as exc:
         raise ColorizeError(exc.reason, exc.path or name) from exc
     except MemoryError:

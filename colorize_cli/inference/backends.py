@@ -23,9 +23,6 @@ from typing import Any, Protocol
 import numpy as np
 
 from colorize_cli.errors import ModelError, UsageError, one_line
-from colorize_cli.fsutil import (
-    read_regular_file,
-)
 from colorize_cli.imaging.hints import HINT_CHANNELS, PALETTE_SIZE
 from colorize_cli.inference import model_checks, model_files
 from colorize_cli.inference.model_sizes import MAX_TENSOR_BYTES, memory_problem, peak_bytes
@@ -33,8 +30,6 @@ from colorize_cli.tf_setup import parked_stderr
 
 # `--backend`: which runtime runs the model ("auto": the one its file format needs).
 BACKENDS = ("auto", "tf", "onnx", "lite")
-
-
 _THREADS = os.cpu_count() or 1
 
 
@@ -191,7 +186,7 @@ class OnnxBackend:
         names = [i.name for i in inputs]
         shapes = [i.shape for i in inputs], [o.shape for o in outputs]
         self._inputs = model_files.contract_inputs(facts, names, names, *shapes, path)
-        self.takes_hints = len(self._inputs) > 1
+        self.takes_hints = bool(facts.get("hints"))
         for i in inputs:
             if i.type != "tensor(float)":
                 raise ModelError(f"not a colorize generator: input is {i.type}", path)
@@ -233,24 +228,19 @@ class LiteBackend:
         self._data, self._lives = data, model_checks.tflite_lives(data, path)
         self.path, self.stride = path, facts["stride"]
         self.channels = model_files.OUTPUTS[facts["output"]]
+        # LiteRT 2.3's XNNPACK aborts the process (a double free) on a quantised graph of several
+        # inputs (an int8 hint model; the contract refuses any other with several): that one runs
+        # on the builtin kernels.
+        options: dict[str, Any] = {}
+        quantised = model_checks.TFLITE_OPS["QUANTIZE"] in model_checks.tflite_op_codes(data, path)
+        if quantised and facts.get("hints"):
+            builtin = interpreter.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+            options["experimental_op_resolver_type"] = builtin
         try:
             with parked_stderr():
                 self._interpreter = interpreter.Interpreter(
-                    model_content=data, num_threads=_THREADS
+                    model_content=data, num_threads=_THREADS, **options
                 )
-                # LiteRT 2.3's XNNPACK aborts the process (a double free) on a quantised graph
-                # of several inputs (an int8 hint model): that one runs on the builtin kernels.
-                quantised = model_checks.TFLITE_OPS["QUANTIZE"] in model_checks.tflite_op_codes(
-                    data, path
-                )
-                if quantised and len(self._interpreter.get_input_details()) > 1:
-                    self._interpreter = interpreter.Interpreter(
-                        model_content=data,
-                        num_threads=_THREADS,
-                        experimental_op_resolver_type=(
-                            interpreter.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
-                        ),
-                    )
             inputs = self._interpreter.get_input_details()
             outputs = self._interpreter.get_output_details()
         except Exception as exc:
@@ -261,12 +251,13 @@ class LiteBackend:
             [list(d["shape_signature"]) for d in outputs],
         )
         self._inputs = model_files.contract_inputs(facts, names, indices, *shapes, path)
-        self.takes_hints = len(self._inputs) > 1
+        self.takes_hints = bool(facts.get("hints"))
         for d in inputs:
             if d["dtype"] != np.float32:
                 raise ModelError(f"not a colorize generator: input is {d['dtype']}", path)
         self._output = outputs[0]["index"]
         self._shapes: dict[str, tuple[int, ...]] | None = None
+        self._within_bound: set[tuple[tuple[str, tuple[int, ...]], ...]] = set()
 
     def run(
         self,
@@ -276,8 +267,9 @@ class LiteBackend:
     ) -> np.ndarray:
         feeds = model_files.model_feeds(self.takes_hints, lightness, hints, palette)
         shapes = {key: value.shape for key, value in feeds.items()}
-        if shapes != self._shapes:
-            self._check_memory(shapes, lightness)
+        if tuple(shapes.items()) not in self._within_bound:
+            self._check_memory(shapes, lightness)  # once per set of shapes
+            self._within_bound.add(tuple(shapes.items()))
         try:
             if shapes != self._shapes:
                 for key, shape in shapes.items():
@@ -339,13 +331,7 @@ class SavedModelBackend:
             raise ModelError("not a SavedModel folder: it has no saved_model.pb", path)
         model_checks.check_savedmodel_files(path)
         data = model_checks.read_model(path / "saved_model.pb")
-        try:
-            text = read_regular_file(
-                model_files.savedmodel_metadata_path(path), model_files.MAX_METADATA_BYTES
-            )
-        except OSError:
-            text = b""
-        facts = model_files.parse_metadata(text, path)
+        facts = model_files.parse_metadata(model_files.savedmodel_metadata(path), path)
         self.path, self.stride = path, facts["stride"]
         self.channels = model_files.OUTPUTS[facts["output"]]
         tf = import_tf()
@@ -363,7 +349,7 @@ class SavedModelBackend:
         )
         names = list(inputs)
         self._inputs = model_files.contract_inputs(facts, names, names, *shapes, path)
-        self.takes_hints = len(self._inputs) > 1
+        self.takes_hints = bool(facts.get("hints"))
         self._output = next(iter(outputs))
         self._tf = tf
 

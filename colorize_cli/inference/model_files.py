@@ -16,31 +16,23 @@ from typing import Any
 import numpy as np
 
 from colorize_cli.errors import ModelError, UsageError
-from colorize_cli.fsutil import NOT_REGULAR, os_reason
+from colorize_cli.fsutil import NOT_REGULAR, os_reason, read_regular_file
 from colorize_cli.imaging.hints import HINT_CHANNELS, PALETTE_SIZE
 from colorize_cli.inference import model_checks
 
 # Where exported files keep the contract: ONNX metadata_props key, TFLite metadata name, and the
 # SavedModel's `assets.extra/colorize.json`.
 METADATA_KEY = "colorize"
-
-
 # 1: L* in, colour out. 2: also the hint inputs (`hints` and `palette`, imaging/hints.py) when
 # the metadata says "hints": true. Both are read.
 CONTRACT_VERSION = 2
-
-
 CONTRACT_VERSIONS = (1, 2)
-
-
 INPUT_NAMES = ("lightness", "hints", "palette")
-
-
 OUTPUTS = {"ab": 2, "rgb": 3}  # metadata "output" -> channels
-
-
 # A SavedModel's metadata (assets.extra/colorize.json) is a small JSON record.
-MAX_METADATA_BYTES = 2**20
+_MAX_METADATA_BYTES = 2**20
+# The light runtimes: the module that is imported, and the extra of colorize-cli that installs it.
+_EXTRAS = {"onnx": ("onnxruntime", "onnx"), "lite": ("ai_edge_litert", "lite")}
 
 
 def savedmodel_metadata_path(folder: Path) -> Path:
@@ -48,7 +40,12 @@ def savedmodel_metadata_path(folder: Path) -> Path:
     return folder / "assets.extra" / f"{METADATA_KEY}.json"
 
 
-_EXTRAS = {"onnx": ("onnxruntime", "onnx"), "lite": ("ai_edge_litert", "lite")}
+def savedmodel_metadata(folder: Path) -> bytes:
+    """The contract entry of a SavedModel folder (b"" if none or unreadable), read bounded."""
+    try:
+        return read_regular_file(savedmodel_metadata_path(folder), _MAX_METADATA_BYTES)
+    except OSError:
+        return b""
 
 
 def model_feeds(
@@ -122,6 +119,8 @@ def require_runtime(runtime: str) -> None:
 
 
 def import_runtime(runtime: str) -> ModuleType:
+    """The light runtime's module (LiteRT's interpreter, onnxruntime); UsageError naming the extra
+    that installs it when it is missing."""
     module, extra = _EXTRAS[runtime]
     try:
         if runtime == "lite":
@@ -165,7 +164,7 @@ def tflite_metadata(data: bytes, path: Path) -> bytes:
     return model_checks.tflite_metadata(data, path, METADATA_KEY)
 
 
-def input_order(names: list[str]) -> list[str] | None:
+def _input_order(names: list[str]) -> list[str] | None:
     """Which of INPUT_NAMES each runtime input name is (runtimes decorate the names, e.g.
     "serving_default_hints:0"); None if they are not one each of a hint model's three."""
     found = []
@@ -177,7 +176,7 @@ def input_order(names: list[str]) -> list[str] | None:
     return found if sorted(found) == sorted(INPUT_NAMES) else None
 
 
-def check_shapes(
+def _check_shapes(
     inputs: list[Any],
     outputs: list[Any],
     channels: int,
@@ -228,11 +227,11 @@ def check_shapes(
         )
 
 
-def hint_order(facts: dict[str, Any], names: list[str], path: Path) -> list[str] | None:
+def _hint_order(facts: dict[str, Any], names: list[str], path: Path) -> list[str] | None:
     """The hint model's input order from the runtime's names; None for an automatic model."""
     if not facts.get("hints"):
         return None
-    order = input_order(names)
+    order = _input_order(names)
     if order is None:
         raise ModelError(
             f"not a colorize hint model: its inputs {names} are not {', '.join(INPUT_NAMES)}",
@@ -252,8 +251,8 @@ def contract_inputs(
     """A model's inputs by the contract's names (lightness; a hint model's hints and palette too)
     -> the runtime's `keys` for them (its names or indices, in the order of its `names`), once
     its tensors' shapes keep the contract its metadata `facts` state (ModelError otherwise)."""
-    order = hint_order(facts, names, path)
-    check_shapes(input_shapes, output_shapes, OUTPUTS[facts["output"]], path, order)
+    order = _hint_order(facts, names, path)
+    _check_shapes(input_shapes, output_shapes, OUTPUTS[facts["output"]], path, order)
     return dict(zip(order or ["lightness"], keys, strict=True))
 
 

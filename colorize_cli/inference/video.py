@@ -19,7 +19,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 from PIL import Image
@@ -33,9 +33,6 @@ from colorize_cli.inference import video_frames
 from colorize_cli.inference.colorizer import Colorizer
 from colorize_cli.inference.temporal import Stabilizer, is_cut
 from colorize_cli.progress import NullProgress, ProgressSink
-
-if TYPE_CHECKING:
-    pass
 
 VIDEO_CODEC = "libx264"
 # Output containers by suffix: the input's own where it holds H.264 and whatever it already held,
@@ -88,7 +85,8 @@ def colorize_video(
     `crf` with `preset` (constants.VIDEO_PRESETS).
 
     Frames, timestamps, resolution and rotation are the input's; so is each frame's luma (up to
-    H.264's error at `crf`). Memory is bounded by the colorizer's batch, whatever the length.
+    H.264's error at `crf`). Memory is bounded by the colorizer's batch of network frames, each
+    with the up to `network_every` - 1 frames that keep its colour, whatever the length.
     """
     import av
 
@@ -157,9 +155,9 @@ class _Transcode:
         crf: int,
         stabilizer: Stabilizer | None,
         progress: ProgressSink,
-        guide: Guide | None = None,
-        network_every: int = 1,
-        preset: str = VIDEO_PRESET,
+        guide: Guide | None,
+        network_every: int,
+        preset: str,
     ) -> tuple[int, int, tuple[str, ...]]:
         self.video.thread_type = "AUTO"
         frames = self._frames()
@@ -194,9 +192,9 @@ class _Transcode:
         with grays, ThreadPoolExecutor(1) as encoding:  # one thread: frames encoded in order
             try:
                 groups = _network_groups(grays, network_every)
-                for (first, followers), seen, predicted in colorizer.chroma_many(groups):
+                for (lead, followers), seen, predicted in colorizer.chroma_many(groups):
                     # The network's frame, then the frames that keep its colour, in order.
-                    for (pts, luma, gray), upright in [(first, seen), *followers]:
+                    for (pts, luma, gray), upright in [(lead, seen), *followers]:
                         ab = predicted
                         if stabilizer is not None:
                             ab = stabilizer(resized(upright, ab.shape[:2], _BOX), ab)

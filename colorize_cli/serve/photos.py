@@ -168,16 +168,16 @@ class Studio:
 
     def gray_preview(self, photo_id: str) -> bytes:
         loaded = self._loaded(photo_id)
-        return writing.encode_image(np.repeat(loaded.preview[..., None], 3, 2), "jpg", 90)
+        gray = np.repeat(loaded.preview[..., None], 3, 2)
+        return writing.encode_image(gray, "jpg", PREVIEW_QUALITY)
 
     def preview(self, photo_id: str, hints_text: str | bytes) -> bytes:
         """The colorized photo at display resolution, as a JPEG: the download's very colour (the
         network sees the full-resolution gray), recombined with the preview's gray."""
         loaded = self._loaded(photo_id)
         guide = self.guide(hints_text)
-        with self._run_lock:
-            ((_, _, ab),) = list(self.colorizer.chroma_many([(None, loaded.gray, guide)]))
-        image = output_image(loaded.preview, ab, "JPEG")
+        _, ab = self._locked.chroma(loaded.gray, guide)
+        image = output_image(loaded.preview, ab, "JPEG", PREVIEW_QUALITY)
         return writing.encode_image(image, "jpg", PREVIEW_QUALITY)
 
     def download(

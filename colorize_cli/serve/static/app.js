@@ -116,7 +116,12 @@ async function upload(files) {
       if (!state.current || state.current === photo) await choose(photo);
     } catch (error) {
       photo.error = error.message;
-      if (state.current === photo) state.current = null;
+      if (state.current === photo) {
+        // Chosen while it uploaded: the page is left showing nothing, and says so.
+        state.current = null;
+        $("empty").hidden = false;
+        setStatus("");
+      }
       renderList();
       showMessage(`${file.name}: ${error.message}`);
     }
@@ -557,7 +562,7 @@ async function start() {
     }
     // A photo still uploading has no id yet: its upload chooses it when it has one.
     const first = state.photos.find((p) => p.id && !p.error);
-    if (first) await choose(first);
+    if (first && !state.current) await choose(first); // a photo the user chose stays chosen
   } catch (error) {
     showMessage(error.message);
   }
