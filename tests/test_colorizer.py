@@ -174,6 +174,32 @@ def test_colorize_many_keeps_order_and_tags_and_matches_single_calls(
         assert np.abs(out.astype(int) - wild.colorize(p)).max() <= 1
 
 
+def test_a_batch_counts_what_its_tags_hold_in_its_pixel_budget(
+    wild: colorizer.Colorizer,
+) -> None:
+    """Photos are read `batch_size` at a time, but a tag holding a budget's worth of pixels
+    besides its photo (a video frame's followers) runs the network before the next is read."""
+    photo = _photo()
+    read: list[int] = []
+
+    def items():
+        for i in range(6):
+            read.append(i)
+            yield i, photo
+
+    def first_batch(**held) -> list[int]:
+        read.clear()
+        results = wild.chroma_many(items(), **held)
+        next(results)
+        return list(read)
+
+    assert first_batch() == [0, 1, 2]  # batch_size 3
+    huge = colorizer.BATCH_PIXEL_BUDGET
+    assert first_batch(held=lambda tag: huge if tag == 1 else 0) == [0, 1]
+    assert first_batch(held=lambda tag: huge) == [0]
+    assert first_batch(held=lambda tag: huge // 2) == [0, 1]
+
+
 def test_the_project_tiny_generator_runs_on_a_photo(models_dir: Path) -> None:
     tiny = colorizer.Colorizer(models_dir / "tiny.keras", render_size=128)
     photo = _photo("bsds500-test_100039.jpg")

@@ -173,10 +173,12 @@ class RecordingColorizer:
 
     def __init__(self) -> None:
         self.grays: list[np.ndarray] = []
+        self.held: list[int] = []  # the pixels each network frame's followers hold
 
-    def chroma_many(self, items):
+    def chroma_many(self, items, held=None):
         for tag, gray, *_ in items:
             self.grays.append(gray)
+            self.held.append(held(tag))
             yield tag, gray, np.zeros((*gray.shape, 2), np.float32)
 
 
@@ -211,6 +213,8 @@ def test_the_network_runs_on_every_nth_frame_of_a_shot_and_at_each_cut(
     assert len(recorder.grays) == 6
     for seen, index in zip(recorder.grays, [0, 4, 6, 10, 12, 16], strict=True):
         assert np.abs(seen.astype(int) - grays[index]).mean() < 3, index
+    # The frames that wait for a network frame's colour count in the batch's pixel budget.
+    assert recorder.held == [3 * W * H, W * H] * 3
     written, source = decoded(out), decoded(library / "clip.mp4")
     assert [f.pts for f in written] == [f.pts for f in source]
     for got, expected in zip(lumas(out), lumas(library / "clip.mp4"), strict=True):
@@ -242,7 +246,7 @@ class FlickeringColorizer:
     def __init__(self) -> None:
         self.rng = np.random.default_rng(0)
 
-    def chroma_many(self, items):
+    def chroma_many(self, items, held=None):
         for tag, gray, *_ in items:
             cast = self.rng.normal(0, 8, 2).astype(np.float32)
             yield tag, gray, np.broadcast_to(cast, (*gray.shape, 2)).copy()

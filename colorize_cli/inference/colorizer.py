@@ -11,7 +11,7 @@ TensorFlow is imported when a Keras model is loaded, never at import time, and n
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -149,18 +149,22 @@ class Colorizer:
             yield tag, recombine(gray, ab)
 
     def chroma_many(
-        self, items: Iterable[tuple[T, np.ndarray] | tuple[T, np.ndarray, Guide | None]]
+        self,
+        items: Iterable[tuple[T, np.ndarray] | tuple[T, np.ndarray, Guide | None]],
+        held: Callable[[T], int] | None = None,
     ) -> Iterator[tuple[T, np.ndarray, np.ndarray]]:
         """(tag, photo[, guide]) items -> (tag, gray, ab): the photo's full-size uint8 gray and the
         network's float32 a*b* at the render shape, in input order. `recombine(gray, ab)`
         finishes a photo; between the two, a caller may change the colour (video smooths it over
-        time). A guide's hints must lie inside its photo (hints.HintError otherwise)."""
+        time). A guide's hints must lie inside its photo (hints.HintError otherwise). `held(tag)`:
+        the pixels a tag holds besides its photo (a video's frames that wait for its colour),
+        counted in the batch's BATCH_PIXEL_BUDGET with the photos'."""
         batch: list[tuple[T, _Rendered]] = []
         pixels = 0
         for item in items:
             rendered = self._render(item[1], item[2] if len(item) > 2 else None)
             batch.append((item[0], rendered))
-            pixels += rendered.gray.size
+            pixels += rendered.gray.size + (held(item[0]) if held is not None else 0)
             del item, rendered  # a photo is held by the batch alone (not while the next is read)
             if len(batch) >= self.batch_size or pixels >= BATCH_PIXEL_BUDGET:
                 yield from self._run(batch)

@@ -86,7 +86,8 @@ def colorize_video(
 
     Frames, timestamps, resolution and rotation are the input's; so is each frame's luma (up to
     H.264's error at `crf`). Memory is bounded by the colorizer's batch of network frames, each
-    with the up to `network_every` - 1 frames that keep its colour, whatever the length.
+    with the up to `network_every` - 1 frames that keep its colour (all of them within the
+    batch's pixel budget, or one network frame and its followers alone), whatever the length.
     """
     import av
 
@@ -192,7 +193,8 @@ class _Transcode:
         with grays, ThreadPoolExecutor(1) as encoding:  # one thread: frames encoded in order
             try:
                 groups = _network_groups(grays, network_every)
-                for (lead, followers), seen, predicted in colorizer.chroma_many(groups):
+                batches = colorizer.chroma_many(groups, held=_follower_pixels)
+                for (lead, followers), seen, predicted in batches:
                     # The network's frame, then the frames that keep its colour, in order.
                     for (pts, luma, gray), upright in [(lead, seen), *followers]:
                         ab = predicted
@@ -399,6 +401,12 @@ def _network_groups(
         group = (tag, [], upright, guide)
     if group is not None:
         yield (group[0], group[1]), group[2], group[3]
+
+
+def _follower_pixels(group: tuple[Any, list[tuple[Any, np.ndarray]]]) -> int:
+    """The pixels a network frame's followers hold while they wait for its colour (a frame's
+    luma and gray count once, as a photo's gray does in the batch's budget)."""
+    return sum(upright.size for _, upright in group[1])
 
 
 def _glance(upright: np.ndarray) -> np.ndarray:
