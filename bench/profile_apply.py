@@ -3,6 +3,7 @@
     .venv/bin/python bench/profile_apply.py                 # bundled model, render size 160
     .venv/bin/python bench/profile_apply.py --srgb          # JPEG from sRGB, as before issue 22
     .venv/bin/python bench/profile_apply.py --format png    # PNG (the exact sRGB path)
+    .venv/bin/python bench/profile_apply.py --gray-input    # a one-channel JPEG, as B&W scans are
 
 A dev photo resized to 1732x1155 and saved as JPEG q95 goes through apply's own steps in turn, with
 nothing overlapped (the issue's "one photo" view; `apply *.jpg` overlaps the finishing of one photo
@@ -35,6 +36,9 @@ def main() -> None:
     parser.add_argument("--format", default="jpg", choices=["jpg", "png"])
     parser.add_argument("--render-size", type=int, default=160)
     parser.add_argument("--srgb", action="store_true", help="the sRGB form for JPEG too")
+    parser.add_argument(
+        "--gray-input", action="store_true", help="the photo saved as a one-channel (L) JPEG"
+    )
     args = parser.parse_args()
     source = sorted(DEV.glob("*.jpg"))[5]
     colorizer = Colorizer(render_size=args.render_size)
@@ -43,6 +47,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         photo, out = Path(folder, "photo.jpg"), Path(folder, f"out.{args.format}")
         big = Image.open(source).convert("RGB").resize((1732, 1155), Image.Resampling.BICUBIC)
+        if args.gray_input:
+            big = big.convert("L")
         big.save(photo, quality=95)
         pil_format = writing.output_format(out)
         for round_ in range(WARM_UPS + REPEATS):
@@ -63,7 +69,8 @@ def main() -> None:
     total = sum(steps.values())
     form = "sRGB" if args.srgb or args.format != "jpg" else "Y'CbCr"
     shown = f"{args.format} out from {form}, render {args.render_size}"
-    print(f"| step (1732x1155 JPEG in, {shown}) | ms |")
+    kind = "one-channel" if args.gray_input else "colour"
+    print(f"| step (1732x1155 {kind} JPEG in, {shown}) | ms |")
     print("|---|---|")
     for name, seconds in steps.items():
         print(f"| {name} | {seconds * 1000:.1f} |")
