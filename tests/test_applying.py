@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import dev_photos
-from PIL import Image
+from PIL import Image, ImageFile
 
-from colorize_cli.errors import ModelError, UsageError
+from colorize_cli.errors import ColorizeError, ModelError, UsageError
 from colorize_cli.imaging import color
 from colorize_cli.inference import applying
 from colorize_cli.inference.applying import ApplyOptions
@@ -145,6 +145,36 @@ def test_a_broken_photo_fails_alone(photos: Path, loaded: Colorizer) -> None:
     assert set(failed) == {"broken.jpg", "missing.jpg"}
     assert "corrupt" in failed["broken.jpg"]
     assert sum(o.status == "written" for o in outcomes) == 3
+
+
+def test_a_photo_too_large_to_write_fails_alone_from_its_header(
+    photos: Path, loaded: Colorizer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 70000 x 1 photo asked for as JPEG is refused before it is decoded, with the message the
+    check on the decoded photo gives; the other photos are written, it leaves nothing behind."""
+    Image.new("L", (70000, 1), 128).save(photos / "strip.png")
+    decode = ImageFile.ImageFile.load
+
+    def load(self: ImageFile.ImageFile) -> object:
+        assert self.size != (70000, 1), "the strip was decoded"
+        return decode(self)
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", load)
+    outcomes = run(ApplyOptions([str(photos)], format="jpg"), loaded)
+    assert {Path(o.source).name: o.status for o in outcomes} == {
+        "a.jpg": "written",
+        "b.jpg": "written",
+        "c.jpg": "written",
+        "strip.png": "failed",
+    }
+    (strip,) = [o for o in outcomes if o.status == "failed"]
+    assert strip.reason == (
+        "70000x1 is too large to write as JPEG, which allows at most 65,500 pixels a side: "
+        "choose --format png or tiff"
+    )
+    assert not (photos / "strip.color.jpg").exists()
+    with pytest.raises(ColorizeError, match="^-: 70000x1 is too large to write as JPEG"):
+        applying.colorize_bytes((photos / "strip.png").read_bytes(), loaded, format="jpg")
 
 
 def test_the_model_is_loaded_only_when_a_photo_needs_it(photos: Path, tmp_path: Path) -> None:

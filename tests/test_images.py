@@ -416,6 +416,100 @@ def test_photos_too_large_for_their_format_are_refused_by_size(tmp_path: Path) -
         writing.check_writable((1, 100_000_000), "png")
     with pytest.raises(ImageError, match="65,500 pixels a side"):
         encode_image(np.zeros((1, 65501, 3), np.uint8), "jpg")
+    writing.check_any_writable([(1, 100_000_000), (100_000_000, 1)], "png")
+    with pytest.raises(ImageError, match="^70000x1 is too large to write as JPEG"):
+        writing.check_any_writable([(1, 70000), (70000, 1)], "jpg")
+
+
+def exif_chunk(orientation: int) -> bytes:
+    """A PNG eXIf chunk carrying `orientation`."""
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    return png_chunk(b"eXIf", exif.tobytes()[len(b"Exif\0\0") :])
+
+
+def png_file(width: int, height: int, before: bytes = b"", after: bytes = b"") -> bytes:
+    """A gray PNG that says it is `width` x `height`, with chunks `before` or `after` its pixel
+    data; the data is empty: it can be refused from its header, never decoded."""
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + png_chunk(b"IHDR", ihdr)
+        + before
+        + png_chunk(b"IDAT", zlib.compress(b""))
+        + after
+        + png_chunk(b"IEND", b"")
+    )
+
+
+class Decoded(Exception):
+    """Raised instead of decoding pixels: the photo got past its header."""
+
+
+def test_photos_too_large_to_write_are_refused_from_their_header_without_decoding(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A side too long for the format is refused whatever the orientation; a row too wide only
+    where the orientation is known before decoding (metadata after a PNG's pixels may turn it)."""
+
+    def no_decoding(self: ImageFile.ImageFile) -> None:
+        raise Decoded
+
+    def writable_as(pil_format: str) -> images.HeaderCheck:
+        return lambda header: writing.check_any_writable(header.shapes(), pil_format)
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", no_decoding)
+    refused = [
+        (png_file(70000, 1), "jpg", "70000x1 is too large to write as JPEG"),
+        (png_file(1, 70000, after=exif_chunk(6)), "jpg", "1x70000 is too large to write as JPEG"),
+        (png_file(100_000_000, 1), "png", "100000000x1 is too wide to write"),
+        (png_file(1, 100_000_000, exif_chunk(6)), "png", "100000000x1 is too wide to write"),
+    ]
+    for data, pil_format, message in refused:
+        with pytest.raises(ImageError) as excinfo:
+            images.read_gray_with_info(data, name="in", check_header=writable_as(pil_format))
+        assert excinfo.value.path == "in" and reason(excinfo).startswith(message)
+    decoded = [
+        png_file(100_000_000, 1, after=exif_chunk(6)),  # only decoding tells: maybe 1 wide
+        png_file(100_000_000, 1, exif_chunk(6)),  # turned: 1 wide
+        png_file(1, 100_000_000),
+    ]
+    for data in decoded:
+        with pytest.raises(Decoded):
+            images.read_gray_with_info(data, check_header=writable_as("png"))
+
+
+def test_the_header_tells_the_orientation_when_decoding_would_not_change_it(
+    tmp_path: Path,
+) -> None:
+    """What the header check is told, and a photo read with it is the photo read without it."""
+    pixels = np.arange(12, dtype=np.uint8).reshape(3, 4) * 20
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    plain = io.BytesIO()
+    Image.fromarray(pixels).save(plain, "PNG")
+    late = plain.getvalue()[:-12] + exif_chunk(6) + plain.getvalue()[-12:]
+    photo = Image.fromarray(pixels)
+    paths = {
+        save(tmp_path, "plain.png", photo): False,
+        save(tmp_path, "turned.png", photo, exif=exif.tobytes()): True,
+        save(tmp_path, "turned.jpg", photo, exif=exif.tobytes()): True,
+        tmp_path / "late.png": None,
+        save(tmp_path, "plain.tif", photo): False,
+        # Pillow turns a TIFF as it decodes it: turned or not, by the compression.
+        save(tmp_path, "turned.tif", photo, exif=exif.tobytes()): None,
+        save(tmp_path, "z.tif", photo, exif=exif.tobytes(), compression="tiff_deflate"): None,
+    }
+    (tmp_path / "late.png").write_bytes(late)
+    for path, turned in paths.items():
+        headers: list[images.Header] = []
+        gray, info = images.read_gray_with_info(path, check_header=headers.append)
+        (header,) = headers
+        assert header == images.Header(info.format, info.size, turned), path.name
+        assert gray.shape in header.shapes(), path.name  # the one shape, once `turned` is known
+        expected, expected_info = images.read_gray_with_info(path)
+        np.testing.assert_array_equal(gray, expected, err_msg=path.name)
+        assert info == expected_info
 
 
 def test_write_takes_a_pil_image_and_encodes_straight_into_the_file(tmp_path: Path) -> None:

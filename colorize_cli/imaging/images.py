@@ -6,7 +6,8 @@ Decoding policy (one path, `_decode`, serves `read_image`, `read_image_bytes`,
 plain 8-bit photo up to 16 MP, each tile's gray for any other):
 
 - The header is parsed first and the pixel count checked against `max_pixels` before any pixel is
-  decoded; PIL's own process-wide bomb limit is switched off because ours replaces it.
+  decoded; PIL's own process-wide bomb limit is switched off because ours replaces it. A caller's
+  `check_header` (can the output be written?) runs then too, on the `Header`.
 - Truncated or corrupt data is an error, never a half-decoded photo (PNG chunk CRCs are verified,
   which PIL skips for pixel data).
 - Multi-frame files (animated GIF/PNG/WebP, multi-page TIFF, MPO) give their first frame.
@@ -62,6 +63,11 @@ _ORIENTATIONS: dict[int, Callable[[np.ndarray], np.ndarray]] = {
     7: lambda a: a[::-1, ::-1].swapaxes(0, 1),
     8: lambda a: np.rot90(a, 1),
 }
+# The orientations that swap width and height.
+_TURNS = (5, 6, 7, 8)
+# PNG chunks that can set the orientation (EXIF, XMP, a text "exif"); Pillow reads those that
+# follow the pixel data only when it decodes them.
+_PNG_METADATA = (b"eXIf", b"tEXt", b"zTXt", b"iTXt")
 # A progressive JPEG has about 10 scans (libjpeg's default script); thousands are a bomb. Start of
 # scan markers are counted over the whole file (embedded thumbnails included): an upper bound.
 MAX_JPEG_SCANS = 100
@@ -81,6 +87,28 @@ _ICC_SPACE_FOR_MODE = {"L": "GRAY", "RGB": "RGB", "CMYK": "CMYK"}
 
 # Applied to a decoded photo (a PIL image) before it becomes an array: see read_image_bytes.
 Transform = Callable[[Image.Image], Any]
+
+
+@dataclass(frozen=True)
+class Header:
+    """What a photo's header says before any pixel is decoded."""
+
+    format: str  # PIL's format name, e.g. "PNG"
+    size: tuple[int, int]  # (width, height) as opened, as in ImageInfo
+    # Whether the EXIF orientation swaps width and height; None when only decoding can tell (a
+    # PNG with metadata after its pixels, a turned TIFF).
+    turned: bool | None
+
+    def shapes(self) -> list[tuple[int, int]]:
+        """The (height, width) the decoded photo may have: one, or both while `turned` is None."""
+        width, height = self.size
+        turns = [False, True] if self.turned is None else [self.turned]
+        return [(width, height) if turn else (height, width) for turn in turns]
+
+
+# Called with a photo's Header before its pixels are decoded; an ImageError it raises is the
+# photo's (see read_gray_with_info).
+HeaderCheck = Callable[[Header], None]
 
 
 @dataclass(frozen=True)
@@ -128,11 +156,13 @@ def read_gray_with_info(
     source: str | os.PathLike[str] | bytes | bytearray,
     max_pixels: int | None = MAX_PIXELS,
     name: str = "-",
+    check_header: HeaderCheck | None = None,
 ) -> tuple[np.ndarray, ImageInfo]:
     """A photo's (H, W) uint8 gray, equal to `color.grayscale(read_image(...))`, with its
     metadata; the photo is never held as a whole RGB array beside the decoded one (what `apply`
-    needs: the output keeps the gray alone)."""
-    return _read(source, max_pixels, name, None, gray=True)
+    needs: the output keeps the gray alone). `check_header` may refuse the photo from its header,
+    before the work and memory of decoding it."""
+    return _read(source, max_pixels, name, None, gray=True, check_header=check_header)
 
 
 def _read(
@@ -141,9 +171,11 @@ def _read(
     name: str,
     transform: Transform | None,
     gray: bool,
+    check_header: HeaderCheck | None = None,
 ) -> tuple[np.ndarray, ImageInfo]:
     if isinstance(source, bytes | bytearray):
-        return _decode(io.BytesIO(source), name, len(source), max_pixels, transform, gray)
+        stream = io.BytesIO(source)
+        return _decode(stream, name, len(source), max_pixels, transform, gray, check_header)
     path = os.fspath(source)
     try:
         # Only a regular file: a named pipe would block forever, /dev/zero never ends.
@@ -151,7 +183,8 @@ def _read(
     except OSError as exc:
         raise ImageError(fsutil.os_reason(exc), path) from exc
     with fp:
-        return _decode(fp, path, os.fstat(fp.fileno()).st_size, max_pixels, transform, gray)
+        size = os.fstat(fp.fileno()).st_size
+        return _decode(fp, path, size, max_pixels, transform, gray, check_header)
 
 
 def _decode(
@@ -161,12 +194,13 @@ def _decode(
     max_pixels: int | None,
     transform: Transform | None,
     gray: bool,
+    check_header: HeaderCheck | None,
 ) -> tuple[np.ndarray, ImageInfo]:
     # Pillow warns, on stderr, about damaged metadata it skips (seen when fuzzing); the
     # outcome, a photo or an ImageError, is what the caller reports.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return _decode_quietly(fp, name, size, max_pixels, transform, gray)
+        return _decode_quietly(fp, name, size, max_pixels, transform, gray, check_header)
 
 
 def _decode_quietly(
@@ -176,6 +210,7 @@ def _decode_quietly(
     max_pixels: int | None,
     transform: Transform | None,
     gray: bool,
+    check_header: HeaderCheck | None,
 ) -> tuple[np.ndarray, ImageInfo]:
     if size == 0:
         raise ImageError("file is empty", name)
@@ -196,10 +231,17 @@ def _decode_quietly(
             _check_pixels(width, height, max_pixels, name)
         fmt, mode = im.format or "?", im.mode
         try:
+            late_metadata = False
             if fmt == "PNG":
-                _check_png_chunks(fp)
+                late_metadata = _check_png_chunks(fp)
             elif fmt == "JPEG":
                 _check_jpeg_scans(fp, name)
+            if check_header is not None:
+                header = Header(fmt, (width, height), _turned(im, late_metadata))
+                try:
+                    check_header(header)
+                except ImageError as exc:
+                    raise ImageError(exc.reason, exc.path or name) from None
             im.load()
             exif = _exif_bytes(im)
             orientation = im.getexif().get(_ORIENTATION, 1)
@@ -277,6 +319,21 @@ def _srgb_pixels(
     return pixels, converted, error
 
 
+def _turned(im: Image.Image, late_metadata: bool) -> bool | None:
+    """Whether an opened, undecoded photo's EXIF orientation swaps its width and height; None
+    when only decoding can tell: metadata that decoding reads (`late_metadata`) could still set
+    it, or a TIFF is turned (Pillow turns a TIFF itself as it decodes it, and the size it gives
+    before that is turned or not depending on the compression)."""
+    if late_metadata:
+        return None
+    # Image's getexif, not PNG's, which decodes the photo to read metadata after its pixels (there
+    # is none here). Every other format has read its metadata when opened; the EXIF read here is
+    # the one decoding keeps (Pillow caches it).
+    orientation = Image.Image.getexif(im).get(_ORIENTATION, 1)
+    turned = isinstance(orientation, int) and orientation in _TURNS
+    return None if turned and im.format == "TIFF" else turned
+
+
 def _orient(pixels: np.ndarray, orientation: object) -> np.ndarray:
     """Apply an EXIF orientation (1-8, as ImageOps.exif_transpose does) to an (H, W[, 3]) array."""
     turn = _ORIENTATIONS.get(orientation) if isinstance(orientation, int) else None
@@ -330,10 +387,12 @@ def _printable(text: str) -> str:
     return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
 
 
-def _check_png_chunks(fp: BinaryIO) -> None:
-    """Verify every chunk's CRC up to IEND, leaving the file position as it was."""
+def _check_png_chunks(fp: BinaryIO) -> bool:
+    """Verify every chunk's CRC up to IEND, leaving the file position as it was; whether
+    metadata that can set the orientation follows the pixel data."""
     position = fp.tell()
     fp.seek(len(_PNG_SIGNATURE))
+    pixels_seen = late_metadata = False
     while True:
         head = fp.read(8)
         if len(head) < 8:
@@ -352,7 +411,10 @@ def _check_png_chunks(fp: BinaryIO) -> None:
             raise ValueError(f"bad CRC in PNG chunk {kind.decode('latin-1')}")
         if kind == b"IEND":
             break
+        pixels_seen = pixels_seen or kind == b"IDAT"
+        late_metadata = late_metadata or (pixels_seen and kind in _PNG_METADATA)
     fp.seek(position)
+    return late_metadata
 
 
 def _exif_bytes(im: Image.Image) -> bytes | None:

@@ -14,6 +14,7 @@ import functools
 import io
 import os
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -67,6 +68,21 @@ def check_writable(shape: tuple[int, ...], format: str) -> None:
             f"{width}x{height} is too wide to write: Pillow's encoders take rows of at most "
             f"{_MAX_ROW_PIXELS:,} pixels"
         )
+
+
+def check_any_writable(shapes: Sequence[tuple[int, ...]], format: str) -> None:
+    """ImageError (the first shape's) unless a photo of one of `shapes` can be encoded as
+    `format`: before decoding, a photo whose EXIF orientation is not known yet is refused only if
+    neither of its shapes can be written (`images.Header.shapes`)."""
+    errors = []
+    for shape in shapes:
+        try:
+            check_writable(shape, format)
+        except ImageError as exc:
+            errors.append(exc)
+        else:
+            return
+    raise errors[0]
 
 
 def _write_format(name: str) -> str:

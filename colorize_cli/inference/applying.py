@@ -361,8 +361,12 @@ def _read_photos(
     for index, job in enumerate(jobs):
         taken.append(job)
         try:
-            gray, info = images.read_gray_with_info(job.source, options.max_pixels)
-            writing.check_writable(gray.shape, writing.output_format(job.output, options.format))
+            pil_format = writing.output_format(job.output, options.format)
+            check_header = functools.partial(_check_header, pil_format)
+            gray, info = images.read_gray_with_info(
+                job.source, options.max_pixels, check_header=check_header
+            )
+            writing.check_writable(gray.shape, pil_format)
             guide = guides.for_photo(job.source, gray.shape)
         except ColorizeError as exc:
             failures.append((index, Outcome(str(job.source), job.output, "failed", exc.reason)))
@@ -374,6 +378,12 @@ def _read_photos(
         started.append(job)
         yield (index, job, info), gray, guide
         del gray  # not held while the next photo is read
+
+
+def _check_header(pil_format: str, header: images.Header) -> None:
+    """Refuse, before decoding it, a photo that could not be written as `pil_format` whatever
+    its orientation; the check on the decoded photo stays the final one."""
+    writing.check_any_writable(header.shapes(), pil_format)
 
 
 def _drain(
@@ -441,13 +451,15 @@ def colorize_bytes(
     ColorizeError named `name`, with exit code 2: the call's one input failed, nothing was done.
     """
     try:
-        gray, info = images.read_gray_with_info(data, max_pixels, name=name)
-        try:
-            pil_format = writing.output_format(name, format or info.format)
-        except ImageError:
-            if format is not None:
-                raise
-            pil_format = writing.output_format(name, FALLBACK_FORMAT)
+        gray, info = images.read_gray_with_info(
+            data,
+            max_pixels,
+            name=name,
+            check_header=lambda header: _check_header(
+                _stream_format(name, format, header.format), header
+            ),
+        )
+        pil_format = _stream_format(name, format, info.format)
         writing.check_writable(gray.shape, pil_format)
         if guide is not None and guide.points:
             try:
@@ -461,3 +473,14 @@ def colorize_bytes(
         raise ColorizeError(exc.reason, exc.path or name) from exc
     except MemoryError:
         raise ColorizeError("not enough memory to colorize this photo", name) from None
+
+
+def _stream_format(name: str, format: str | None, input_format: str) -> str:
+    """The format a streamed photo is written in: `format`, else the input's own when it can be
+    written, else PNG."""
+    try:
+        return writing.output_format(name, format or input_format)
+    except ImageError:
+        if format is not None:
+            raise
+        return writing.output_format(name, FALLBACK_FORMAT)
