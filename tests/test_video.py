@@ -450,3 +450,11 @@ def test_cli_mixes_photos_and_videos_and_exits_1_when_some_fail(
     assert result.exit_code == 2 and "warp" in result.stderr
     with pytest.raises(UsageError, match="--video-preset must be one of ultrafast, superfast"):
         ApplyOptions([str(clip)], video_preset="warp")
+    for every in ("0", "26"):
+        result = runner.invoke(app, ["apply", str(clip), "--network-every", every, "--overwrite"])
+        assert result.exit_code == 2
+        assert f"--network-every must be between 1 and 25, got {every}" in result.stderr
+    result = runner.invoke(
+        app, ["apply", str(clip), "--network-every", "25", "--overwrite", *common]
+    )
+    assert result.exit_code == 0, result.output
