@@ -118,8 +118,9 @@ def test_metadata_carries_the_contract(
     digest = hashlib.sha256(colored_model.read_bytes()).hexdigest()
     proto = onnx.load(exported["onnx"].path)
     onnx_facts = json.loads({p.key: p.value for p in proto.metadata_props}["colorize"])
-    flat = exported["tflite"].path.read_bytes()
-    lite_facts = json.loads(model_files.tflite_metadata(flat, exported["tflite"].path))
+    lite = exported["tflite"].path
+    flat = model_checks.read_tflite(lite.read_bytes(), lite)
+    lite_facts = json.loads(model_files.tflite_metadata(flat, lite))
     saved = exported["savedmodel"].path / "assets.extra" / "colorize.json"
     saved_facts = json.loads(saved.read_text())
     for facts, format in (
@@ -321,7 +322,8 @@ def test_the_bundled_tflite_is_the_bundled_keras_exported_and_agrees() -> None:
     from colorize_cli.inference.colorizer import DEFAULT_MODEL_PATH
 
     lite = DEFAULT_MODEL_PATH.with_suffix(".tflite")
-    facts = json.loads(model_files.tflite_metadata(lite.read_bytes(), lite))
+    flat = model_checks.read_tflite(lite.read_bytes(), lite)
+    facts = json.loads(model_files.tflite_metadata(flat, lite))
     digest = hashlib.sha256(DEFAULT_MODEL_PATH.read_bytes()).hexdigest()
     assert facts["source_sha256"] == digest, "re-export: colorize export default " + str(lite)
     assert facts["precision"] == "float32" and facts["stride"] == 32
@@ -411,7 +413,7 @@ def test_every_op_the_exporter_writes_is_allowed(tmp_path: Path) -> None:
     for precision in ("float32", "float16", "int8"):
         path = tmp_path / f"{precision}.tflite"
         converters.write_tflite(serving, path, metadata, precision, calibration)
-        model_checks.check_tflite(path.read_bytes(), path)
+        model_checks.check_tflite(model_checks.read_tflite(path.read_bytes(), path), path)
     # XNNPACK aborts the process on this int8 graph (a double free in LiteRT 2.3): the backend
     # runs it on the builtin kernels, so a file made elsewhere cannot crash `apply`.
     lite = backends.LiteBackend(tmp_path / "int8.tflite")

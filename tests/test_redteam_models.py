@@ -12,6 +12,7 @@ import json
 import os
 import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -222,9 +223,33 @@ def test_the_bundled_tflite_uses_only_allowed_ops_and_bounded_sizes() -> None:
     from colorize_cli.inference.colorizer import DEFAULT_MODEL_PATH
 
     path = DEFAULT_MODEL_PATH.with_suffix(".tflite")
-    codes = model_checks.tflite_op_codes(path.read_bytes(), path)
+    file = model_checks.read_tflite(path.read_bytes(), path)
+    codes = model_checks.tflite_op_codes(file, path)
     assert codes and codes <= set(model_checks.TFLITE_OPS.values())
-    model_checks.check_tflite(path.read_bytes(), path)
+    model_checks.check_tflite(file, path)
+
+
+def test_opening_a_tflite_reads_its_flatbuffer_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """LiteBackend's checks (metadata, ops, sizes, tensor lives, quantisation) share one read of
+    the file's flatbuffer: one TfliteFile, each of its table vectors read once."""
+    from colorize_cli.inference.colorizer import DEFAULT_MODEL_PATH
+
+    files, reads = [], []
+    init, tables = model_checks.TfliteFile.__init__, model_checks.TfliteFile.tables
+
+    def counted_init(self: model_checks.TfliteFile, data: bytes) -> None:
+        files.append(self)
+        init(self, data)
+
+    def counted_tables(self: model_checks.TfliteFile, tab: Any, index: int) -> list[Any]:
+        reads.append((tab.Pos, index))
+        return tables(self, tab, index)
+
+    monkeypatch.setattr(model_checks.TfliteFile, "__init__", counted_init)
+    monkeypatch.setattr(model_checks.TfliteFile, "tables", counted_tables)
+    backends.LiteBackend(DEFAULT_MODEL_PATH.with_suffix(".tflite"))
+    assert len(files) == 1
+    assert reads and len(reads) == len(set(reads)), reads
 
 
 # sizes -------------------------------------------------------------------------------------------

@@ -223,16 +223,17 @@ class LiteBackend:
     def __init__(self, path: Path) -> None:
         interpreter = model_files.import_runtime("lite")
         data = model_checks.read_model(path)
-        facts = model_files.parse_metadata(model_files.tflite_metadata(data, path), path)
-        model_checks.check_tflite(data, path)
-        self._data, self._lives = data, model_checks.tflite_lives(data, path)
+        file = model_checks.read_tflite(data, path)
+        facts = model_files.parse_metadata(model_files.tflite_metadata(file, path), path)
+        model_checks.check_tflite(file, path)
+        self._data, self._lives = data, model_checks.tflite_lives(file, path)
         self.path, self.stride = path, facts["stride"]
         self.channels = model_files.OUTPUTS[facts["output"]]
         # LiteRT 2.3's XNNPACK aborts the process (a double free) on a quantised graph of several
         # inputs (an int8 hint model; the contract refuses any other with several): that one runs
         # on the builtin kernels.
         options: dict[str, Any] = {}
-        quantised = model_checks.TFLITE_OPS["QUANTIZE"] in model_checks.tflite_op_codes(data, path)
+        quantised = model_checks.TFLITE_OPS["QUANTIZE"] in model_checks.tflite_op_codes(file, path)
         if quantised and facts.get("hints"):
             builtin = interpreter.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
             options["experimental_op_resolver_type"] = builtin

@@ -5,6 +5,7 @@ ops are all ones `colorize export` writes (an allow-list per format), asking for
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import stat
@@ -159,9 +160,11 @@ def check_onnx(data: bytes, path: Path) -> None:
 # TFLite -----------------------------------------------------------------------------------------
 
 
-class _Flatbuffer:
+class TfliteFile:
     """A .tflite flatbuffer read by hand (the generated schema module takes longer to import
-    than the rest of a one-photo apply's model loading). Field numbers are schema.fbs's:
+    than the rest of a one-photo apply's model loading), once per open: the op codes, the
+    subgraphs, their operators and the buffer table are read on first use and kept for the
+    checks that follow (read_tflite). Field numbers are schema.fbs's:
     Model.operator_codes 1, .subgraphs 2, .buffers 4, .metadata 6; OperatorCode
     .deprecated_builtin_code 0 and .builtin_code 3 (the larger is the op); SubGraph.tensors 0,
     .operators 3; Operator.opcode_index 0, .inputs 1, .outputs 2, .builtin_options_type 3,
@@ -176,7 +179,7 @@ class _Flatbuffer:
             raise ValueError("no TFL3 identifier")
         self.data, self.types, self._table = data, number_types, table.Table
         self.model = table.Table(data, int.from_bytes(data[:4], "little"))
-        self._buffers: list[Any] | None = None
+        self._ops: dict[int, list[TfliteOp]] = {}
 
     @staticmethod
     def field(tab: Any, index: int) -> int:
@@ -207,17 +210,24 @@ class _Flatbuffer:
         start, length = tab.Vector(offset), tab.VectorLen(offset)
         return np.frombuffer(self.data, dtype, count=length, offset=start)
 
+    @functools.cached_property
     def op_codes(self) -> list[int]:
         return [
             max(self.scalar(code, 0, "Int8Flags"), self.scalar(code, 3, "Int32Flags"))
             for code in self.tables(self.model, 1)
         ]
 
+    @functools.cached_property
+    def subgraphs(self) -> list[Any]:
+        return self.tables(self.model, 2)
+
+    @functools.cached_property
+    def _buffers(self) -> list[Any]:
+        return self.tables(self.model, 4)
+
     def buffer(self, index: int) -> memoryview:
         """Buffer `index`'s bytes, uncopied: its data vector, or in a file over 2 GB a range
         after the flatbuffer (Buffer.offset and .size)."""
-        if self._buffers is None:
-            self._buffers = self.tables(self.model, 4)
         buffer = self._buffers[index]
         offset, size = self.scalar(buffer, 1, "Uint64Flags"), self.scalar(buffer, 2, "Uint64Flags")
         if offset <= 1:
@@ -229,10 +239,15 @@ class _Flatbuffer:
             raise ValueError("a buffer runs past the end of the file")
         return memoryview(self.data)[offset : offset + size]
 
-    def ops(self, subgraph: Any) -> list[TfliteOp]:
-        """A subgraph's operators, named as TFLITE_OPS names them, with the options that change
-        a size's value."""
-        codes, names = self.op_codes(), {code: name for name, code in TFLITE_OPS.items()}
+    def ops(self, graph: int) -> list[TfliteOp]:
+        """Subgraph `graph`'s operators, named as TFLITE_OPS names them, with the options that
+        change a size's value (read once: the size check and tflite_lives share them)."""
+        if graph not in self._ops:
+            self._ops[graph] = self._read_ops(self.subgraphs[graph])
+        return self._ops[graph]
+
+    def _read_ops(self, subgraph: Any) -> list[TfliteOp]:
+        codes, names = self.op_codes, {code: name for name, code in TFLITE_OPS.items()}
         found = []
         for op in self.tables(subgraph, 3):
             name = names.get(codes[self.scalar(op, 0, "Uint32Flags")], "")
@@ -246,10 +261,10 @@ class _Flatbuffer:
             found.append(TfliteOp(name, inputs.tolist(), outputs.tolist(), values))
         return found
 
-    def constants(self, subgraph: Any) -> Callable[[int, int], np.ndarray | None]:
-        """The integer constant a tensor of the subgraph holds in the file, if it has at most
+    def constants(self, graph: int) -> Callable[[int, int], np.ndarray | None]:
+        """The integer constant a tensor of subgraph `graph` holds in the file, if it has at most
         `limit` values (None otherwise)."""
-        tensors = self.tables(subgraph, 0)
+        tensors = self.tables(self.subgraphs[graph], 0)
 
         def constant(tensor: int, limit: int) -> np.ndarray | None:
             if not 0 <= tensor < len(tensors):
@@ -267,11 +282,19 @@ class _Flatbuffer:
         return constant
 
 
-def tflite_metadata(data: bytes, path: Path, name: str) -> bytes:
+def read_tflite(data: bytes, path: Path) -> TfliteFile:
+    """A .tflite file's flatbuffer, read once for every check and reading below; ModelError
+    unless it has the TFL3 identifier."""
+    try:
+        return TfliteFile(data)
+    except Exception:
+        raise ModelError("not a loadable TFLite model: damaged or truncated", path) from None
+
+
+def tflite_metadata(file: TfliteFile, path: Path, name: str) -> bytes:
     """The metadata entry `name` of a .tflite flatbuffer (b"" if none), read without building an
     interpreter."""
     try:
-        file = _Flatbuffer(data)
         for entry in file.tables(file.model, 6):
             offset = file.field(entry, 0)
             if offset and entry.String(offset + entry.Pos) == name.encode():
@@ -281,24 +304,23 @@ def tflite_metadata(data: bytes, path: Path, name: str) -> bytes:
     return b""
 
 
-def tflite_op_codes(data: bytes, path: Path) -> set[int]:
+def tflite_op_codes(file: TfliteFile, path: Path) -> set[int]:
     """The builtin operator codes a .tflite flatbuffer lists (a custom op is CUSTOM, 32)."""
     try:
-        return set(_Flatbuffer(data).op_codes())
+        return set(file.op_codes)
     except Exception:
         raise ModelError("not a loadable TFLite model: damaged or truncated", path) from None
 
 
-def check_tflite(data: bytes, path: Path) -> None:
+def check_tflite(file: TfliteFile, path: Path) -> None:
     """ModelError unless the .tflite flatbuffer uses only TFLITE_OPS and asks for bounded sizes
     (model_sizes.py), read without building an interpreter."""
-    refused = tflite_op_codes(data, path) - set(TFLITE_OPS.values())
+    refused = tflite_op_codes(file, path) - set(TFLITE_OPS.values())
     _refuse_ops({_TFLITE_NAMES.get(code, f"builtin op {code}") for code in refused}, path)
     try:
-        file = _Flatbuffer(data)
         problems = (
             tflite_size_problem(file.ops(graph), file.constants(graph))
-            for graph in file.tables(file.model, 2)
+            for graph in range(len(file.subgraphs))
         )
         problem = next(filter(None, problems), None)
     except Exception:
@@ -306,25 +328,21 @@ def check_tflite(data: bytes, path: Path) -> None:
     _refuse_size(problem, path)
 
 
-def tflite_lives(data: bytes, path: Path) -> list[tuple[int, int, int]]:
+def tflite_lives(file: TfliteFile, path: Path) -> list[tuple[int, int, int]]:
     """(tensor, first op, last op) of every tensor of a .tflite's main subgraph that is not a
     constant of the file: an input from the first op, an op's output from that op to the last op
     that reads it (the subgraph's outputs to the end). Operators run in the file's order."""
     try:
-        file = _Flatbuffer(data)
-        graph = file.tables(file.model, 2)[0]
-        ops = [
-            (file.vector(op, 1, "<i4").tolist(), file.vector(op, 2, "<i4").tolist())
-            for op in file.tables(graph, 3)
-        ]
+        graph = file.subgraphs[0]
+        ops = file.ops(0)
         first = dict.fromkeys(file.vector(graph, 1, "<i4").tolist(), 0)
         last = dict.fromkeys(file.vector(graph, 2, "<i4").tolist(), len(ops))
     except Exception:
         raise ModelError("not a loadable TFLite model: damaged or truncated", path) from None
-    for index, (inputs, outputs) in enumerate(ops):
-        for tensor in outputs:
+    for index, op in enumerate(ops):
+        for tensor in op.outputs:
             first.setdefault(tensor, index)
-        for tensor in inputs:
+        for tensor in op.inputs:
             last[tensor] = max(last.get(tensor, index), index)
     return [(tensor, start, max(start, last.get(tensor, start))) for tensor, start in first.items()]
 

@@ -159,9 +159,9 @@ def parse_metadata(text: str | bytes, path: Path) -> dict[str, Any]:
     return facts
 
 
-def tflite_metadata(data: bytes, path: Path) -> bytes:
+def tflite_metadata(file: model_checks.TfliteFile, path: Path) -> bytes:
     """The contract entry of a .tflite flatbuffer (b"" if none), read without an interpreter."""
-    return model_checks.tflite_metadata(data, path, METADATA_KEY)
+    return model_checks.tflite_metadata(file, path, METADATA_KEY)
 
 
 def _input_order(names: list[str]) -> list[str] | None:
