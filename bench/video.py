@@ -9,6 +9,7 @@ speed and peak memory of `colorize apply clip.mp4` at 480p and 1080p.
     .venv/bin/python bench/video.py speed --before 04996df  # the code at a git revision too
     .venv/bin/python bench/video.py agreement 04996df     # colour: new against old code
     .venv/bin/python bench/video.py profile --lengths 30  # cProfile of one 1080p run
+    .venv/bin/python bench/video.py steps --lengths 40    # each step of a 1080p frame in turn
     .venv/bin/python bench/video.py presets --clips 2     # x264 presets: size and fidelity
 
 quality: clips made from the dev validation photos (the 5% split by content hash, as `prepare`
@@ -44,6 +45,14 @@ presets: the quality clips through `colorize_video` at --crf 0 (lossless: the re
 --crf 18 with each x264 preset (`--video-preset`, default veryfast faster medium slow): the
 file's bitrate, and the PSNR of the decoded Y and of the U, V planes against the reference's, over
 all frames and over the grain shots alone (film grain: the shot most like old film).
+
+steps: the speed part's pan (the last of --sizes, the first of --lengths frames) through the
+steps of `colorize_video` one at a time, each over every frame before the next starts, nothing
+overlapped: decode, luma and gray, the glance that finds cuts, the network (every
+`VIDEO_NETWORK_EVERY`-th frame, in batches), the stabiliser, the chroma planes and x264 (the
+default preset, crf 18, muxed). Milliseconds a frame each, their sum, and the whole
+`colorize_video` on the same clip in the same process, whose time is less than the sum by what
+its threads overlap.
 
 agreement REV: the quality clips (3 by default) through `colorize_video` at --crf 0 (lossless, so
 only the colour path differs; this tree's network on every frame, as older code ran it) by the
@@ -565,13 +574,95 @@ def profile(size: str, frames: int, render_size: int) -> None:
     pstats.Stats(profiler).sort_stats("cumulative").print_stats(25)
 
 
+def steps(size: str, frames: int, render_size: int) -> dict[str, float]:
+    """Milliseconds a frame of each step of `colorize_video`, one step at a time (`steps`)."""
+    import av
+
+    from colorize_cli.config import VIDEO_CRF, VIDEO_NETWORK_EVERY, VIDEO_PRESET
+    from colorize_cli.imaging.chroma import resized
+    from colorize_cli.inference import video, video_frames
+    from colorize_cli.inference.colorizer import Colorizer
+
+    timings: dict[str, float] = {}
+
+    def timed(name: str, work):  # noqa: ANN001, ANN202 - any step
+        started = time.perf_counter()
+        result = work()
+        timings[name] = 1000 * (time.perf_counter() - started) / frames
+        return result
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "clip.mp4"
+        make_clip(path, size, frames)
+        colorizer = Colorizer(MODEL, render_size=render_size)
+
+        def decode() -> list:
+            with av.open(str(path)) as container:
+                stream = container.streams.video[0]
+                stream.thread_type = "AUTO"
+                return list(container.decode(stream))
+
+        decoded = decode()  # warms the decoder and the file cache
+        colorizer.colorize(
+            video_frames.luma_and_gray(decoded[0], video_frames.layout_of(decoded[0]))[1]
+        )
+        decoded = timed("decode", decode)
+        layout = video_frames.layout_of(decoded[0])
+        planes = timed(
+            "luma and gray", lambda: [video_frames.luma_and_gray(f, layout) for f in decoded]
+        )
+        timed("glance (cuts)", lambda: [video._glance(gray) for _, gray in planes])
+        leads = [gray for _, gray in planes[::VIDEO_NETWORK_EVERY]]
+        predicted = timed(
+            "network", lambda: [ab for _, _, ab in colorizer.chroma_many(enumerate(leads))]
+        )
+        abs_ = [predicted[i // VIDEO_NETWORK_EVERY] for i in range(frames)]
+        stabilizer = temporal.Stabilizer()
+        abs_ = timed(
+            "stabiliser",
+            lambda: [
+                stabilizer(resized(gray, ab.shape[:2], Image.Resampling.BOX), ab)
+                for (_, gray), ab in zip(planes, abs_, strict=True)
+            ],
+        )
+        out = timed(
+            "chroma planes",
+            lambda: [
+                video_frames.output_frame(luma, gray, ab, layout)
+                for (luma, gray), ab in zip(planes, abs_, strict=True)
+            ],
+        )
+
+        def encode() -> None:
+            with av.open(str(path.with_name("steps.mp4")), "w") as container:
+                options = {"crf": str(VIDEO_CRF), "preset": VIDEO_PRESET}
+                stream = container.add_stream("libx264", rate=25, options=options)
+                stream.width, stream.height = layout.width, layout.height
+                stream.pix_fmt = layout.pix_fmt
+                for index, frame in enumerate(out):
+                    frame.pts = index
+                    container.mux(stream.encode(frame))
+                container.mux(stream.encode(None))
+
+        timed("x264 (encode and mux)", encode)
+        timings["sum of the steps"] = sum(timings.values())
+        timed(
+            "colorize_video, whole",
+            lambda: video.colorize_video(path, path.with_name("whole.mp4"), colorizer),
+        )
+    return timings
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "part",
         nargs="?",
         default="all",
-        choices=["all", "quality", "every", "luma", "speed", "profile", "agreement", "presets"],
+        choices=[
+            *("all", "quality", "every", "luma", "speed", "profile", "agreement", "presets"),
+            "steps",
+        ],
     )
     parser.add_argument("revision", nargs="?", help="agreement: the git revision to compare")
     parser.add_argument("--clips", type=int, default=3)
@@ -619,6 +710,13 @@ def main() -> None:
                 f"| {r['every']} | {r['shot']} | {r['network_share']:.0%} | {r['flicker']:.2f} "
                 f"| {r['error_change']:.2f} | {r['de']:.3f} |"
             )
+        return
+    if args.part == "steps":
+        size, frames = args.sizes[-1], args.lengths[0]
+        print(f"| step ({size}, {frames} frames, one step at a time) | ms a frame |")
+        print("|---|---|")
+        for name, ms in steps(size, frames, args.render_size).items():
+            print(f"| {name} | {ms:.1f} |")
         return
     if args.part == "profile":
         profile(args.sizes[-1], args.lengths[0], args.render_size)
