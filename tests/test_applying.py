@@ -14,7 +14,7 @@ from PIL import Image, ImageFile
 
 from colorize_cli.errors import ColorizeError, ModelError, UsageError
 from colorize_cli.imaging import color
-from colorize_cli.inference import applying
+from colorize_cli.inference import applying, planning
 from colorize_cli.inference.applying import ApplyOptions
 from colorize_cli.inference.colorizer import Colorizer
 
@@ -40,7 +40,7 @@ def photos(tmp_path: Path) -> Path:
     return folder
 
 
-def run(options: ApplyOptions, loaded: Colorizer) -> list[applying.Outcome]:
+def run(options: ApplyOptions, loaded: Colorizer) -> list[planning.Outcome]:
     return list(applying.apply(options, colorizer=loaded))
 
 

@@ -17,6 +17,7 @@ from PIL import Image, ImageCms, ImageFile, JpegImagePlugin
 
 from colorize_cli.errors import ImageError
 from colorize_cli.imaging import images, writing
+from colorize_cli.imaging.headers import Header, HeaderCheck
 from colorize_cli.imaging.images import read_image, read_image_bytes, read_image_with_info
 from colorize_cli.imaging.writing import encode_image, write_image
 
@@ -455,7 +456,7 @@ def test_photos_too_large_to_write_are_refused_from_their_header_without_decodin
     def no_decoding(self: ImageFile.ImageFile) -> None:
         raise Decoded
 
-    def writable_as(pil_format: str) -> images.HeaderCheck:
+    def writable_as(pil_format: str) -> HeaderCheck:
         return lambda header: writing.check_any_writable(header.shapes(), pil_format)
 
     monkeypatch.setattr(ImageFile.ImageFile, "load", no_decoding)
@@ -502,10 +503,10 @@ def test_the_header_tells_the_orientation_when_decoding_would_not_change_it(
     }
     (tmp_path / "late.png").write_bytes(late)
     for path, turned in paths.items():
-        headers: list[images.Header] = []
+        headers: list[Header] = []
         gray, info = images.read_gray_with_info(path, check_header=headers.append)
         (header,) = headers
-        assert header == images.Header(info.format, info.size, turned), path.name
+        assert header == Header(info.format, info.size, turned), path.name
         assert gray.shape in header.shapes(), path.name  # the one shape, once `turned` is known
         expected, expected_info = images.read_gray_with_info(path)
         np.testing.assert_array_equal(gray, expected, err_msg=path.name)

@@ -125,7 +125,7 @@ def apply(
     """
     from colorize_cli import fsutil
     from colorize_cli.imaging.images import display_path
-    from colorize_cli.inference import applying
+    from colorize_cli.inference import applying, planning
     from colorize_cli.progress import RichProgress, console
 
     with common.errors():
@@ -154,7 +154,7 @@ def apply(
             return
         counts = {"written": 0, "skipped": 0, "failed": 0}
 
-        def report(outcome: applying.Outcome) -> None:
+        def report(outcome: planning.Outcome) -> None:
             counts[outcome.status] += 1
             if outcome.status == "written":
                 # A written photo's line is printed whole: an interrupt waits for its end.

@@ -7,7 +7,8 @@ plain 8-bit photo up to 16 MP, each tile's gray for any other):
 
 - The header is parsed first and the pixel count checked against `max_pixels` before any pixel is
   decoded; PIL's own process-wide bomb limit is switched off because ours replaces it. A caller's
-  `check_header` (can the output be written?) runs then too, on the `Header`.
+  `check_header` (can the output be written?) runs then too, on the `Header` (headers.py's, with
+  the other checks made before decoding).
 - Truncated or corrupt data is an error, never a half-decoded photo (PNG chunk CRCs are verified,
   which PIL skips for pixel data).
 - Multi-frame files (animated GIF/PNG/WebP, multi-page TIFF, MPO) give their first frame.
@@ -39,6 +40,7 @@ from PIL import Image, ImageCms, UnidentifiedImageError
 from colorize_cli import fsutil
 from colorize_cli.constants import MAX_PIXELS
 from colorize_cli.errors import ImageError
+from colorize_cli.imaging import headers
 
 # Our per-call `max_pixels` replaces PIL's global limit, which warns at 89 MP and refuses at 179 MP,
 # below our 200 MP default.
@@ -51,8 +53,6 @@ _READ_FORMATS = ("JPEG", "PNG", "WEBP", "TIFF", "BMP", "GIF", "PPM", "AVIF")
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, IndexError, KeyError)
 _DECODE_ERRORS += (TypeError, ZeroDivisionError, zlib.error)
 
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-_ORIENTATION = 0x0112
 # EXIF orientation -> the array operation ImageOps.exif_transpose's transposition does.
 _ORIENTATIONS: dict[int, Callable[[np.ndarray], np.ndarray]] = {
     2: lambda a: a[:, ::-1],
@@ -63,19 +63,6 @@ _ORIENTATIONS: dict[int, Callable[[np.ndarray], np.ndarray]] = {
     7: lambda a: a[::-1, ::-1].swapaxes(0, 1),
     8: lambda a: np.rot90(a, 1),
 }
-# The orientations that swap width and height.
-_TURNS = (5, 6, 7, 8)
-# PNG chunks that can set the orientation (EXIF, XMP, a text "exif"); Pillow reads those that
-# follow the pixel data only when it decodes them.
-_PNG_METADATA = (b"eXIf", b"tEXt", b"zTXt", b"iTXt")
-# A progressive JPEG has about 10 scans (libjpeg's default script); thousands are a bomb. Start of
-# scan markers are counted over the whole file (embedded thumbnails included): an upper bound.
-MAX_JPEG_SCANS = 100
-_SOS = b"\xff\xda"
-# Pillow's WebP decoder (libwebp's animation decoder, used for still files too) holds four copies
-# of the canvas: a WebP may have a quarter of --max-pixels, so that it takes as much memory.
-WEBP_COPIES = 4
-_WEBP_LIMIT = "the {} megapixel limit for WebP, a quarter of the limit for other formats"
 # Decoded pixels become sRGB in tiles of this many pixels at most.
 _TILE_PIXELS = 1 << 20
 # Below this, a plain 8-bit photo's gray is converted whole (a 2 MP JPEG reads in 13 ms, not 20);
@@ -87,28 +74,6 @@ _ICC_SPACE_FOR_MODE = {"L": "GRAY", "RGB": "RGB", "CMYK": "CMYK"}
 
 # Applied to a decoded photo (a PIL image) before it becomes an array: see read_image_bytes.
 Transform = Callable[[Image.Image], Any]
-
-
-@dataclass(frozen=True)
-class Header:
-    """What a photo's header says before any pixel is decoded."""
-
-    format: str  # PIL's format name, e.g. "PNG"
-    size: tuple[int, int]  # (width, height) as opened, as in ImageInfo
-    # Whether the EXIF orientation swaps width and height; None when only decoding can tell (a
-    # PNG with metadata after its pixels, a turned TIFF).
-    turned: bool | None
-
-    def shapes(self) -> list[tuple[int, int]]:
-        """The (height, width) the decoded photo may have: one, or both while `turned` is None."""
-        width, height = self.size
-        turns = [False, True] if self.turned is None else [self.turned]
-        return [(width, height) if turn else (height, width) for turn in turns]
-
-
-# Called with a photo's Header before its pixels are decoded; an ImageError it raises is the
-# photo's (see read_gray_with_info).
-HeaderCheck = Callable[[Header], None]
 
 
 @dataclass(frozen=True)
@@ -156,7 +121,7 @@ def read_gray_with_info(
     source: str | os.PathLike[str] | bytes | bytearray,
     max_pixels: int | None = MAX_PIXELS,
     name: str = "-",
-    check_header: HeaderCheck | None = None,
+    check_header: headers.HeaderCheck | None = None,
 ) -> tuple[np.ndarray, ImageInfo]:
     """A photo's (H, W) uint8 gray, equal to `color.grayscale(read_image(...))`, with its
     metadata; the photo is never held as a whole RGB array beside the decoded one (what `apply`
@@ -171,7 +136,7 @@ def _read(
     name: str,
     transform: Transform | None,
     gray: bool,
-    check_header: HeaderCheck | None = None,
+    check_header: headers.HeaderCheck | None = None,
 ) -> tuple[np.ndarray, ImageInfo]:
     if isinstance(source, bytes | bytearray):
         stream = io.BytesIO(source)
@@ -194,7 +159,7 @@ def _decode(
     max_pixels: int | None,
     transform: Transform | None,
     gray: bool,
-    check_header: HeaderCheck | None,
+    check_header: headers.HeaderCheck | None,
 ) -> tuple[np.ndarray, ImageInfo]:
     # Pillow warns, on stderr, about damaged metadata it skips (seen when fuzzing); the
     # outcome, a photo or an ImageError, is what the caller reports.
@@ -210,15 +175,15 @@ def _decode_quietly(
     max_pixels: int | None,
     transform: Transform | None,
     gray: bool,
-    check_header: HeaderCheck | None,
+    check_header: headers.HeaderCheck | None,
 ) -> tuple[np.ndarray, ImageInfo]:
     if size == 0:
         raise ImageError("file is empty", name)
-    canvas = _webp_canvas(fp.read(30))
+    canvas = headers.webp_canvas(fp.read(30))
     fp.seek(0)
     if canvas is not None and max_pixels is not None:
         # Pillow's WebP decoder allocates its canvases when the file is opened.
-        _check_pixels(*canvas, max_pixels // WEBP_COPIES, name, _WEBP_LIMIT)
+        headers.check_pixels(*canvas, max_pixels // headers.WEBP_COPIES, name, headers.WEBP_LIMIT)
     try:
         im = Image.open(fp, formats=_readable_formats())
     except UnidentifiedImageError:
@@ -228,23 +193,23 @@ def _decode_quietly(
     with im:
         width, height = im.size
         if max_pixels is not None:
-            _check_pixels(width, height, max_pixels, name)
+            headers.check_pixels(width, height, max_pixels, name)
         fmt, mode = im.format or "?", im.mode
         try:
             late_metadata = False
             if fmt == "PNG":
-                late_metadata = _check_png_chunks(fp)
+                late_metadata = headers.check_png_chunks(fp)
             elif fmt == "JPEG":
-                _check_jpeg_scans(fp, name)
+                headers.check_jpeg_scans(fp, name)
             if check_header is not None:
-                header = Header(fmt, (width, height), _turned(im, late_metadata))
+                header = headers.Header(fmt, (width, height), headers.turned(im, late_metadata))
                 try:
                     check_header(header)
                 except ImageError as exc:
                     raise ImageError(exc.reason, exc.path or name) from None
             im.load()
             exif = _exif_bytes(im)
-            orientation = im.getexif().get(_ORIENTATION, 1)
+            orientation = im.getexif().get(headers.ORIENTATION, 1)
             pixels, icc_converted, icc_error = _srgb_pixels(im, im.info.get("icc_profile"), gray)
         except _DECODE_ERRORS as exc:
             raise ImageError(_corrupt_reason(exc), name) from exc
@@ -260,33 +225,6 @@ def _decode_quietly(
     except MemoryError:
         raise ImageError(_NO_MEMORY, name) from None
     return pixels, ImageInfo(fmt, mode, (width, height), exif, icc_converted, icc_error)
-
-
-def _check_pixels(
-    width: int, height: int, limit: int, name: str, which: str = "the {} megapixel limit"
-) -> None:
-    if width * height > limit:
-        raise ImageError(
-            f"image is {width}x{height} = {width * height / 1e6:g} megapixels, over "
-            f"{which.format(f'{limit / 1e6:g}')} (--max-pixels)",
-            name,
-        )
-
-
-def _webp_canvas(head: bytes) -> tuple[int, int] | None:
-    """The (width, height) a WebP file's header declares, as Pillow reads it; None if not WebP."""
-    if head[:4] != b"RIFF" or head[8:12] != b"WEBP" or len(head) < 30:
-        return None
-    chunk = head[12:16]
-    if chunk == b"VP8X":
-        return 1 + int.from_bytes(head[24:27], "little"), 1 + int.from_bytes(head[27:30], "little")
-    if chunk == b"VP8 " and head[23:26] == b"\x9d\x01\x2a":
-        width, height = struct.unpack("<HH", head[26:30])
-        return width & 0x3FFF, height & 0x3FFF
-    if chunk == b"VP8L" and head[20] == 0x2F:
-        bits = int.from_bytes(head[21:25], "little")
-        return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
-    return None
 
 
 def _srgb_pixels(
@@ -319,44 +257,10 @@ def _srgb_pixels(
     return pixels, converted, error
 
 
-def _turned(im: Image.Image, late_metadata: bool) -> bool | None:
-    """Whether an opened, undecoded photo's EXIF orientation swaps its width and height; None
-    when only decoding can tell: metadata that decoding reads (`late_metadata`) could still set
-    it, or a TIFF is turned (Pillow turns a TIFF itself as it decodes it, and the size it gives
-    before that is turned or not depending on the compression)."""
-    if late_metadata:
-        return None
-    # Image's getexif, not PNG's, which decodes the photo to read metadata after its pixels (there
-    # is none here). Every other format has read its metadata when opened; the EXIF read here is
-    # the one decoding keeps (Pillow caches it).
-    orientation = Image.Image.getexif(im).get(_ORIENTATION, 1)
-    turned = isinstance(orientation, int) and orientation in _TURNS
-    return None if turned and im.format == "TIFF" else turned
-
-
 def _orient(pixels: np.ndarray, orientation: object) -> np.ndarray:
     """Apply an EXIF orientation (1-8, as ImageOps.exif_transpose does) to an (H, W[, 3]) array."""
     turn = _ORIENTATIONS.get(orientation) if isinstance(orientation, int) else None
     return pixels if turn is None else np.ascontiguousarray(turn(pixels))
-
-
-def _check_jpeg_scans(fp: BinaryIO, name: str) -> None:
-    """Refuse a JPEG of more than `MAX_JPEG_SCANS` scans before decoding it: each scan costs a
-    pass over the whole photo, so a small file of thousands of scans takes minutes."""
-    position = fp.tell()
-    fp.seek(0)
-    scans, tail = 0, b""
-    for block in iter(lambda: fp.read(1 << 20), b""):
-        # A marker may straddle two blocks: the last byte of one is read again with the next.
-        scans += (tail + block).count(_SOS)
-        tail = block[-1:]
-        if scans > MAX_JPEG_SCANS:
-            raise ImageError(
-                f"JPEG of over {MAX_JPEG_SCANS} scans, refused before decoding (a decoding "
-                "bomb: each scan costs a pass over the whole photo)",
-                name,
-            )
-    fp.seek(position)
 
 
 @functools.cache
@@ -367,9 +271,9 @@ def _readable_formats() -> tuple[str, ...]:
 
 def _unidentified_reason(fp: BinaryIO) -> str:
     fp.seek(0)
-    if fp.read(len(_PNG_SIGNATURE)) == _PNG_SIGNATURE:
+    if fp.read(len(headers.PNG_SIGNATURE)) == headers.PNG_SIGNATURE:
         try:
-            _check_png_chunks(fp)
+            headers.check_png_chunks(fp)
         except ValueError as exc:
             return _corrupt_reason(exc)
         return "corrupt PNG header"
@@ -387,36 +291,6 @@ def _printable(text: str) -> str:
     return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
 
 
-def _check_png_chunks(fp: BinaryIO) -> bool:
-    """Verify every chunk's CRC up to IEND, leaving the file position as it was; whether
-    metadata that can set the orientation follows the pixel data."""
-    position = fp.tell()
-    fp.seek(len(_PNG_SIGNATURE))
-    pixels_seen = late_metadata = False
-    while True:
-        head = fp.read(8)
-        if len(head) < 8:
-            raise ValueError("PNG data ends before its IEND chunk")
-        length, kind = struct.unpack(">I4s", head)
-        crc = zlib.crc32(kind)
-        remaining = length
-        while remaining:
-            block = fp.read(min(remaining, 1 << 20))
-            if not block:
-                raise ValueError(f"PNG data ends inside its {kind.decode('latin-1')} chunk")
-            crc = zlib.crc32(block, crc)
-            remaining -= len(block)
-        stored = fp.read(4)
-        if len(stored) < 4 or struct.unpack(">I", stored)[0] != crc:
-            raise ValueError(f"bad CRC in PNG chunk {kind.decode('latin-1')}")
-        if kind == b"IEND":
-            break
-        pixels_seen = pixels_seen or kind == b"IDAT"
-        late_metadata = late_metadata or (pixels_seen and kind in _PNG_METADATA)
-    fp.seek(position)
-    return late_metadata
-
-
 def _exif_bytes(im: Image.Image) -> bytes | None:
     raw = im.info.get("exif")
     if not raw:
@@ -426,8 +300,8 @@ def _exif_bytes(im: Image.Image) -> bytes | None:
         exif.load(raw)
     except _DECODE_ERRORS:
         return None  # unreadable EXIF is dropped, as browsers ignore it, not a reason to refuse
-    if _ORIENTATION in exif:
-        exif[_ORIENTATION] = 1
+    if headers.ORIENTATION in exif:
+        exif[headers.ORIENTATION] = 1
     return exif.tobytes()
 
 

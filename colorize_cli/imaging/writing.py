@@ -73,7 +73,7 @@ def check_writable(shape: tuple[int, ...], format: str) -> None:
 def check_any_writable(shapes: Sequence[tuple[int, ...]], format: str) -> None:
     """ImageError (the first shape's) unless a photo of one of `shapes` can be encoded as
     `format`: before decoding, a photo whose EXIF orientation is not known yet is refused only if
-    neither of its shapes can be written (`images.Header.shapes`)."""
+    neither of its shapes can be written (`headers.Header.shapes`)."""
     errors = []
     for shape in shapes:
         try:
