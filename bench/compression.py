@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from colorize_cli.data import shard_writer, shards
-from colorize_cli.data.prepare import fit_image
+from colorize_cli.data.decoding import fit_image
 from colorize_cli.imaging import color, images
 
 DEV = Path(__file__).resolve().parents[2] / "shared" / "data" / "dev"

@@ -28,7 +28,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from colorize_cli.data.prepare import PrepareOptions, fit_image, prepare
+from colorize_cli.data.decoding import fit_image
+from colorize_cli.data.prepare import PrepareOptions, prepare
 from colorize_cli.imaging import color, images
 from colorize_cli.imaging.inputs import IMAGE_EXTENSIONS
 

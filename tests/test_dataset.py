@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from conftest import dev_photos
 
-from colorize_cli.data.prepare import fit_image
+from colorize_cli.data.decoding import fit_image
 from colorize_cli.data.shard_writer import ShardWriter
 from colorize_cli.errors import ShardError, TrainingError, UsageError
 from colorize_cli.imaging import color, images

@@ -16,7 +16,14 @@ from colorize_cli import fsutil
 from colorize_cli.cli import app
 from colorize_cli.errors import ModelError, UsageError
 from colorize_cli.imaging import color
-from colorize_cli.inference import backends, converters, export, model_checks, model_files
+from colorize_cli.inference import (
+    backends,
+    converters,
+    export,
+    model_checks,
+    model_files,
+    tflite_file,
+)
 from colorize_cli.inference.colorizer import Colorizer
 
 pytest.importorskip("onnxruntime")
@@ -119,7 +126,7 @@ def test_metadata_carries_the_contract(
     proto = onnx.load(exported["onnx"].path)
     onnx_facts = json.loads({p.key: p.value for p in proto.metadata_props}["colorize"])
     lite = exported["tflite"].path
-    flat = model_checks.read_tflite(lite.read_bytes(), lite)
+    flat = tflite_file.read_tflite(lite.read_bytes(), lite)
     lite_facts = json.loads(model_files.tflite_metadata(flat, lite))
     saved = exported["savedmodel"].path / "assets.extra" / "colorize.json"
     saved_facts = json.loads(saved.read_text())
@@ -322,7 +329,7 @@ def test_the_bundled_tflite_is_the_bundled_keras_exported_and_agrees() -> None:
     from colorize_cli.inference.colorizer import DEFAULT_MODEL_PATH
 
     lite = DEFAULT_MODEL_PATH.with_suffix(".tflite")
-    flat = model_checks.read_tflite(lite.read_bytes(), lite)
+    flat = tflite_file.read_tflite(lite.read_bytes(), lite)
     facts = json.loads(model_files.tflite_metadata(flat, lite))
     digest = hashlib.sha256(DEFAULT_MODEL_PATH.read_bytes()).hexdigest()
     assert facts["source_sha256"] == digest, "re-export: colorize export default " + str(lite)
@@ -393,9 +400,9 @@ def test_onnx_external_data_outside_the_model_folder_is_refused(tmp_path: Path) 
 
 @pytest.mark.slow
 def test_every_op_the_exporter_writes_is_allowed(tmp_path: Path) -> None:
-    """The op allow-lists (model_checks.ONNX_OPS, TFLITE_OPS, SAVEDMODEL_OPS) hold every op a
-    fresh export of a hint model writes (the EfficientNet encoder, the decoder and the hint
-    branch), in each format and precision, and its resizes are within the size bounds
+    """The op allow-lists (model_checks.ONNX_OPS, SAVEDMODEL_OPS, tflite_file.TFLITE_OPS) hold
+    every op a fresh export of a hint model writes (the EfficientNet encoder, the decoder and the
+    hint branch), in each format and precision, and its resizes are within the size bounds
     (model_sizes.py). The plain U-Net (`tiny`; `small` writes the same ops) is exported and run
     by the tests above, whose verification goes through the same checks."""
     from colorize_cli.nets.models import build_generator, model_config
@@ -413,7 +420,7 @@ def test_every_op_the_exporter_writes_is_allowed(tmp_path: Path) -> None:
     for precision in ("float32", "float16", "int8"):
         path = tmp_path / f"{precision}.tflite"
         converters.write_tflite(serving, path, metadata, precision, calibration)
-        model_checks.check_tflite(model_checks.read_tflite(path.read_bytes(), path), path)
+        model_checks.check_tflite(tflite_file.read_tflite(path.read_bytes(), path), path)
     # XNNPACK aborts the process on this int8 graph (a double free in LiteRT 2.3): the backend
     # runs it on the builtin kernels, so a file made elsewhere cannot crash `apply`.
     lite = backends.LiteBackend(tmp_path / "int8.tflite")

@@ -19,7 +19,8 @@ from PIL import Image
 
 from colorize_cli import fsutil
 from colorize_cli.data import shards
-from colorize_cli.data.prepare import PrepareOptions, fit_image, prepare, write_errors_tsv
+from colorize_cli.data.decoding import fit_image
+from colorize_cli.data.prepare import PrepareOptions, prepare, write_errors_tsv
 from colorize_cli.errors import UsageError
 from colorize_cli.imaging import color, images
 

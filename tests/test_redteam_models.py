@@ -20,7 +20,7 @@ from PIL import Image
 from test_redteam import colorize, gradient, outputs
 
 from colorize_cli.errors import ModelError
-from colorize_cli.inference import backends, model_checks, model_files, model_sizes
+from colorize_cli.inference import backends, model_checks, model_files, tensor_memory, tflite_file
 
 pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
@@ -213,7 +213,7 @@ def test_a_tflite_while_is_refused_before_it_runs(photos: Path) -> None:
 def test_tflite_op_codes_are_the_schemas() -> None:
     from ai_edge_litert import schema_py_generated as schema
 
-    for name, code in model_checks.TFLITE_OPS.items():
+    for name, code in tflite_file.TFLITE_OPS.items():
         assert getattr(schema.BuiltinOperator, name) == code, name
     for code, name in model_checks._TFLITE_NAMES.items():
         assert getattr(schema.BuiltinOperator, name) == code, name
@@ -223,9 +223,9 @@ def test_the_bundled_tflite_uses_only_allowed_ops_and_bounded_sizes() -> None:
     from colorize_cli.inference.colorizer import DEFAULT_MODEL_PATH
 
     path = DEFAULT_MODEL_PATH.with_suffix(".tflite")
-    file = model_checks.read_tflite(path.read_bytes(), path)
-    codes = model_checks.tflite_op_codes(file, path)
-    assert codes and codes <= set(model_checks.TFLITE_OPS.values())
+    file = tflite_file.read_tflite(path.read_bytes(), path)
+    codes = tflite_file.tflite_op_codes(file, path)
+    assert codes and codes <= set(tflite_file.TFLITE_OPS.values())
     model_checks.check_tflite(file, path)
 
 
@@ -235,18 +235,18 @@ def test_opening_a_tflite_reads_its_flatbuffer_once(monkeypatch: pytest.MonkeyPa
     from colorize_cli.inference.colorizer import DEFAULT_MODEL_PATH
 
     files, reads = [], []
-    init, tables = model_checks.TfliteFile.__init__, model_checks.TfliteFile.tables
+    init, tables = tflite_file.TfliteFile.__init__, tflite_file.TfliteFile.tables
 
-    def counted_init(self: model_checks.TfliteFile, data: bytes) -> None:
+    def counted_init(self: tflite_file.TfliteFile, data: bytes) -> None:
         files.append(self)
         init(self, data)
 
-    def counted_tables(self: model_checks.TfliteFile, tab: Any, index: int) -> list[Any]:
+    def counted_tables(self: tflite_file.TfliteFile, tab: Any, index: int) -> list[Any]:
         reads.append((tab.Pos, index))
         return tables(self, tab, index)
 
-    monkeypatch.setattr(model_checks.TfliteFile, "__init__", counted_init)
-    monkeypatch.setattr(model_checks.TfliteFile, "tables", counted_tables)
+    monkeypatch.setattr(tflite_file.TfliteFile, "__init__", counted_init)
+    monkeypatch.setattr(tflite_file.TfliteFile, "tables", counted_tables)
     backends.LiteBackend(DEFAULT_MODEL_PATH.with_suffix(".tflite"))
     assert len(files) == 1
     assert reads and len(reads) == len(set(reads)), reads
@@ -606,7 +606,7 @@ def test_the_bundled_model_s_widest_default_batch_is_within_the_memory_bound() -
 
 def test_the_peak_counts_the_tensors_alive_together() -> None:
     lives = [(0, 0, 1), (1, 1, 2), (2, 2, 3), (3, 3, 3)]  # (tensor, first op, last op)
-    assert model_sizes.peak_bytes(lives, {0: 10, 1: 20, 2: 30, 3: 40}.__getitem__) == 70
+    assert tensor_memory.peak_bytes(lives, {0: 10, 1: 20, 2: 30, 3: 40}.__getitem__) == 70
 
 
 # 11a, 11b ----------------------------------------------------------------------------------------

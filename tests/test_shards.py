@@ -14,7 +14,7 @@ from conftest import dev_photos
 
 from colorize_cli import __version__, fsutil
 from colorize_cli.data import shard_writer, shards
-from colorize_cli.data.prepare import fit_image
+from colorize_cli.data.decoding import fit_image
 from colorize_cli.errors import ShardError
 from colorize_cli.imaging import color, images
 

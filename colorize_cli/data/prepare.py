@@ -1,52 +1,38 @@
 """Photos -> shards (`colorize prepare`): parallel, memory-bounded, deterministic and resumable.
 
-Each input is hashed, decoded, fitted to a square and turned gray by worker processes; the main
-process writes the results in input order, so the output does not depend on `jobs`. Naming, the
-train/val split, `--part` and `--resume` are described in docs/format.md.
+Each input is hashed, decoded, fitted to a square and turned gray by worker processes
+(decoding.py); the main process writes the results in input order, so the output does not depend
+on `jobs`. Naming, the train/val split, `--part` and `--resume` are described in docs/format.md.
 """
 
 from __future__ import annotations
 
 import contextlib
 import csv
-import hashlib
 import io
-import itertools
-import multiprocessing
 import os
 import re
 import signal
-import sys
 import threading
 import time
-from collections import deque
 from collections.abc import Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, NamedTuple, TextIO
+from typing import Any, TextIO
 
 import numpy as np
-from PIL import Image
 
 from colorize_cli import fsutil
 from colorize_cli.config import PrepareOptions
-from colorize_cli.constants import FITS
 from colorize_cli.data import shard_writer, shards
-from colorize_cli.errors import ColorizeError, ShardError, UsageError
-from colorize_cli.imaging import color, images
+from colorize_cli.data.decoding import STOP_SIGNALS, Decoders, Plan
+from colorize_cli.errors import ShardError, UsageError
+from colorize_cli.imaging import images
 from colorize_cli.imaging.inputs import expand_inputs
 from colorize_cli.progress import NullProgress, ProgressSink
 
-PAD_FILL = (0, 0, 0)  # black: achromatic, so letterbox bars teach "no colour here"
 SPLITS = ("train", "val")
-# Decoded photos in flight per worker: enough to hide latency, few enough to bound memory.
-WINDOW_PER_JOB = 4
 CHECKPOINT_EVERY = shard_writer.CHECKPOINT_EVERY
-# A photo file is read whole (to hash it) only up to this size: 200 megapixels of 16-bit RGBA.
-MAX_PHOTO_BYTES = 2**31
-# What stops a run between two photos (the workers ignore them: the main process decides).
-_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 @dataclass
@@ -67,58 +53,9 @@ class PrepareReport:
         return self.inputs / self.seconds if self.seconds > 0 else 0.0
 
 
-class _Plan(NamedTuple):
-    """What a worker needs to turn a path into an outcome (sent once per worker)."""
-
-    size: int
-    fit: str
-    max_pixels: int
-    part: tuple[int, int] | None
-    min_colorfulness: float
-    done: frozenset[str]  # sha256 of photos already in the outputs (--resume)
-
-
-class _Outcome(NamedTuple):
-    kind: Literal["photo", "skip", "other_part", "done"]
-    sha256: str = ""
-    gray: np.ndarray | None = None
-    rgb: np.ndarray | None = None
-    reason: str = ""
-
-
-def fit_image(rgb: np.ndarray | Image.Image, size: int, fit: str = "crop") -> np.ndarray:
-    """(H, W, 3) uint8 (or an RGB PIL image) -> (size, size, 3) uint8 by centre crop, letterbox
-    (`PAD_FILL`) or squash."""
-    image = rgb if isinstance(rgb, Image.Image) else Image.fromarray(rgb)
-    width, height = image.size
-    resample = {"resample": Image.Resampling.LANCZOS, "reducing_gap": 3.0}
-    if fit == "resize":
-        return np.asarray(image.resize((size, size), **resample))
-    if fit == "crop":
-        # One resampling straight from the centred square of the source: no second rounding.
-        side = min(width, height)
-        left, top = (width - side) / 2, (height - side) / 2
-        box = (left, top, left + side, top + side)
-        return np.asarray(image.resize((size, size), box=box, **resample))
-    if fit == "pad":
-        scale = size / max(width, height)
-        inner = (max(1, round(width * scale)), max(1, round(height * scale)))
-        canvas = Image.new("RGB", (size, size), PAD_FILL)
-        canvas.paste(
-            image.resize(inner, **resample), ((size - inner[0]) // 2, (size - inner[1]) // 2)
-        )
-        return np.asarray(canvas)
-    raise ValueError(f"fit must be one of {', '.join(FITS)}, got {fit!r}")
-
-
 def split_of(sha256: str, val_fraction: float) -> str:
     """The split of a content: "val" when its first 64 hash bits fall below `val_fraction`."""
     return "val" if int(sha256[:16], 16) < val_fraction * 2**64 else "train"
-
-
-def in_part(sha256: str, part: tuple[int, int] | None) -> bool:
-    """Whether a content belongs to part (K, N): bits independent of those `split_of` reads."""
-    return part is None or int(sha256[16:32], 16) % part[1] == part[0] - 1
 
 
 def output_paths(out: Path, split: str, shard_size: int, index: int) -> Path:
@@ -130,90 +67,6 @@ def output_paths(out: Path, split: str, shard_size: int, index: int) -> Path:
     number = f"-{index:05d}" if shard_size else ""
     marker = ".val" if split == "val" else ""
     return out.with_name(f"{stem}{number}{marker}{out.suffix}")
-
-
-def _process(path: Path, plan: _Plan) -> _Outcome:
-    """Hash, filter, decode, fit and gray one input; a bad file becomes a "skip" with a reason."""
-    try:
-        data = fsutil.read_regular_file(path, MAX_PHOTO_BYTES)
-    except OSError as exc:
-        return _Outcome("skip", reason=f"cannot read: {fsutil.os_reason(exc)}")
-    sha256 = hashlib.sha256(data).hexdigest()
-    if not in_part(sha256, plan.part):
-        return _Outcome("other_part", sha256)
-    if sha256 in plan.done:
-        return _Outcome("done", sha256)
-    try:
-        # Fitted while still a PIL image: the full-size photo never becomes an array.
-        rgb = images.read_image_bytes(
-            data, str(path), plan.max_pixels, lambda image: fit_image(image, plan.size, plan.fit)
-        )
-    except ColorizeError as exc:
-        return _Outcome("skip", sha256, reason=exc.reason)
-    if plan.min_colorfulness > 0:
-        score = color.colorfulness(rgb)
-        if score < plan.min_colorfulness:
-            reason = f"near-grayscale: colourfulness {score:.1f} < {plan.min_colorfulness:g}"
-            return _Outcome("skip", sha256, reason=reason)
-    return _Outcome("photo", sha256, color.grayscale(rgb), rgb)
-
-
-_worker_plan: _Plan | None = None
-
-
-def _start_worker(plan: _Plan) -> None:
-    global _worker_plan
-    _worker_plan = plan
-    # Ctrl-C reaches the whole process group; the main process alone decides what to keep.
-    for signum in _STOP_SIGNALS:
-        signal.signal(signum, signal.SIG_IGN)
-
-
-def _process_in_worker(path: Path) -> _Outcome:
-    assert _worker_plan is not None
-    return _process(path, _worker_plan)
-
-
-class _Decoders:
-    """Outcomes in input order from `jobs` processes, at most `WINDOW_PER_JOB * jobs` pending.
-
-    Workers are forked on entry, before the caller starts any progress thread; fork needs no
-    `if __name__ == "__main__"` guard in the caller's script, which spawn would.
-    """
-
-    def __init__(self, paths: Sequence[Path], plan: _Plan, jobs: int) -> None:
-        self.paths, self.plan, self.jobs = paths, plan, jobs
-        self.pending: deque[tuple[Path, Future[_Outcome]]] = deque()
-        self.pool: ProcessPoolExecutor | None = None
-
-    def __enter__(self) -> _Decoders:
-        self.queue = iter(self.paths)
-        if self.jobs > 1:
-            method = "fork" if sys.platform == "linux" else "spawn"
-            context = multiprocessing.get_context(method)
-            self.pool = ProcessPoolExecutor(
-                self.jobs, context, initializer=_start_worker, initargs=(self.plan,)
-            )
-            for path in itertools.islice(self.queue, WINDOW_PER_JOB * self.jobs):
-                self.pending.append((path, self.pool.submit(_process_in_worker, path)))
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.pool is not None:
-            self.pool.shutdown(wait=True, cancel_futures=True)
-
-    def __iter__(self) -> Iterator[tuple[Path, _Outcome]]:
-        if self.pool is None:
-            for path in self.queue:
-                yield path, _process(path, self.plan)
-            return
-        while self.pending:
-            path, future = self.pending.popleft()
-            outcome = future.result()
-            following = next(self.queue, None)
-            if following is not None:
-                self.pending.append((following, self.pool.submit(_process_in_worker, following)))
-            yield path, outcome
 
 
 class _Split:
@@ -363,7 +216,7 @@ def prepare(
             for split in splits.values():
                 split.pick_up()
         done = frozenset().union(*(split.done for split in splits.values()))
-        plan = _Plan(
+        plan = Plan(
             options.size, options.fit, options.max_pixels, part, options.min_colorfulness, done
         )
         jobs = _jobs(options.jobs, len(paths))
@@ -385,7 +238,7 @@ def prepare(
 
 def _run(
     paths: Sequence[Path],
-    plan: _Plan,
+    plan: Plan,
     jobs: int,
     val_fraction: float,
     splits: dict[str, _Split],
@@ -394,7 +247,7 @@ def _run(
 ) -> None:
     seen: set[str] = set()
     kept = 0
-    with _Decoders(paths, plan, jobs) as outcomes, _ctrl_c_between_photos() as stop:
+    with Decoders(paths, plan, jobs) as outcomes, _ctrl_c_between_photos() as stop:
         progress.start("prepare", total=len(paths), unit="photos")
         for path, outcome in outcomes:
             if stop:
@@ -431,7 +284,7 @@ def _ctrl_c_between_photos() -> Iterator[list[int]]:
         return
     previous = {
         signum: signal.signal(signum, lambda signum, frame: caught.append(signum))
-        for signum in _STOP_SIGNALS
+        for signum in STOP_SIGNALS
     }
     try:
         yield caught

@@ -7,7 +7,7 @@ contract as JSON metadata (`colorize export` writes it, docs/export.md; model_fi
 checks it); a file without it, or whose tensors break the contract, is a ModelError, and so is a
 run whose output breaks it. Files are data: model_checks.py reads each one's ops
 and sizes before its runtime sees it, and no format here runs Python code. What a model's tensors
-hold at once while it runs is bounded on ONNX Runtime and LiteRT (model_sizes.MAX_TENSOR_BYTES).
+hold at once while it runs is bounded on ONNX Runtime and LiteRT (tensor_memory.MAX_TENSOR_BYTES).
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ import numpy as np
 
 from colorize_cli.errors import ModelError, UsageError, one_line
 from colorize_cli.imaging.hints import HINT_CHANNELS, PALETTE_SIZE
-from colorize_cli.inference import model_checks, model_files
-from colorize_cli.inference.model_sizes import MAX_TENSOR_BYTES, memory_problem, peak_bytes
+from colorize_cli.inference import model_checks, model_files, tflite_file
+from colorize_cli.inference.tensor_memory import MAX_TENSOR_BYTES, memory_problem, peak_bytes
 from colorize_cli.tf_setup import parked_stderr
 
 # `--backend`: which runtime runs the model ("auto": the one its file format needs).
@@ -223,17 +223,17 @@ class LiteBackend:
     def __init__(self, path: Path) -> None:
         interpreter = model_files.import_runtime("lite")
         data = model_checks.read_model(path)
-        file = model_checks.read_tflite(data, path)
+        file = tflite_file.read_tflite(data, path)
         facts = model_files.parse_metadata(model_files.tflite_metadata(file, path), path)
         model_checks.check_tflite(file, path)
-        self._data, self._lives = data, model_checks.tflite_lives(file, path)
+        self._data, self._lives = data, tflite_file.tflite_lives(file, path)
         self.path, self.stride = path, facts["stride"]
         self.channels = model_files.OUTPUTS[facts["output"]]
         # LiteRT 2.3's XNNPACK aborts the process (a double free) on a quantised graph of several
         # inputs (an int8 hint model; the contract refuses any other with several): that one runs
         # on the builtin kernels.
         options: dict[str, Any] = {}
-        quantised = model_checks.TFLITE_OPS["QUANTIZE"] in model_checks.tflite_op_codes(file, path)
+        quantised = tflite_file.TFLITE_OPS["QUANTIZE"] in tflite_file.tflite_op_codes(file, path)
         if quantised and facts.get("hints"):
             builtin = interpreter.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
             options["experimental_op_resolver_type"] = builtin

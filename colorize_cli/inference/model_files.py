@@ -18,7 +18,7 @@ import numpy as np
 from colorize_cli.errors import ModelError, UsageError
 from colorize_cli.fsutil import NOT_REGULAR, os_reason, read_regular_file
 from colorize_cli.imaging.hints import HINT_CHANNELS, PALETTE_SIZE
-from colorize_cli.inference import model_checks
+from colorize_cli.inference import tflite_file
 
 # Where exported files keep the contract: ONNX metadata_props key, TFLite metadata name, and the
 # SavedModel's `assets.extra/colorize.json`.
@@ -159,9 +159,9 @@ def parse_metadata(text: str | bytes, path: Path) -> dict[str, Any]:
     return facts
 
 
-def tflite_metadata(file: model_checks.TfliteFile, path: Path) -> bytes:
+def tflite_metadata(file: tflite_file.TfliteFile, path: Path) -> bytes:
     """The contract entry of a .tflite flatbuffer (b"" if none), read without an interpreter."""
-    return model_checks.tflite_metadata(file, path, METADATA_KEY)
+    return tflite_file.tflite_metadata(file, path, METADATA_KEY)
 
 
 def _input_order(names: list[str]) -> list[str] | None:

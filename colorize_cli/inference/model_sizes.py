@@ -1,7 +1,7 @@
 """How large a tensor an untrusted model may ask for: the sizes of its resizes and pads, bounded so
 that a file of a few hundred bytes cannot ask for 40 GB (a Resize to 100000 x 100000), read from
-the graph before any runtime sees it (model_checks.py calls it once the ops are allowed); and the
-bytes its tensors may hold at once while it runs (MAX_TENSOR_BYTES, which backends.py enforces).
+the graph before any runtime sees it (model_checks.py calls it once the ops are allowed). What its
+tensors may hold at once while it runs is tensor_memory.py's.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from colorize_cli.inference.tflite_file import TfliteOp
+
 # A resize scales each side of its own input by at most MAX_RESIZE, and the whole input by at
 # most MAX_RESIZE_GROWTH (8 x 8 on a photo's two sides); `colorize export` writes 2 a side, as
 # the input's own shape times constants (`tf.shape(x)[1:3] * 2`). Constant scales are bounded
@@ -21,14 +23,6 @@ import numpy as np
 MAX_RESIZE = 8
 MAX_RESIZE_GROWTH = 64
 MAX_PAD = 32
-# What a model's tensors may hold at once while it runs: allowed ops still grow a tensor together
-# (ten resizes of 8 in a row, a Concat of a tensor with itself 30 times, a Mul by a (1, 1, 1,
-# 100000) constant), so the bound is on the run, not on an op. ONNX Runtime allocates from an arena
-# of this size; LiteRT's shapes are worked out before a new input size runs. The bundled lite0-hints
-# model needs 159 MiB at batch 8 of 160 x 160, 382 MiB of 256 x 256 and 573 MiB of 160 x 640 (the
-# widest a default render gets); 8 of 256 x 1024 need 1466 MiB, and such a batch is retried photo
-# by photo (191 MiB each), as any batch that fails is (applying.py).
-MAX_TENSOR_BYTES = 2**30
 _MAX_RANK = 8  # the longest shape vector followed
 _MAX_DEPTH = 32  # how many ops back a size is followed
 
@@ -170,36 +164,6 @@ def _pad_problem(op: str, pads: np.ndarray | None) -> str | None:
     if worst > MAX_PAD:
         return f"{op} of {worst} on a side, over the bound of {MAX_PAD}"
     return None
-
-
-def peak_bytes(lives: list[tuple[int, int, int]], size: Callable[[int], int]) -> int:
-    """The most bytes the tensors alive at once hold: tensor `index` of `lives` (index, first op,
-    last op) is alive from the op that makes it to the last op that reads it, and holds
-    `size(index)` bytes."""
-    if not lives:
-        return 0
-    change = np.zeros(max(last for _, _, last in lives) + 2, np.int64)
-    for index, first, last in lives:
-        bytes_ = min(size(index), 2**62 // len(lives))  # no overflow: past the bound all the same
-        change[first] += bytes_
-        change[last + 1] -= bytes_
-    return int(np.cumsum(change).max())
-
-
-def memory_problem(need: int, shape: tuple[int, ...], op: str = "", asked: int = 0) -> str:
-    """Why a run whose tensors would hold `need` bytes for a (batch, H, W, ...) input fails; `op`
-    asked for `asked` of them at once, if known."""
-    batch, height, width = shape[:3]
-    inputs = f"a {height}x{width} input" if batch == 1 else f"{batch} inputs of {height}x{width}"
-    detail = f" ({op} asked for {_bytes(asked)})" if op else ""
-    return (
-        f"the model would need {_bytes(need)} of tensors for {inputs}{detail}, over the bound of "
-        f"{_bytes(MAX_TENSOR_BYTES)} (docs/export.md)"
-    )
-
-
-def _bytes(count: int) -> str:
-    return f"{count / 2**20:.0f} MiB" if count < 2**30 else f"{count / 2**30:.3g} GiB"
 
 
 # ONNX -------------------------------------------------------------------------------------------
@@ -361,17 +325,6 @@ def _attributes(node: Any) -> dict[str, Any]:
 
 
 # TFLite -----------------------------------------------------------------------------------------
-
-
-class TfliteOp(NamedTuple):
-    """An operator of a TFLite subgraph as model_checks.py reads it from the flatbuffer: its op
-    name (TFLITE_OPS), tensor indices, and the options that change a size's value (MUL's
-    `fused_activation_function`, PACK's `axis`, STRIDED_SLICE's masks and `offset`)."""
-
-    name: str
-    inputs: list[int]
-    outputs: list[int]
-    options: dict[str, int]
 
 
 def tflite_size_problem(
