@@ -48,8 +48,9 @@ all frames and over the grain shots alone (film grain: the shot most like old fi
 
 steps: the speed part's pan (the last of --sizes, the first of --lengths frames) through the
 steps of `colorize_video` one at a time, each over every frame before the next starts, nothing
-overlapped: decode, luma and gray, the glance that finds cuts, the network (every
-`VIDEO_NETWORK_EVERY`-th frame, in batches), the stabiliser, the chroma planes and x264 (the
+overlapped: decode, the planes (luma, gray, chroma level), the glance that finds cuts, the
+network (every `VIDEO_NETWORK_EVERY`-th frame, in batches), the render-size grid, the stabiliser,
+the chroma planes and x264 (the
 default preset, crf 18, muxed). Milliseconds a frame each, their sum, and the whole
 `colorize_video` on the same clip in the same process, whose time is less than the sum by what
 its threads overlap.
@@ -579,7 +580,6 @@ def steps(size: str, frames: int, render_size: int) -> dict[str, float]:
     import av
 
     from colorize_cli.config import VIDEO_CRF, VIDEO_NETWORK_EVERY, VIDEO_PRESET
-    from colorize_cli.imaging.chroma import resized
     from colorize_cli.inference import video, video_frames
     from colorize_cli.inference.colorizer import Colorizer
 
@@ -603,33 +603,35 @@ def steps(size: str, frames: int, render_size: int) -> dict[str, float]:
                 return list(container.decode(stream))
 
         decoded = decode()  # warms the decoder and the file cache
-        colorizer.colorize(
-            video_frames.luma_and_gray(decoded[0], video_frames.layout_of(decoded[0]))[1]
-        )
-        decoded = timed("decode", decode)
         layout = video_frames.layout_of(decoded[0])
+        colorizer.colorize(video_frames.planes(decoded[0], layout).gray)
+        decoded = timed("decode", decode)
         planes = timed(
-            "luma and gray", lambda: [video_frames.luma_and_gray(f, layout) for f in decoded]
+            "luma, gray and chroma level", lambda: [video_frames.planes(f, layout) for f in decoded]
         )
-        timed("glance (cuts)", lambda: [video._glance(gray) for _, gray in planes])
-        leads = [gray for _, gray in planes[::VIDEO_NETWORK_EVERY]]
+        timed("glance (cuts)", lambda: [video._glance(p.gray) for p in planes])
+        leads = [p.gray for p in planes[::VIDEO_NETWORK_EVERY]]
         predicted = timed(
             "network", lambda: [ab for _, _, ab in colorizer.chroma_many(enumerate(leads))]
         )
         abs_ = [predicted[i // VIDEO_NETWORK_EVERY] for i in range(frames)]
+        grids = timed(
+            "render grid",
+            lambda: [
+                video_frames.render_grid(p.level, ab.shape[:2])
+                for p, ab in zip(planes, abs_, strict=True)
+            ],
+        )
         stabilizer = temporal.Stabilizer()
         abs_ = timed(
             "stabiliser",
-            lambda: [
-                stabilizer(resized(gray, ab.shape[:2], Image.Resampling.BOX), ab)
-                for (_, gray), ab in zip(planes, abs_, strict=True)
-            ],
+            lambda: [stabilizer(grid, ab) for grid, ab in zip(grids, abs_, strict=True)],
         )
         out = timed(
             "chroma planes",
             lambda: [
-                video_frames.output_frame(luma, gray, ab, layout)
-                for (luma, gray), ab in zip(planes, abs_, strict=True)
+                video_frames.output_frame(p, grid, ab, layout)
+                for p, grid, ab in zip(planes, grids, abs_, strict=True)
             ],
         )
 

@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from colorize_cli import fsutil
 from colorize_cli.cli import app
 from colorize_cli.errors import ImageError, UsageError
-from colorize_cli.imaging import chroma, color, metrics
+from colorize_cli.imaging import color, metrics
 from colorize_cli.imaging.inputs import expand_inputs
 from colorize_cli.inference import applying, video, video_frames
 from colorize_cli.inference.applying import ApplyOptions
@@ -266,10 +266,11 @@ def test_stabilize_steadies_the_colour_of_a_still_shot(truth, tmp_path: Path) ->
 
 
 def _per_pixel_frame(
-    luma: np.ndarray, gray: np.ndarray, ab: np.ndarray, layout: video_frames.Layout
+    planes: video_frames.Planes, grid: np.ndarray, ab: np.ndarray, layout: video_frames.Layout
 ) -> av.VideoFrame:
     """The output frame before issue 22, the reference the chroma planes are held to: a*b* at every
     pixel, Lab -> sRGB, the gray put back, swscale's RGB -> YUV, then the input's luma."""
+    luma, gray = planes.luma, planes.gray
     height, width = gray.shape
     rgb = recombine_per_pixel(gray, ab)
     matrix = {1: 1, 4: 4, 5: 5, 6: 5, 7: 7, 9: 9}[layout.colorspace]  # swscale's constants
@@ -365,13 +366,15 @@ def test_an_interrupted_video_leaves_no_output_and_no_temporary(
     source = copy(library, "clip.mp4", tmp_path)
     calls = []
 
-    def interrupted(gray: np.ndarray, ab: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    render_grid = video_frames.render_grid
+
+    def interrupted(level: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
         calls.append(1)
         if len(calls) == 5:
             raise KeyboardInterrupt
-        return chroma.chroma_grid(gray, ab)
+        return render_grid(level, shape)
 
-    monkeypatch.setattr(video_frames, "chroma_grid", interrupted)
+    monkeypatch.setattr(video_frames, "render_grid", interrupted)
     with pytest.raises(KeyboardInterrupt):
         list(applying.apply(ApplyOptions([str(source)]), colorizer=loaded))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4"]

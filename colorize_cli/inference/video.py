@@ -27,7 +27,6 @@ from PIL import Image
 from colorize_cli import fsutil
 from colorize_cli.config import VIDEO_CRF, VIDEO_NETWORK_EVERY, VIDEO_PRESET
 from colorize_cli.errors import ImageError
-from colorize_cli.imaging.chroma import resized
 from colorize_cli.imaging.hints import Guide
 from colorize_cli.inference import video_frames
 from colorize_cli.inference.colorizer import Colorizer
@@ -178,14 +177,15 @@ class _Transcode:
         step = _frame_step(self.video)
         last_pts: int | None = None
         written = 0
+        turns = layout.quarter_turns
         grays = _Prefetch(
-            ((frame.pts, luma, gray), np.rot90(gray, layout.quarter_turns), guide)
+            ((frame.pts, planes), np.rot90(planes.gray, turns), guide)
             for frame in chain([first], frames)
-            for luma, gray in [video_frames.luma_and_gray(frame, layout)]
+            for planes in [video_frames.planes(frame, layout)]
         )
 
-        def encode(pts: int, luma: np.ndarray, gray: np.ndarray, ab: np.ndarray) -> None:
-            encoder_frame = video_frames.output_frame(luma, gray, ab, layout)
+        def encode(pts: int, planes: video_frames.Planes, grid: np.ndarray, ab: np.ndarray) -> None:
+            encoder_frame = video_frames.output_frame(planes, grid, ab, layout)
             encoder_frame.pts, encoder_frame.time_base = pts, self.video.time_base
             self._mux(encoder.encode(encoder_frame))
 
@@ -196,18 +196,17 @@ class _Transcode:
                 batches = colorizer.chroma_many(groups, held=_follower_pixels)
                 for (lead, followers), seen, predicted in batches:
                     # The network's frame, then the frames that keep its colour, in order.
-                    for (pts, luma, gray), upright in [(lead, seen), *followers]:
-                        ab = predicted
+                    for (pts, planes), _ in [(lead, seen), *followers]:
+                        ab = video_frames.stored(predicted, layout)
+                        # The network's grid, as stored: the stabiliser's gray and the chroma's L*.
+                        grid = video_frames.render_grid(planes.level, ab.shape[:2])
                         if stabilizer is not None:
-                            ab = stabilizer(resized(upright, ab.shape[:2], _BOX), ab)
+                            upright = stabilizer(np.rot90(grid, turns), np.rot90(ab, turns))
+                            ab = video_frames.stored(upright, layout)
                         if pts is None or (last_pts is not None and pts <= last_pts):
                             pts = 0 if last_pts is None else last_pts + step
                         last_pts = pts
-                        pending.append(
-                            encoding.submit(
-                                encode, pts, luma, gray, video_frames.stored(ab, layout)
-                            )
-                        )
+                        pending.append(encoding.submit(encode, pts, planes, grid, ab))
                         # At most a batch waits: the encoding thread works while the network runs.
                         while len(pending) > colorizer.batch_size or (
                             pending and pending[0].done()
@@ -415,9 +414,6 @@ def _glance(upright: np.ndarray) -> np.ndarray:
     factor = max(1, min(upright.shape) // 64)
     image = Image.fromarray(np.ascontiguousarray(upright))
     return np.asarray(image.reduce(factor)) if factor > 1 else upright
-
-
-_BOX = Image.Resampling.BOX
 
 
 def _frame_step(video: Any) -> int:

@@ -12,7 +12,7 @@ import numpy as np
 from PIL import Image
 
 from colorize_cli.imaging import color
-from colorize_cli.imaging.chroma import chroma_grid, resized
+from colorize_cli.imaging.chroma import resized
 
 if TYPE_CHECKING:
     import av
@@ -82,6 +82,36 @@ def layout_of(first: Any) -> Layout:
     )
 
 
+@dataclass(frozen=True)
+class Planes:
+    """A decoded frame's planes, as stored: its 8-bit luma, its 0..255 gray, and the mean gray
+    each sample of the output's chroma planes covers (the gray itself in 4:4:4)."""
+
+    luma: np.ndarray
+    gray: np.ndarray
+    level: np.ndarray
+
+
+def planes(frame: Any, layout: Layout) -> Planes:
+    """A frame's `Planes` (`video.py` makes them on its decoding thread)."""
+    luma, gray = luma_and_gray(frame, layout)
+    # 4:2:0 sits on even sides, so a 2x2 reduction (4x as fast as a box resize; the two round
+    # a level apart at most).
+    level = gray if layout.pix_fmt != "yuv420p" else np.asarray(Image.fromarray(gray).reduce(2))
+    return Planes(luma, gray, level)
+
+
+def render_grid(level: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """The mean gray of each cell of the network's (h, w) grid, from a frame's `Planes.level`:
+    what the stabiliser compares frames by, and the L* the chroma is made at (as
+    `chroma.chroma_grid` does from a photo's gray)."""
+    return resized(level, shape, _BOX, reducing_gap=_BOX_GAP)
+
+
+_BOX = Image.Resampling.BOX
+_BOX_GAP = 16.0  # chroma.chroma_grid's
+
+
 def luma_and_gray(frame: Any, layout: Layout) -> tuple[np.ndarray, np.ndarray]:
     """A frame's 8-bit luma plane as stored, and its 0..255 gray (as stored too)."""
     if (frame.width, frame.height) != (layout.width, layout.height):  # the size changed mid-way
@@ -109,26 +139,22 @@ def stored(upright: np.ndarray, layout: Layout) -> np.ndarray:
     return np.ascontiguousarray(np.rot90(upright, -layout.quarter_turns))
 
 
-def output_frame(
-    luma: np.ndarray, gray: np.ndarray, ab: np.ndarray, layout: Layout
-) -> av.VideoFrame:
+def output_frame(planes: Planes, grid: np.ndarray, ab: np.ndarray, layout: Layout) -> av.VideoFrame:
     """The colorized frame in the output's YUV layout: the input's own luma plane, and chroma
     planes made at their own resolution (half of each side in 4:2:0): the render-size a*b* turned
-    into Cb, Cr once (`chroma_grid`), resampled to the planes and fitted around the mean gray each
-    sample covers, in the output's own matrix; no full-resolution RGB."""
+    into Cb, Cr once at the L* of `grid` (`render_grid`), resampled to the planes and fitted
+    around the mean gray each sample covers, in the output's own matrix; no full-resolution
+    RGB."""
     import av
 
     frame = av.VideoFrame(layout.width, layout.height, layout.pix_fmt)
     frame.colorspace = layout.colorspace
     frame.color_range = JPEG_RANGE if layout.full_range else MPEG_RANGE
-    _plane(frame, 0, layout.width, layout.height)[:] = luma
+    _plane(frame, 0, layout.width, layout.height)[:] = planes.luma
     height, width = _chroma_shape(layout)
-    # Each sample's mean gray: 4:2:0 sits on even sides, so a 2x2 reduction (4x as fast as a box
-    # resize; the two round a level apart at most). The render-size grid starts from it too.
-    level = gray if gray.shape == (height, width) else np.asarray(Image.fromarray(gray).reduce(2))
-    _, cb, cr = chroma_grid(level, ab)
+    cb, cr = color.lab_chroma(grid, ab)
     cb, cr = (resized(x, (height, width)) for x in (cb, cr))
-    cb, cr = color.fit_chroma(level, cb, cr)
+    cb, cr = color.fit_chroma(planes.level, cb, cr)
     steps = 255 if layout.full_range else 224  # the chroma's excursion in code values
     matrix = color.ycbcr_matrix_chroma(*_LUMA_WEIGHTS[layout.colorspace]) * (steps / 255)
     for index, (from_cb, from_cr) in enumerate(matrix.astype(np.float32), start=1):
