@@ -42,7 +42,7 @@ def chroma_grid(gray: np.ndarray, ab: np.ndarray) -> tuple[np.ndarray, np.ndarra
     height, width = ab.shape[:2]
     # The mean level rounded to a whole step: its L* then comes from the exact table. A
     # reduction over 16 first reduces by whole blocks, which bounds Pillow's filter tables
-    # (they grow with the reduction: 1.6 GB to reduce a 199,000,000 x 1 strip in one pass);
+    # (they grow with the reduction: 1.76 GB to reduce a 199,000,000 x 1 strip in one pass);
     # below it (a reduction under 32: short sides up to about 5,000 px at render 160) the box is
     # exact, above it the mean of block means, to a level.
     level = resized(gray, (height, width), Image.Resampling.BOX, reducing_gap=_BOX_GAP)

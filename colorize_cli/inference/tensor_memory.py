@@ -12,9 +12,9 @@ import numpy as np
 # (ten resizes of 8 in a row, a Concat of a tensor with itself 30 times, a Mul by a (1, 1, 1,
 # 100000) constant), so the bound is on the run, not on an op. ONNX Runtime allocates from an arena
 # of this size; LiteRT's shapes are worked out before a new input size runs. The bundled lite0-hints
-# model needs 159 MiB at batch 8 of 160 x 160, 382 MiB of 256 x 256 and 573 MiB of 160 x 640 (the
-# widest a default render gets); 8 of 256 x 1024 need 1466 MiB, and such a batch is retried photo
-# by photo (191 MiB each), as any batch that fails is (applying.py).
+# model needs 143 MiB at batch 8 of 160 x 160, 367 MiB of 256 x 256 and 572 MiB of 160 x 640 (the
+# widest a default render gets); 8 of 256 x 1024 need 1465 MiB, and such a batch is retried photo
+# by photo (184 MiB each), as any batch that fails is (applying.py; docs/robustness.md measures).
 MAX_TENSOR_BYTES = 2**30
 
 
