@@ -14,7 +14,7 @@ from typing import Any
 from colorize_cli.errors import ModelError, UsageError, one_line
 from colorize_cli.fsutil import NOT_REGULAR, UnsafeFileError, open_regular, os_reason
 from colorize_cli.inference.model_sizes import onnx_size_problem, tflite_size_problem
-from colorize_cli.inference.tflite_file import TFLITE_OPS, TfliteFile, tflite_op_codes
+from colorize_cli.inference.tflite_file import TFLITE_OPS, TfliteFile, damaged, tflite_op_codes
 
 # The ops a model may use, per format: those `colorize export` writes for every preset, automatic
 # and hint, float32, float16 and int8 (docs/export.md; tests/test_export.py checks the lists
@@ -151,7 +151,7 @@ def check_tflite(file: TfliteFile, path: Path) -> None:
         )
         problem = next(filter(None, problems), None)
     except Exception:
-        raise ModelError("not a loadable TFLite model: damaged or truncated", path) from None
+        raise damaged(path) from None
     _refuse_size(problem, path)
 
 

@@ -66,7 +66,6 @@ class TfliteFile:
             raise ValueError("no TFL3 identifier")
         self.data, self.types, self._table = data, number_types, table.Table
         self.model = table.Table(data, int.from_bytes(data[:4], "little"))
-        self._ops: dict[int, list[TfliteOp]] = {}
 
     @staticmethod
     def field(tab: Any, index: int) -> int:
@@ -128,10 +127,13 @@ class TfliteFile:
 
     def ops(self, graph: int) -> list[TfliteOp]:
         """Subgraph `graph`'s operators, named as TFLITE_OPS names them, with the options that
-        change a size's value (read once: the size check and tflite_lives share them)."""
-        if graph not in self._ops:
-            self._ops[graph] = self._read_ops(self.subgraphs[graph])
-        return self._ops[graph]
+        change a size's value. The main subgraph's are read once (the size check and tflite_lives
+        share them); another's are not kept: a hostile file may list one subgraph many times."""
+        return self._main_ops if graph == 0 else self._read_ops(self.subgraphs[graph])
+
+    @functools.cached_property
+    def _main_ops(self) -> list[TfliteOp]:
+        return self._read_ops(self.subgraphs[0])
 
     def _read_ops(self, subgraph: Any) -> list[TfliteOp]:
         codes, names = self.op_codes, {code: name for name, code in TFLITE_OPS.items()}
@@ -169,13 +171,19 @@ class TfliteFile:
         return constant
 
 
+def damaged(path: Path) -> ModelError:
+    """The error of a .tflite whose flatbuffer does not read (offsets from a damaged file point
+    anywhere)."""
+    return ModelError("not a loadable TFLite model: damaged or truncated", path)
+
+
 def read_tflite(data: bytes, path: Path) -> TfliteFile:
     """A .tflite file's flatbuffer, read once for every check (model_checks.py) and reading
     below; ModelError unless it has the TFL3 identifier."""
     try:
         return TfliteFile(data)
     except Exception:
-        raise ModelError("not a loadable TFLite model: damaged or truncated", path) from None
+        raise damaged(path) from None
 
 
 def tflite_metadata(file: TfliteFile, path: Path, name: str) -> bytes:
@@ -187,7 +195,7 @@ def tflite_metadata(file: TfliteFile, path: Path, name: str) -> bytes:
             if offset and entry.String(offset + entry.Pos) == name.encode():
                 return bytes(file.buffer(file.scalar(entry, 1, "Uint32Flags")))
     except Exception:  # offsets from a damaged file point anywhere
-        raise ModelError("not a loadable TFLite model: damaged or truncated", path) from None
+        raise damaged(path) from None
     return b""
 
 
@@ -196,7 +204,7 @@ def tflite_op_codes(file: TfliteFile, path: Path) -> set[int]:
     try:
         return set(file.op_codes)
     except Exception:
-        raise ModelError("not a loadable TFLite model: damaged or truncated", path) from None
+        raise damaged(path) from None
 
 
 def tflite_lives(file: TfliteFile, path: Path) -> list[tuple[int, int, int]]:
@@ -209,7 +217,7 @@ def tflite_lives(file: TfliteFile, path: Path) -> list[tuple[int, int, int]]:
         first = dict.fromkeys(file.vector(graph, 1, "<i4").tolist(), 0)
         last = dict.fromkeys(file.vector(graph, 2, "<i4").tolist(), len(ops))
     except Exception:
-        raise ModelError("not a loadable TFLite model: damaged or truncated", path) from None
+        raise damaged(path) from None
     for index, op in enumerate(ops):
         for tensor in op.outputs:
             first.setdefault(tensor, index)
