@@ -22,6 +22,7 @@ from colorize_cli.constants import (
     DEFAULT_COMPRESSION,
     EXPORT_FORMATS,
     FITS,
+    MAX_NETWORK_EVERY,
     MAX_PIXELS,
     MAX_UPLOAD_BYTES,
     PHOTO_FORMATS,
@@ -215,8 +216,9 @@ class ApplyOptions:
                 ),
                 (0 <= self.crf <= 51, f"--crf must be between 0 and 51, got {self.crf}"),
                 (
-                    1 <= self.network_every <= 25,
-                    f"--network-every must be between 1 and 25, got {self.network_every}",
+                    1 <= self.network_every <= MAX_NETWORK_EVERY,
+                    f"--network-every must be between 1 and {MAX_NETWORK_EVERY}, "
+                    f"got {self.network_every}",
                 ),
                 (
                     self.video_preset in VIDEO_PRESETS,

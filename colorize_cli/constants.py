@@ -11,8 +11,10 @@ APPLY_BATCH_SIZE = 8
 # JPEG/WebP quality of written photos, and the H.264 constant rate factor of written videos.
 PHOTO_QUALITY = 95
 VIDEO_CRF = 18
-# Videos: the network runs on every this-many-th frame of a shot (docs/video.md chose 2).
+# Videos: the network runs on every this-many-th frame of a shot (docs/video.md chose 2), and at
+# most every 25th (a second of film at 25 fps).
 VIDEO_NETWORK_EVERY = 2
+MAX_NETWORK_EVERY = 25
 # Videos: x264's speed/size presets, fastest first (`--video-preset`), and the default: at crf 18
 # `faster` kept medium's fidelity (-0.07 dB PSNR-Y, 1.5% smaller) for 1.2x the 1080p speed
 # (docs/video.md, "x264's preset").

@@ -21,7 +21,7 @@ from colorize_cli.cli import app
 from colorize_cli.errors import ImageError, UsageError
 from colorize_cli.imaging import color, metrics
 from colorize_cli.imaging.inputs import expand_inputs
-from colorize_cli.inference import applying, video, video_frames
+from colorize_cli.inference import applying, planning, video, video_frames
 from colorize_cli.inference.applying import ApplyOptions
 from colorize_cli.inference.colorizer import Colorizer
 
@@ -199,6 +199,38 @@ def test_the_network_sees_a_rotated_phone_video_upright(truth, tmp_path: Path) -
     ] * 4
 
 
+class LeftRedColorizer:
+    """Stands in for a Colorizer: red on the left half of the frame it is given, no colour on
+    the right."""
+
+    batch_size = 4
+
+    def chroma_many(self, items, held=None):
+        for tag, gray, *_ in items:
+            ab = np.zeros((*gray.shape, 2), np.float32)
+            ab[:, : gray.shape[1] // 2, 0] = 60.0
+            yield tag, gray, ab
+
+
+@pytest.mark.parametrize("stabilize", [True, False])
+def test_a_rotated_phone_video_gets_its_colour_where_the_network_saw_it(
+    tmp_path: Path, stabilize: bool
+) -> None:
+    """The network's colour, made upright, goes back to the frame as stored: turned upright by
+    the file's display rotation, the left half the network saw is the red half."""
+    upright = [np.full((W, H), 128, np.uint8)] * 3  # a portrait shot of mid gray
+    stored = [np.ascontiguousarray(np.rot90(f, 1)) for f in upright]
+    clips.write_video(tmp_path / "phone.mp4", stored, rotation=-90)
+    out = tmp_path / "out.mp4"
+    video.colorize_video(tmp_path / "phone.mp4", out, LeftRedColorizer(), 0, stabilize)
+    for frame in decoded(out):
+        assert frame.rotation == -90
+        lab = color.srgb_to_lab(np.rot90(frame.to_ndarray(format="rgb24"), -1))
+        assert lab.shape[:2] == (W, H)
+        assert lab[:, : H // 4, 1].mean() > 20  # the left quarter, upright: red
+        assert np.abs(lab[:, -H // 4 :, 1:]).mean() < 3  # the right quarter: gray
+
+
 def test_the_network_runs_on_every_nth_frame_of_a_shot_and_at_each_cut(
     library: Path, truth, tmp_path: Path
 ) -> None:
@@ -213,8 +245,10 @@ def test_the_network_runs_on_every_nth_frame_of_a_shot_and_at_each_cut(
     assert len(recorder.grays) == 6
     for seen, index in zip(recorder.grays, [0, 4, 6, 10, 12, 16], strict=True):
         assert np.abs(seen.astype(int) - grays[index]).mean() < 3, index
-    # The frames that wait for a network frame's colour count in the batch's pixel budget.
-    assert recorder.held == [3 * W * H, W * H] * 3
+    # The frames that wait for a network frame's colour count in the batch's budget: each its
+    # luma, its gray (limited range: a plane of its own) and the 4:2:0 samples' mean gray.
+    frame = 2 * W * H + (W // 2) * (H // 2)
+    assert recorder.held == [3 * frame, frame] * 3
     written, source = decoded(out), decoded(library / "clip.mp4")
     assert [f.pts for f in written] == [f.pts for f in source]
     for got, expected in zip(lumas(out), lumas(library / "clip.mp4"), strict=True):
@@ -360,21 +394,21 @@ def test_hostile_files_fail_one_by_one_and_leave_nothing_behind(
     assert left == sorted([*expected, good.name, "clip.color.mp4"])
 
 
+@pytest.mark.parametrize("step", ["render_grid", "output_frame"])  # the main, encoding thread
 def test_an_interrupted_video_leaves_no_output_and_no_temporary(
-    library: Path, tmp_path: Path, loaded: Colorizer, monkeypatch: pytest.MonkeyPatch
+    library: Path, tmp_path: Path, loaded: Colorizer, monkeypatch: pytest.MonkeyPatch, step: str
 ) -> None:
     source = copy(library, "clip.mp4", tmp_path)
     calls = []
+    work = getattr(video_frames, step)
 
-    render_grid = video_frames.render_grid
-
-    def interrupted(level: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    def interrupted(*args: object) -> object:
         calls.append(1)
         if len(calls) == 5:
             raise KeyboardInterrupt
-        return render_grid(level, shape)
+        return work(*args)
 
-    monkeypatch.setattr(video_frames, "render_grid", interrupted)
+    monkeypatch.setattr(video_frames, step, interrupted)
     with pytest.raises(KeyboardInterrupt):
         list(applying.apply(ApplyOptions([str(source)]), colorizer=loaded))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4"]
@@ -384,12 +418,12 @@ def test_an_interrupted_video_leaves_no_output_and_no_temporary(
 def test_output_names_follow_the_photo_rules(library: Path, tmp_path: Path) -> None:
     source = copy(library, "clip.mp4", tmp_path)
     (tmp_path / "old.webm").write_bytes(b"")
-    jobs, known = applying.plan(ApplyOptions([str(tmp_path)], out_dir=tmp_path / "out"))
+    jobs, known = planning.plan(ApplyOptions([str(tmp_path)], out_dir=tmp_path / "out"))
     assert [(j.source.name, j.output) for j in jobs] == [
         ("clip.mp4", tmp_path / "out" / "clip.mp4"),
         ("old.webm", tmp_path / "out" / "old.mkv"),  # WebM cannot hold H.264
     ]
-    _, known = applying.plan(ApplyOptions([str(source)], output=str(tmp_path / "x.png")))
+    _, known = planning.plan(ApplyOptions([str(source)], output=str(tmp_path / "x.png")))
     assert [o.reason for o in known] == [
         "a video is written as .mp4, .m4v, .mov, .mkv, .avi, not x.png"
     ]
@@ -453,11 +487,22 @@ def test_cli_mixes_photos_and_videos_and_exits_1_when_some_fail(
     assert result.exit_code == 2 and "warp" in result.stderr
     with pytest.raises(UsageError, match="--video-preset must be one of ultrafast, superfast"):
         ApplyOptions([str(clip)], video_preset="warp")
+
+
+def test_network_every_takes_1_to_25_from_the_cli(
+    library: Path, tmp_path: Path, tiny_model: Path
+) -> None:
+    """Out of range is a usage error naming the range (exit 2, nothing written); 25 runs, its
+    frames holding the colour of every 25th (the clip's 6-frame shots: of each shot's first)."""
+    clip = copy(library, "clip.mp4", tmp_path)
+    runner = CliRunner()
     for every in ("0", "26"):
-        result = runner.invoke(app, ["apply", str(clip), "--network-every", every, "--overwrite"])
+        result = runner.invoke(app, ["apply", str(clip), "--network-every", every])
         assert result.exit_code == 2
         assert f"--network-every must be between 1 and 25, got {every}" in result.stderr
-    result = runner.invoke(
-        app, ["apply", str(clip), "--network-every", "25", "--overwrite", *common]
-    )
+        assert not (tmp_path / "clip.color.mp4").exists()
+    model = ["--model", str(tiny_model), "--render-size", "64"]
+    result = runner.invoke(app, ["apply", str(clip), "--network-every", "25", *model])
     assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == [str(tmp_path / "clip.color.mp4")]
+    assert len(decoded(tmp_path / "clip.color.mp4")) == len(decoded(clip))

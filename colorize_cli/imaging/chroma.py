@@ -39,14 +39,18 @@ JPEG_FORM_FACTOR = 4
 def chroma_grid(gray: np.ndarray, ab: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A photo's colour on the grid of its a*b* (the render size): each cell's mean gray level
     (uint8) and the Cb, Cr (`color.lab_chroma`) of that level's L* with the cell's a*b*."""
-    height, width = ab.shape[:2]
+    level = cell_levels(gray, ab.shape[:2])
+    return (level, *color.lab_chroma(level, ab))
+
+
+def cell_levels(gray: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """The mean gray level (uint8) of each cell of an (h, w) grid over a uint8 plane."""
     # The mean level rounded to a whole step: its L* then comes from the exact table. A
     # reduction over 16 first reduces by whole blocks, which bounds Pillow's filter tables
     # (they grow with the reduction: 1.76 GB to reduce a 199,000,000 x 1 strip in one pass);
     # below it (a reduction under 32: short sides up to about 5,000 px at render 160) the box is
     # exact, above it the mean of block means, to a level.
-    level = resized(gray, (height, width), Image.Resampling.BOX, reducing_gap=_BOX_GAP)
-    return (level, *color.lab_chroma(level, ab))
+    return resized(gray, shape, Image.Resampling.BOX, reducing_gap=_BOX_GAP)
 
 
 def resized(

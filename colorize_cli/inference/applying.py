@@ -29,9 +29,6 @@ from colorize_cli.inference import video
 from colorize_cli.inference.colorizer import BATCH_PIXEL_BUDGET, Colorizer
 from colorize_cli.inference.guides import Guides
 from colorize_cli.inference.planning import FALLBACK_FORMAT, Job, Outcome, plan
-
-# serve/photos.py names its downloads as apply names its outputs, and takes the suffix from here.
-from colorize_cli.inference.planning import OUTPUT_SUFFIX as OUTPUT_SUFFIX
 from colorize_cli.progress import NullProgress, ProgressSink
 
 # At most this many pixels are being finished (full-size colour, encoding) beside the next

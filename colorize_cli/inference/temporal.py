@@ -2,7 +2,7 @@
 that smooths the predicted a*b* over time within a shot, and the flicker it is measured by.
 
 Pure functions of numpy frames (no video file, no model): `video.py` calls a `Stabilizer` on each
-frame's render-size gray and a*b* between `Colorizer.chroma_many` and `recombine`; tests and
+frame's render-size gray and a*b* between `Colorizer.chroma_many` and the chroma planes; tests and
 `bench/video.py` call the same functions on synthetic shots.
 """
 

@@ -195,13 +195,14 @@ class _Transcode:
                 groups = _network_groups(grays, network_every)
                 batches = colorizer.chroma_many(groups, held=_follower_pixels)
                 for (lead, followers), seen, predicted in batches:
+                    stored = video_frames.stored(predicted, layout)
                     # The network's frame, then the frames that keep its colour, in order.
                     for (pts, planes), _ in [(lead, seen), *followers]:
-                        ab = video_frames.stored(predicted, layout)
                         # The network's grid, as stored: the stabiliser's gray and the chroma's L*.
-                        grid = video_frames.render_grid(planes.level, ab.shape[:2])
-                        if stabilizer is not None:
-                            upright = stabilizer(np.rot90(grid, turns), np.rot90(ab, turns))
+                        grid = video_frames.render_grid(planes.level, stored.shape[:2])
+                        ab = stored
+                        if stabilizer is not None:  # it works upright, as the network does
+                            upright = stabilizer(np.rot90(grid, turns), predicted)
                             ab = video_frames.stored(upright, layout)
                         if pts is None or (last_pts is not None and pts <= last_pts):
                             pts = 0 if last_pts is None else last_pts + step
@@ -403,9 +404,9 @@ def _network_groups(
 
 
 def _follower_pixels(group: tuple[Any, list[tuple[Any, np.ndarray]]]) -> int:
-    """The pixels a network frame's followers hold while they wait for its colour (a frame's
-    luma and gray count once, as a photo's gray does in the batch's budget)."""
-    return sum(upright.size for _, upright in group[1])
+    """What a network frame's followers hold while they wait for its colour, in the batch
+    budget's unit (a photo's gray: a byte a pixel): their planes' bytes."""
+    return sum(planes.nbytes for (_, planes), _ in group[1])
 
 
 def _glance(upright: np.ndarray) -> np.ndarray:

@@ -12,7 +12,7 @@ import numpy as np
 from PIL import Image
 
 from colorize_cli.imaging import color
-from colorize_cli.imaging.chroma import resized
+from colorize_cli.imaging.chroma import cell_levels, resized
 
 if TYPE_CHECKING:
     import av
@@ -91,6 +91,12 @@ class Planes:
     gray: np.ndarray
     level: np.ndarray
 
+    @property
+    def nbytes(self) -> int:
+        """The bytes the planes hold (the gray is the luma itself in full range)."""
+        gray = 0 if self.gray is self.luma else self.gray.nbytes
+        return self.luma.nbytes + gray + self.level.nbytes
+
 
 def planes(frame: Any, layout: Layout) -> Planes:
     """A frame's `Planes` (`video.py` makes them on its decoding thread)."""
@@ -105,11 +111,7 @@ def render_grid(level: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """The mean gray of each cell of the network's (h, w) grid, from a frame's `Planes.level`:
     what the stabiliser compares frames by, and the L* the chroma is made at (as
     `chroma.chroma_grid` does from a photo's gray)."""
-    return resized(level, shape, _BOX, reducing_gap=_BOX_GAP)
-
-
-_BOX = Image.Resampling.BOX
-_BOX_GAP = 16.0  # chroma.chroma_grid's
+    return cell_levels(level, shape)
 
 
 def luma_and_gray(frame: Any, layout: Layout) -> tuple[np.ndarray, np.ndarray]:

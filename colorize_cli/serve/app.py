@@ -53,7 +53,7 @@ def error_status(exc: BaseException) -> int:
     limit or a decoding bomb, 415 for a file that is no photo, else 400 (a bad photo or hints).
 
     The photo reader says which by its message only (one ImageError type); a typed subclass per
-    case in imaging/images.py would make this exact."""
+    case in imaging/headers.py and imaging/images.py would make this exact."""
     if isinstance(exc, NotFound):
         return 404
     image = exc if isinstance(exc, ImageError) else exc.__cause__

@@ -25,8 +25,9 @@ from colorize_cli.errors import ColorizeError, ImageError
 from colorize_cli.imaging import hints, images, writing
 from colorize_cli.imaging.chroma import output_image
 from colorize_cli.imaging.hints import Guide
-from colorize_cli.inference.applying import FALLBACK_FORMAT, OUTPUT_SUFFIX, colorize_bytes
+from colorize_cli.inference.applying import colorize_bytes
 from colorize_cli.inference.colorizer import Colorizer
+from colorize_cli.inference.planning import FALLBACK_FORMAT, OUTPUT_SUFFIX
 
 # Previews are JPEGs: a tenth of a PNG's encoding time, and the page shows them scaled anyway.
 PREVIEW_QUALITY = 90
