@@ -12,7 +12,7 @@ import numpy as np
 from PIL import Image
 
 from colorize_cli.imaging import color
-from colorize_cli.imaging.chroma import cell_levels, resized
+from colorize_cli.imaging.chroma import SAMPLE_TILE_PIXELS, cell_levels, chroma_samples, tiles
 
 if TYPE_CHECKING:
     import av
@@ -155,15 +155,14 @@ def output_frame(planes: Planes, grid: np.ndarray, ab: np.ndarray, layout: Layou
     _plane(frame, 0, layout.width, layout.height)[:] = planes.luma
     height, width = _chroma_shape(layout)
     cb, cr = color.lab_chroma(grid, ab)
-    cb, cr = (resized(x, (height, width)) for x in (cb, cr))
-    cb, cr = color.fit_chroma(planes.level, cb, cr)
     steps = 255 if layout.full_range else 224  # the chroma's excursion in code values
     matrix = color.ycbcr_matrix_chroma(*_LUMA_WEIGHTS[layout.colorspace]) * (steps / 255)
-    for index, (from_cb, from_cr) in enumerate(matrix.astype(np.float32), start=1):
-        values = cb * from_cb
-        values += cr * from_cr
-        values += 128
-        _plane(frame, index, width, height)[:] = np.clip(np.rint(values, out=values), 0, 255)
+    u, v = (_plane(frame, index, width, height) for index in (1, 2))
+    for rows, cols in tiles(height, width, SAMPLE_TILE_PIXELS):
+        samples = chroma_samples(
+            cb, cr, (height, width), (rows, cols), planes.level[rows, cols], None, matrix
+        )
+        u[rows, cols], v[rows, cols] = samples
     return frame
 
 
