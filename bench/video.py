@@ -24,7 +24,7 @@ colour moves in ways the truth's does not. Cuts are the stabiliser's own detecti
 ones are reported.
 
 every: the same clips with the network on every N-th frame of a shot only (`--network-every`,
-default 1 2 3 4; `video._network_groups` picks the frames, as `colorize_video` does), the default
+default 1 2 3 4; `temporal.network_groups` picks the frames, as `colorize_video` does), the default
 stabiliser carrying the colour to the frames between: the share of frames through the network,
 flicker, error change and CIEDE2000 per shot kind.
 
@@ -219,13 +219,12 @@ def quality(clips_count: int, frames: int, render_size: int) -> list[dict]:
 
 def every(clips_count: int, frames: int, render_size: int, values: list[int]) -> list[dict]:
     """Flicker and CIEDE2000 (as `quality`) when the network runs on every N-th frame of a shot
-    (`video._network_groups` chooses the frames, as `colorize_video` does), the default
+    (`temporal.network_groups` chooses the frames, as `colorize_video` does), the default
     stabiliser carrying the colour to the frames between."""
     import clips
 
     from colorize_cli.imaging import color
     from colorize_cli.imaging.chroma import recombine
-    from colorize_cli.inference import video
     from colorize_cli.inference.colorizer import Colorizer
 
     colorizer = Colorizer(None, render_size=render_size)
@@ -240,7 +239,7 @@ def every(clips_count: int, frames: int, render_size: int, values: list[int]) ->
         truth_lab = [color.srgb_to_lab(frame) for frame in truth]
         shot = [SHOTS[i // frames] for i in range(len(truth))]
         for n in values:
-            groups = video._network_groups(((i, g, None) for i, g in enumerate(grays)), n)
+            groups = temporal.network_groups(((i, g, None) for i, g in enumerate(grays)), n)
             held: list[np.ndarray] = [np.empty(0)] * len(grays)
             runs = 0
             for (first, followers), _, ab in colorizer.chroma_many(groups):
@@ -609,7 +608,7 @@ def steps(size: str, frames: int, render_size: int) -> dict[str, float]:
         planes = timed(
             "luma, gray and chroma level", lambda: [video_frames.planes(f, layout) for f in decoded]
         )
-        timed("glance (cuts)", lambda: [video._glance(p.gray) for p in planes])
+        timed("glance (cuts)", lambda: [temporal.glance_at(p.gray) for p in planes])
         leads = [p.gray for p in planes[::VIDEO_NETWORK_EVERY]]
         predicted = timed(
             "network", lambda: [ab for _, _, ab in colorizer.chroma_many(enumerate(leads))]

@@ -1,5 +1,6 @@
-"""Colour that holds still from frame to frame: shot cuts found in the gray frames, a stabiliser
-that smooths the predicted a*b* over time within a shot, and the flicker it is measured by.
+"""Colour that holds still from frame to frame: shot cuts found in the gray frames, the frames of
+a shot the network runs on (`network_groups`), a stabiliser that smooths the predicted a*b* over
+time within a shot, and the flicker it is measured by.
 
 Pure functions of numpy frames (no video file, no model): `video.py` calls a `Stabilizer` on each
 frame's render-size gray and a*b* between `Colorizer.chroma_many` and the chroma planes; tests and
@@ -8,11 +9,15 @@ frame's render-size gray and a*b* between `Colorizer.chroma_many` and the chroma
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
 from PIL import Image
+
+T = TypeVar("T")
+G = TypeVar("G")
 
 # Weight of the new prediction where nothing moved: the colour is an exponential moving average
 # over about 1 / STRENGTH frames (docs/video.md, "Stabilisation", chose it).
@@ -58,6 +63,37 @@ def is_cut(previous: np.ndarray, gray: np.ndarray) -> bool:
     histogram = 0.5 * float(np.abs(_histogram(previous) - _histogram(gray)).sum())
     thumbnail = float(np.abs(_thumbnail(previous) - _thumbnail(gray)).mean())
     return histogram > CUT_HISTOGRAM or thumbnail > CUT_THUMBNAIL
+
+
+def glance_at(upright: np.ndarray) -> np.ndarray:
+    """A frame small enough to tell shots apart cheaply (`is_cut`): a box reduction to a short
+    side of about 64."""
+    factor = max(1, min(upright.shape) // 64)
+    image = Image.fromarray(np.ascontiguousarray(upright))
+    return np.asarray(image.reduce(factor)) if factor > 1 else upright
+
+
+def network_groups(
+    frames: Iterable[tuple[T, np.ndarray, G]], every: int
+) -> Iterator[tuple[tuple[T, list[tuple[T, np.ndarray]]], np.ndarray, G]]:
+    """(tag, upright gray, guide) frames -> the network's items (`Colorizer.chroma_many`'s):
+    every `every`-th frame of a shot, and the first after each cut, tagged with the (tag,
+    upright) frames that follow it up to the next one (they keep its colour). Reads `every`
+    frames ahead at most."""
+    group: tuple[T, list[tuple[T, np.ndarray]], np.ndarray, G] | None = None
+    previous: np.ndarray | None = None
+    for tag, upright, guide in frames:
+        glance = glance_at(upright)
+        cut = previous is None or is_cut(previous, glance)
+        previous = glance
+        if group is not None and not cut and len(group[1]) < every - 1:
+            group[1].append((tag, upright))
+            continue
+        if group is not None:
+            yield (group[0], group[1]), group[2], group[3]
+        group = (tag, [], upright, guide)
+    if group is not None:
+        yield (group[0], group[1]), group[2], group[3]
 
 
 def find_cuts(grays: Iterable[np.ndarray]) -> list[bool]:

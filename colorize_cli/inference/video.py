@@ -22,15 +22,14 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
-from PIL import Image
 
 from colorize_cli import fsutil
 from colorize_cli.config import VIDEO_CRF, VIDEO_NETWORK_EVERY, VIDEO_PRESET
 from colorize_cli.errors import ImageError
 from colorize_cli.imaging.hints import Guide
-from colorize_cli.inference import video_frames
+from colorize_cli.inference import temporal, video_frames
 from colorize_cli.inference.colorizer import Colorizer
-from colorize_cli.inference.temporal import Stabilizer, is_cut
+from colorize_cli.inference.temporal import Stabilizer
 from colorize_cli.progress import NullProgress, ProgressSink
 
 VIDEO_CODEC = "libx264"
@@ -192,7 +191,7 @@ class _Transcode:
         pending: deque[Future[None]] = deque()
         with grays, ThreadPoolExecutor(1) as encoding:  # one thread: frames encoded in order
             try:
-                groups = _network_groups(grays, network_every)
+                groups = temporal.network_groups(grays, network_every)
                 batches = colorizer.chroma_many(groups, held=_follower_pixels)
                 for (lead, followers), seen, predicted in batches:
                     stored = video_frames.stored(predicted, layout)
@@ -381,40 +380,10 @@ class _Prefetch(Iterator[T]):
         self._thread.join()
 
 
-def _network_groups(
-    frames: Iterable[tuple[T, np.ndarray, Guide | None]], every: int
-) -> Iterator[tuple[tuple[T, list[tuple[T, np.ndarray]]], np.ndarray, Guide | None]]:
-    """(tag, upright gray, guide) frames -> the network's items: every `every`-th frame of a
-    shot, and the first after each cut, tagged with the (tag, upright) frames that follow it up
-    to the next one (they keep its colour). Reads `every` frames ahead at most."""
-    group: tuple[T, list[tuple[T, np.ndarray]], np.ndarray, Guide | None] | None = None
-    previous: np.ndarray | None = None
-    for tag, upright, guide in frames:
-        glance = _glance(upright)
-        cut = previous is None or is_cut(previous, glance)
-        previous = glance
-        if group is not None and not cut and len(group[1]) < every - 1:
-            group[1].append((tag, upright))
-            continue
-        if group is not None:
-            yield (group[0], group[1]), group[2], group[3]
-        group = (tag, [], upright, guide)
-    if group is not None:
-        yield (group[0], group[1]), group[2], group[3]
-
-
 def _follower_pixels(group: tuple[Any, list[tuple[Any, np.ndarray]]]) -> int:
     """What a network frame's followers hold while they wait for its colour, in the batch
     budget's unit (a photo's gray: a byte a pixel): their planes' bytes."""
     return sum(planes.nbytes for (_, planes), _ in group[1])
-
-
-def _glance(upright: np.ndarray) -> np.ndarray:
-    """A frame small enough to tell shots apart cheaply (`temporal.is_cut`): a box reduction to
-    a short side of about 64."""
-    factor = max(1, min(upright.shape) // 64)
-    image = Image.fromarray(np.ascontiguousarray(upright))
-    return np.asarray(image.reduce(factor)) if factor > 1 else upright
 
 
 def _frame_step(video: Any) -> int:
