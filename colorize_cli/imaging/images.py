@@ -201,12 +201,17 @@ def _decode_quietly(
                 late_metadata = headers.check_png_chunks(fp)
             elif fmt == "JPEG":
                 headers.check_jpeg_scans(fp, name)
-            if check_header is not None:
-                header = headers.Header(fmt, (width, height), headers.turned(im, late_metadata))
-                try:
-                    check_header(header)
-                except ImageError as exc:
-                    raise ImageError(exc.reason, exc.path or name) from None
+            turned = headers.turned(im, late_metadata) if check_header is not None else None
+        except _DECODE_ERRORS as exc:
+            raise ImageError(_corrupt_reason(exc), name) from exc
+        except MemoryError:
+            raise ImageError(_NO_MEMORY, name) from None
+        if check_header is not None:  # outside: the caller's errors are not the photo's damage
+            try:
+                check_header(headers.Header(fmt, (width, height), turned))
+            except ImageError as exc:
+                raise ImageError(exc.reason, exc.path or name) from None
+        try:
             im.load()
             exif = _exif_bytes(im)
             orientation = im.getexif().get(headers.ORIENTATION, 1)
