@@ -151,6 +151,28 @@ def test_the_jpeg_form_in_tiles_on_threads_equals_one_pass(monkeypatch: pytest.M
             assert diff.max() <= 1 and (diff == 0).mean() > 0.999
 
 
+@pytest.mark.parametrize("shape", [(241, 321), (1, 300_001), (5, 140_001)])
+def test_chroma_samples_in_tiles_equal_one_whole_plane(shape: tuple[int, int]) -> None:
+    """Tiles of any shape (odd sides, a row cut into pieces) give the samples of one pass over
+    the whole plane, with and without a video's matrix, to the resampling's float rounding."""
+    rng = np.random.default_rng(0)
+    level = rng.integers(0, 256, shape).astype(np.uint8)
+    cb, cr = (rng.normal(0, 0.15, (7, 9)).astype(np.float32) for _ in range(2))
+    whole_tile = (slice(0, shape[0]), slice(0, shape[1]))
+    for matrix in (None, color.ycbcr_matrix_chroma(0.2126, 0.0722) * (224 / 255)):
+        whole = chroma.chroma_samples(cb, cr, shape, whole_tile, level, matrix=matrix)
+        tiled = [np.zeros(shape, np.uint8) for _ in range(2)]
+        for rows, cols in chroma.tiles(*shape, chroma.SAMPLE_TILE_PIXELS):
+            samples = chroma.chroma_samples(
+                cb, cr, shape, (rows, cols), level[rows, cols], matrix=matrix
+            )
+            for plane, values in zip(tiled, samples, strict=True):
+                plane[rows, cols] = values
+        for got, expected in zip(tiled, whole, strict=True):
+            difference = np.abs(got.astype(int) - expected)
+            assert difference.max() <= 1 and (difference > 0).mean() < 1e-3
+
+
 def test_output_image_takes_the_jpeg_form_for_large_photos_only() -> None:
     """The JPEG form for a JPEG at least four times its a*b* on each side, or one written 4:2:0
     anyway (quality under 90); sRGB otherwise (the 481x321 dev photos at render 160 keep 4:4:4)

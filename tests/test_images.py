@@ -480,6 +480,23 @@ def test_photos_too_large_to_write_are_refused_from_their_header_without_decodin
             images.read_gray_with_info(data, check_header=writable_as("png"))
 
 
+def test_a_failing_header_check_is_not_reported_as_a_damaged_photo() -> None:
+    """A check's own bug propagates as itself; an ImageError it raises names the photo."""
+
+    def broken(header: Header) -> None:
+        raise ValueError("a bug in the check")
+
+    def refusing(header: Header) -> None:
+        raise ImageError("too wide")
+
+    data = png_file(1, 1)
+    with pytest.raises(ValueError, match="a bug in the check"):
+        images.read_gray_with_info(data, name="in", check_header=broken)
+    with pytest.raises(ImageError) as excinfo:
+        images.read_gray_with_info(data, name="in", check_header=refusing)
+    assert (excinfo.value.path, reason(excinfo)) == ("in", "too wide")
+
+
 def test_the_header_tells_the_orientation_when_decoding_would_not_change_it(
     tmp_path: Path,
 ) -> None:

@@ -92,3 +92,25 @@ def test_stabilizer_checks_its_settings_and_shapes() -> None:
         temporal.Stabilizer(strength=0)
     with pytest.raises(ValueError):
         temporal.Stabilizer()(np.zeros((4, 4), np.uint8), np.zeros((4, 5, 2), np.float32))
+
+
+def test_the_network_runs_on_every_nth_frame_and_at_each_cut(shots) -> None:
+    """`network_groups` on a clip of three 10-frame shots: every 4th frame of a shot and each
+    cut's first reach the network, the frames between follow it in order; every 1: all alone."""
+    frames, cuts = shots
+    grays = clips.gray_frames(frames)
+    assert [i for i, cut in enumerate(cuts) if cut] == [0, 10, 20]
+    items = [(i, gray, f"guide {i}") for i, gray in enumerate(grays)]
+    groups = list(temporal.network_groups(items, 4))
+    leads = [lead for (lead, _), _, _ in groups]
+    assert leads == [0, 4, 8, 10, 14, 18, 20, 24, 28]
+    for (lead, followers), upright, guide in groups:
+        assert upright is grays[lead] and guide == f"guide {lead}"
+        following = [tag for tag, _ in followers]
+        assert following == list(range(lead + 1, lead + 1 + len(following)))
+    assert sorted(t for (lead, fs), _, _ in groups for t in [lead, *(t for t, _ in fs)]) == list(
+        range(len(grays))
+    )
+    alone = list(temporal.network_groups(items, 1))
+    assert [lead for (lead, followers), _, _ in alone] == list(range(len(grays)))
+    assert all(not followers for (_, followers), _, _ in alone)

@@ -159,9 +159,8 @@ def output_frame(planes: Planes, grid: np.ndarray, ab: np.ndarray, layout: Layou
     matrix = color.ycbcr_matrix_chroma(*_LUMA_WEIGHTS[layout.colorspace]) * (steps / 255)
     u, v = (_plane(frame, index, width, height) for index in (1, 2))
     for rows, cols in tiles(height, width, SAMPLE_TILE_PIXELS):
-        samples = chroma_samples(
-            cb, cr, (height, width), (rows, cols), planes.level[rows, cols], None, matrix
-        )
+        level = planes.level[rows, cols]
+        samples = chroma_samples(cb, cr, (height, width), (rows, cols), level, matrix=matrix)
         u[rows, cols], v[rows, cols] = samples
     return frame
 
