@@ -161,7 +161,7 @@ def chroma_samples(
     shape; one mean level without `brightest`), then, with a 2x2 `matrix`, turned into another
     Y'CbCr's (a video's matrix and range: `color.ycbcr_matrix_chroma`). A tile of
     SAMPLE_TILE_PIXELS keeps the passes over it in the cache: a 1080p frame's planes in tiles
-    took 12.6 ms against 18.1 in one piece (docs/video.md)."""
+    took 11.2-11.9 ms against 18.1 in one piece (docs/video.md)."""
     rows, cols = tile
     chroma = (resized(x, shape, rows=rows, cols=cols) for x in (cb, cr))
     planes = color.fit_chroma(darkest, *chroma, brightest)
