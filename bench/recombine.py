@@ -36,7 +36,7 @@ def main() -> None:
     ab = np.random.default_rng(0).normal(0, 20, (160, 240, 2)).astype(np.float32)
     small = Image.fromarray(gray)
     bicubic = Image.Resampling.BICUBIC
-    _, cb, cr = chroma.chroma_grid(gray, ab)
+    cb, cr = chroma.chroma_grid(gray, ab)
     cb_full, cr_full = (chroma.resized(x, gray.shape) for x in (cb, cr))
     print("| step (1732x1155) | time |\n|---|---|")
     timed("grayscale", lambda: color.grayscale(rgb))

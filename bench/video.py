@@ -83,7 +83,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 # A child process times the colorize_cli named here when it is set (--before, agreement).
 sys.path.insert(0, os.environ.get("COLORIZE_TREE", str(ROOT)))
 
-from apply import child_env, tree_at  # noqa: E402
+from apply import child_env, rss_mb, tree_at  # noqa: E402
 
 from colorize_cli.inference import temporal  # noqa: E402
 
@@ -132,13 +132,6 @@ def validation_photos(count: int) -> list[Path]:
         if split_of(hashlib.sha256(path.read_bytes()).hexdigest(), 0.05) == "val":
             photos.append(path)
     return photos[:count]
-
-
-def rss_mb(field: str) -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field):
-            return int(line.split()[1]) / 1024
-    raise KeyError(field)
 
 
 def shot_scores(
@@ -244,7 +237,7 @@ def every(clips_count: int, frames: int, render_size: int, values: list[int]) ->
             runs = 0
             for (first, followers), _, ab in colorizer.chroma_many(groups):
                 runs += 1
-                for index in [first, *(tag for tag, _ in followers)]:
+                for index in [first, *followers]:
                     held[index] = ab
             stabilizer = temporal.Stabilizer()
             small = [

@@ -106,11 +106,8 @@ def test_the_network_runs_on_every_nth_frame_and_at_each_cut(shots) -> None:
     assert leads == [0, 4, 8, 10, 14, 18, 20, 24, 28]
     for (lead, followers), upright, guide in groups:
         assert upright is grays[lead] and guide == f"guide {lead}"
-        following = [tag for tag, _ in followers]
-        assert following == list(range(lead + 1, lead + 1 + len(following)))
-    assert sorted(t for (lead, fs), _, _ in groups for t in [lead, *(t for t, _ in fs)]) == list(
-        range(len(grays))
-    )
+        assert followers == list(range(lead + 1, lead + 1 + len(followers)))
+    assert sorted(t for (lead, fs), _, _ in groups for t in [lead, *fs]) == list(range(len(grays)))
     alone = list(temporal.network_groups(items, 1))
     assert [lead for (lead, followers), _, _ in alone] == list(range(len(grays)))
     assert all(not followers for (_, followers), _, _ in alone)

@@ -199,6 +199,18 @@ def test_the_network_sees_a_rotated_phone_video_upright(truth, tmp_path: Path) -
     ] * 4
 
 
+def test_planes_count_each_array_they_hold_once() -> None:
+    """A frame's bytes in the batch budget: in full range the gray is the luma, in 4:4:4 the
+    chroma level is the gray."""
+    luma = np.zeros((H, W), np.uint8)
+    gray = luma + 1
+    level = np.zeros((H // 2, W // 2), np.uint8)
+    assert video_frames.Planes(luma, gray, level).nbytes == 2 * W * H + W * H // 4
+    assert video_frames.Planes(luma, luma, level).nbytes == W * H + W * H // 4
+    assert video_frames.Planes(luma, gray, gray).nbytes == 2 * W * H
+    assert video_frames.Planes(luma, luma, luma).nbytes == W * H
+
+
 class LeftRedColorizer:
     """Stands in for a Colorizer: red on the left half of the frame it is given, no colour on
     the right."""

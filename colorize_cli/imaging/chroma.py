@@ -38,11 +38,10 @@ _NEAREST = Image.Resampling.NEAREST
 JPEG_FORM_FACTOR = 4
 
 
-def chroma_grid(gray: np.ndarray, ab: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A photo's colour on the grid of its a*b* (the render size): each cell's mean gray level
-    (uint8) and the Cb, Cr (`color.lab_chroma`) of that level's L* with the cell's a*b*."""
-    level = cell_levels(gray, ab.shape[:2])
-    return (level, *color.lab_chroma(level, ab))
+def chroma_grid(gray: np.ndarray, ab: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A photo's colour on the grid of its a*b* (the render size): the Cb, Cr
+    (`color.lab_chroma`) of each cell's mean gray level (`cell_levels`) with the cell's a*b*."""
+    return color.lab_chroma(cell_levels(gray, ab.shape[:2]), ab)
 
 
 def cell_levels(gray: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -130,7 +129,7 @@ def recombine_jpeg(gray: np.ndarray, ab: np.ndarray) -> Image.Image:
     height, width = gray.shape
     half = ((height + 1) // 2, (width + 1) // 2)
     image = Image.new("YCbCr", (width, height))
-    _, cb, cr = chroma_grid(gray, ab)
+    cb, cr = chroma_grid(gray, ab)
 
     def fill(tile: tuple[slice, slice]) -> None:
         rows, cols = tile  # in the half-resolution planes
@@ -200,7 +199,7 @@ def _recombine_tiles(
 ) -> None:
     """`recombine`'s tiles, each handed to `put(rows, cols, rgb)` from the band threads: the
     grid's chroma resampled to the tile, on the tile's gray."""
-    _, cb, cr = chroma_grid(gray, ab)
+    cb, cr = chroma_grid(gray, ab)
 
     def fill(tile: tuple[slice, slice]) -> None:
         rows, cols = tile

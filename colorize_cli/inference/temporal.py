@@ -75,19 +75,19 @@ def glance_at(upright: np.ndarray) -> np.ndarray:
 
 def network_groups(
     frames: Iterable[tuple[T, np.ndarray, G]], every: int
-) -> Iterator[tuple[tuple[T, list[tuple[T, np.ndarray]]], np.ndarray, G]]:
+) -> Iterator[tuple[tuple[T, list[T]], np.ndarray, G]]:
     """(tag, upright gray, guide) frames -> the network's items (`Colorizer.chroma_many`'s):
-    every `every`-th frame of a shot, and the first after each cut, tagged with the (tag,
-    upright) frames that follow it up to the next one (they keep its colour). Reads `every`
-    frames ahead at most."""
-    group: tuple[T, list[tuple[T, np.ndarray]], np.ndarray, G] | None = None
+    every `every`-th frame of a shot, and the first after each cut, tagged with the tags of the
+    frames that follow it up to the next one (they keep its colour). Reads `every` frames ahead
+    at most."""
+    group: tuple[T, list[T], np.ndarray, G] | None = None
     previous: np.ndarray | None = None
     for tag, upright, guide in frames:
         glance = glance_at(upright)
         cut = previous is None or is_cut(previous, glance)
         previous = glance
         if group is not None and not cut and len(group[1]) < every - 1:
-            group[1].append((tag, upright))
+            group[1].append(tag)
             continue
         if group is not None:
             yield (group[0], group[1]), group[2], group[3]

@@ -193,10 +193,10 @@ class _Transcode:
             try:
                 groups = temporal.network_groups(grays, network_every)
                 batches = colorizer.chroma_many(groups, held=_follower_pixels)
-                for (lead, followers), seen, predicted in batches:
+                for (lead, followers), _, predicted in batches:
                     stored = video_frames.stored(predicted, layout)
                     # The network's frame, then the frames that keep its colour, in order.
-                    for (pts, planes), _ in [(lead, seen), *followers]:
+                    for pts, planes in [lead, *followers]:
                         # The network's grid, as stored: the stabiliser's gray and the chroma's L*.
                         grid = video_frames.render_grid(planes.level, stored.shape[:2])
                         ab = stored
@@ -380,10 +380,10 @@ class _Prefetch(Iterator[T]):
         self._thread.join()
 
 
-def _follower_pixels(group: tuple[Any, list[tuple[Any, np.ndarray]]]) -> int:
+def _follower_pixels(group: tuple[Any, list[tuple[Any, video_frames.Planes]]]) -> int:
     """What a network frame's followers hold while they wait for its colour, in the batch
     budget's unit (a photo's gray: a byte a pixel): their planes' bytes."""
-    return sum(planes.nbytes for (_, planes), _ in group[1])
+    return sum(planes.nbytes for _, planes in group[1])
 
 
 def _frame_step(video: Any) -> int:

@@ -93,14 +93,15 @@ class Planes:
 
     @property
     def nbytes(self) -> int:
-        """The bytes the planes hold (the gray is the luma itself in full range)."""
-        gray = 0 if self.gray is self.luma else self.gray.nbytes
-        return self.luma.nbytes + gray + self.level.nbytes
+        """The bytes the planes hold, each array once (the gray is the luma itself in full range,
+        the level the gray itself in 4:4:4)."""
+        arrays = {id(plane): plane for plane in (self.luma, self.gray, self.level)}
+        return sum(plane.nbytes for plane in arrays.values())
 
 
 def planes(frame: Any, layout: Layout) -> Planes:
     """A frame's `Planes` (`video.py` makes them on its decoding thread)."""
-    luma, gray = luma_and_gray(frame, layout)
+    luma, gray = _luma_and_gray(frame, layout)
     # 4:2:0 sits on even sides, so a 2x2 reduction (4x as fast as a box resize; the two round
     # a level apart at most).
     level = gray if layout.pix_fmt != "yuv420p" else np.asarray(Image.fromarray(gray).reduce(2))
@@ -114,7 +115,7 @@ def render_grid(level: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return cell_levels(level, shape)
 
 
-def luma_and_gray(frame: Any, layout: Layout) -> tuple[np.ndarray, np.ndarray]:
+def _luma_and_gray(frame: Any, layout: Layout) -> tuple[np.ndarray, np.ndarray]:
     """A frame's 8-bit luma plane as stored, and its 0..255 gray (as stored too)."""
     if (frame.width, frame.height) != (layout.width, layout.height):  # the size changed mid-way
         frame = frame.reformat(width=layout.width, height=layout.height)
