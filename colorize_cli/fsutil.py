@@ -21,6 +21,7 @@ import os
 import shutil
 import signal
 import stat
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -129,24 +130,39 @@ def _raise_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+# What stops a run: Ctrl-C and `kill`.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+@contextlib.contextmanager
+def signals_caught() -> Iterator[list[int]]:
+    """STOP_SIGNALS that arrive inside the block are recorded in the list it gives (the caller
+    stops where it chooses), not raised in the middle of whatever runs: a KeyboardInterrupt
+    raised inside a C callback (HDF5, Pillow) can be swallowed. Only the main thread can catch
+    them; elsewhere the list stays empty and the default handling stays."""
+    caught: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield caught
+        return
+    previous = {
+        signum: signal.signal(signum, lambda signum, frame: caught.append(signum))
+        for signum in STOP_SIGNALS
+    }
+    try:
+        yield caught
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
 @contextlib.contextmanager
 def interrupts_held() -> Iterator[None]:
     """Ctrl-C and SIGTERM that arrive inside the block take effect (a KeyboardInterrupt) when it
     ends, not in the middle: for a step that must be whole, like printing the path of a file just
     written. Only the main thread can hold them; elsewhere the block runs as it is."""
-    held: list[int] = []
-    signals = (signal.SIGINT, signal.SIGTERM)
-    try:
-        previous = [signal.signal(s, lambda signum, frame: held.append(signum)) for s in signals]
-    except ValueError:  # not the main thread
+    with signals_caught() as caught:
         yield
-        return
-    try:
-        yield
-    finally:
-        for s, handler in zip(signals, previous, strict=True):
-            signal.signal(s, handler)
-    if held:
+    if caught:
         raise KeyboardInterrupt
 
 

@@ -27,8 +27,6 @@ PAD_FILL = (0, 0, 0)  # black: achromatic, so letterbox bars teach "no colour he
 WINDOW_PER_JOB = 4
 # A photo file is read whole (to hash it) only up to this size: 200 megapixels of 16-bit RGBA.
 MAX_PHOTO_BYTES = 2**31
-# What stops a run between two photos (the workers ignore them: the main process decides).
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class Plan(NamedTuple):
@@ -114,7 +112,7 @@ def _start_worker(plan: Plan) -> None:
     global _worker_plan
     _worker_plan = plan
     # Ctrl-C reaches the whole process group; the main process alone decides what to keep.
-    for signum in STOP_SIGNALS:
+    for signum in fsutil.STOP_SIGNALS:
         signal.signal(signum, signal.SIG_IGN)
 
 

@@ -12,10 +12,8 @@ import csv
 import io
 import os
 import re
-import signal
-import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -25,7 +23,7 @@ import numpy as np
 from colorize_cli import fsutil
 from colorize_cli.config import PrepareOptions
 from colorize_cli.data import shard_writer, shards
-from colorize_cli.data.decoding import STOP_SIGNALS, Decoders, Plan
+from colorize_cli.data.decoding import Decoders, Plan
 from colorize_cli.errors import ShardError, UsageError
 from colorize_cli.imaging import images
 from colorize_cli.imaging.inputs import expand_inputs
@@ -247,7 +245,10 @@ def _run(
 ) -> None:
     seen: set[str] = set()
     kept = 0
-    with Decoders(paths, plan, jobs) as outcomes, _ctrl_c_between_photos() as stop:
+    with (
+        Decoders(paths, plan, jobs) as outcomes,
+        fsutil.signals_caught() as stop,
+    ):  # Ctrl-C lands between photos
         progress.start("prepare", total=len(paths), unit="photos")
         for path, outcome in outcomes:
             if stop:
@@ -268,29 +269,6 @@ def _run(
                 split.add(outcome.gray, outcome.rgb, str(path), outcome.sha256)
                 kept += 1
             progress.advance(1, kept=kept, skipped=len(report.skipped))
-
-
-@contextlib.contextmanager
-def _ctrl_c_between_photos() -> Iterator[list[int]]:
-    """Ctrl-C or SIGTERM lands between two photos (the list becomes non-empty), never inside HDF5
-    or Pillow.
-
-    A KeyboardInterrupt raised inside a C callback can be swallowed ("Exception ignored"), and
-    the run would go on as if nothing happened. Off the main thread the default handling stays.
-    """
-    caught: list[int] = []
-    if threading.current_thread() is not threading.main_thread():
-        yield caught
-        return
-    previous = {
-        signum: signal.signal(signum, lambda signum, frame: caught.append(signum))
-        for signum in STOP_SIGNALS
-    }
-    try:
-        yield caught
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
 
 
 def _summary(report: PrepareReport) -> str:

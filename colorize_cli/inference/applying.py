@@ -11,8 +11,8 @@ import functools
 import os
 import stat
 import threading
-from collections import Counter, deque
-from collections.abc import Iterable, Iterator
+from collections import deque
+from collections.abc import Generator, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TextIO
 
@@ -101,11 +101,10 @@ def _apply_photos(
     guides: Guides,
 ) -> Iterator[Outcome]:
     progress.start("colorizing", total=len(jobs), unit="photos")
-    written: Counter[str] = Counter()
     # `yield from`, not a loop: an interrupt thrown in here (the CLI's, while it printed) reaches
     # the run, which still reports what it wrote.
-    yield from _colorize_photos(jobs, options, colorizer, progress, guides, written)
-    progress.finish(f"colorized {written['written']} of {len(jobs)} photos")
+    written = yield from _colorize_photos(jobs, options, colorizer, progress, guides)
+    progress.finish(f"colorized {written} of {len(jobs)} photos")
 
 
 def _colorize_photos(
@@ -114,12 +113,10 @@ def _colorize_photos(
     colorizer: Colorizer,
     progress: ProgressSink,
     guides: Guides,
-    tally: Counter[str],
-) -> Iterator[Outcome]:
-    """One outcome per job, in the jobs' order (the finished ones counted in `tally` by status).
-    A batch that fails as a whole (out of memory, a model that cannot take one photo's shape) is
-    retried photo by photo, so only the photo at fault fails, and the photos after it are still
-    done."""
+) -> Generator[Outcome, None, int]:
+    """One outcome per job, in the jobs' order; returns how many photos were written. A batch
+    that fails as a whole (out of memory, a model that cannot take one photo's shape) is retried
+    photo by photo, so only the photo at fault fails, and the photos after it are still done."""
     failures: list[tuple[int, Outcome]] = []  # (index in jobs, outcome) of unreadable photos
     taken: list[Job] = []  # jobs the reader has taken, read or not
     started: list[Job] = []  # read and handed to the colorizer, not yet reported
@@ -129,9 +126,11 @@ def _colorize_photos(
     finishing: deque[tuple[int, Job, int, Future[Outcome]]] = deque()
     abandon = threading.Event()  # set when the run stops early: queued photos are not written
 
-    def settle(in_flight: int) -> Iterator[Outcome]:
+    def settle(in_flight: int) -> Generator[Outcome, None, int]:
         """Outcomes of the finished photos, in order, waiting while more than `in_flight`
-        pixels are being finished (a large photo is written before the next is read)."""
+        pixels are being finished (a large photo is written before the next is read); returns
+        how many were written."""
+        written = 0
         while finishing and (
             finishing[0][3].done() or sum(item[2] for item in finishing) > in_flight
         ):
@@ -141,10 +140,12 @@ def _colorize_photos(
             started.remove(job)
             yield from _drain(failures, progress, before=index)
             progress.advance(1)
-            tally[outcome.status] += 1
+            written += outcome.status == "written"
             yield outcome
+        return written
 
     failure: MemoryError | ColorizeError | None = None
+    written = 0
     finisher = ThreadPoolExecutor(1)
     try:
         try:
@@ -152,11 +153,11 @@ def _colorize_photos(
                 future = finisher.submit(_finish, job, gray, ab, info, options, abandon)
                 finishing.append((index, job, gray.size, future))
                 del gray, ab  # held by the finishing thread alone from here
-                yield from settle(FINISHING_PIXELS)
+                written += yield from settle(FINISHING_PIXELS)
         except (MemoryError, ColorizeError) as exc:
             failure = exc
         # The photos already coloured are written whatever happened to the batch after them.
-        yield from settle(-1)
+        written += yield from settle(-1)
     except GeneratorExit:
         abandon.set()  # closed early: nothing more is written, and nothing can be reported
         raise
@@ -175,15 +176,16 @@ def _colorize_photos(
         finisher.shutdown(wait=True, cancel_futures=True)
     yield from _drain(failures, progress)
     if failure is None:
-        return
+        return written
     rest = jobs[len(taken) :]
     if len(started) == 1:
         progress.advance(1)
         yield Outcome(str(started[0].source), started[0].output, "failed", _reason(failure))
     else:
         for job in started:
-            yield from _colorize_photos([job], options, colorizer, progress, guides, tally)
-    yield from _colorize_photos(rest, options, colorizer, progress, guides, tally)
+            written += yield from _colorize_photos([job], options, colorizer, progress, guides)
+    written += yield from _colorize_photos(rest, options, colorizer, progress, guides)
+    return written
 
 
 def _reason(exc: BaseException) -> str:

@@ -137,8 +137,14 @@ def _suffix(path: Path, format: str | None) -> str:
         return video.output_suffix(path)
     if format is not None:
         return f".{format.lower()}"
+    return own_suffix(path)
+
+
+def own_suffix(path: str | Path) -> str:
+    """The extension a photo is written with when no format is asked for: its own if writable,
+    else PNG's (`colorize apply` and the page's downloads)."""
     try:
         writing.output_format(path)
     except ImageError:
         return f".{FALLBACK_FORMAT}"
-    return path.suffix
+    return Path(path).suffix

@@ -27,7 +27,7 @@ from colorize_cli.imaging.chroma import output_image
 from colorize_cli.imaging.hints import Guide
 from colorize_cli.inference.applying import colorize_bytes
 from colorize_cli.inference.colorizer import Colorizer
-from colorize_cli.inference.planning import FALLBACK_FORMAT, OUTPUT_SUFFIX
+from colorize_cli.inference.planning import OUTPUT_SUFFIX, own_suffix
 
 # Previews are JPEGs: a tenth of a PNG's encoding time, and the page shows them scaled anyway.
 PREVIEW_QUALITY = 90
@@ -317,9 +317,4 @@ def _new_id() -> str:
 
 def _own_format(name: str) -> str:
     """The format `colorize apply NAME` writes: its own extension's if writable, else PNG."""
-    suffix = Path(name).suffix.lstrip(".")
-    try:
-        writing.output_format(name)
-    except ImageError:
-        return FALLBACK_FORMAT
-    return suffix
+    return own_suffix(name).lstrip(".")
