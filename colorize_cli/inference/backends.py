@@ -158,7 +158,8 @@ class OnnxBackend:
     def __init__(self, path: Path) -> None:
         ort = model_files.import_runtime("onnx")
         data = model_checks.read_model(path)
-        model_checks.check_onnx(data, path)
+        metadata = model_checks.check_onnx(data, path)
+        facts = model_files.parse_metadata(metadata.get(model_files.METADATA_KEY, ""), path)
         # ONNX Runtime logs a failed run in colour on stderr; the failure is reported once, ours.
         ort.set_default_logger_severity(4)
         _capped_arena(ort)
@@ -176,10 +177,8 @@ class OnnxBackend:
         try:
             # From bytes: the session has no folder to look for external data in.
             self._session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
-            metadata = self._session.get_modelmeta().custom_metadata_map
         except Exception as exc:  # the runtime's parser fails in many ways on a damaged file
             raise ModelError(f"not a loadable ONNX model: {_reason(exc)}", path) from None
-        facts = model_files.parse_metadata(metadata.get(model_files.METADATA_KEY, ""), path)
         self.path, self.stride = path, facts["stride"]
         self.channels = model_files.OUTPUTS[facts["output"]]
         inputs, outputs = self._session.get_inputs(), self._session.get_outputs()

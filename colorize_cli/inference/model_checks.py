@@ -97,10 +97,10 @@ def _refuse_size(problem: str | None, path: Path) -> None:
 # ONNX -------------------------------------------------------------------------------------------
 
 
-def check_onnx(data: bytes, path: Path) -> None:
+def check_onnx(data: bytes, path: Path) -> dict[str, str]:
     """ModelError unless the ONNX model parses with the `onnx` package (no session yet), uses
     only ONNX_OPS of the standard domain, defines no functions, keeps its weights in the file,
-    and asks for bounded sizes (model_sizes.py)."""
+    and asks for bounded sizes (model_sizes.py); its metadata (key -> value), read on the way."""
     try:
         from onnx import ModelProto, TensorProto
     except ImportError:
@@ -134,6 +134,7 @@ def check_onnx(data: bytes, path: Path) -> None:
     except Exception as exc:  # attributes of the wrong type, tensors that do not decode
         raise ModelError(f"not a loadable ONNX model: {one_line(exc)}", path) from None
     _refuse_size(problem, path)
+    return {prop.key: prop.value for prop in model.metadata_props}
 
 
 # TFLite -----------------------------------------------------------------------------------------
